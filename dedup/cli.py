@@ -1,0 +1,249 @@
+"""The `dedup` command line: thin click commands over the library (see `dedup/__init__.py`).
+
+Exit codes (documented in the README): 0 success; 1 internal error; 2 usage error; 3 partial success (some
+input rows rejected, everything else committed); 4 index locked by another writer; 5 index problem (missing,
+not an index, unsupported version, parameter mismatch); 6 --strict stopped at a bad row (nothing committed);
+7 I/O failure while writing (disk full, read-only), index unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dedup.ingest import StrictError, ingest
+from dedup.params import ParamsError
+from dedup.query import Index
+from dedup.readers import FieldMap, InputError
+from dedup.store import IndexError_, LockedError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_PARTIAL, EXIT_LOCKED, EXIT_INDEX, EXIT_STRICT, EXIT_IO = range(8)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"dedup: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _guard(fn: Callable) -> Callable:
+    """Turn expected failures into one clear line and a documented exit code, never a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return fn(*args, **kwargs)
+        except LockedError as e:
+            _fail(str(e), EXIT_LOCKED)
+        except (IndexError_, ParamsError) as e:
+            _fail(str(e), EXIT_INDEX)
+        except InputError as e:
+            _fail(str(e), EXIT_USAGE)
+        except StrictError as e:
+            _fail(f"--strict: stopped at {e}; nothing from this batch was committed", EXIT_STRICT)
+        except KeyError as e:
+            _fail(f"not found: {e.args[0]}", EXIT_USAGE)
+        except OSError as e:
+            _fail(f"I/O error: {e}; the index is unchanged", EXIT_IO)
+        except (click.ClickException, click.exceptions.Exit):
+            raise
+        except Exception as e:  # noqa: BLE001 - last line of defence for a nightly job
+            if os.environ.get("DEDUP_DEBUG"):
+                raise
+            _fail(f"internal error ({type(e).__name__}: {e}); set DEDUP_DEBUG=1 for a traceback", EXIT_INTERNAL)
+        return None
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dedup")
+def main() -> None:
+    """Find copies of the same news story: rewritten, abridged, machine-translated."""
+
+
+_index_opt = click.option("--index", "index", required=True, type=click.Path(file_okay=False),
+                          help="Index directory.")
+
+
+@main.command("ingest")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@_index_opt
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object to stdout.")
+@click.option("--strict", is_flag=True, help="Stop at the first bad row and commit nothing.")
+@click.option("--no-store-text", is_flag=True, help="Do not keep document texts in the index.")
+@click.option("--max-chars", type=int, default=5_000_000, show_default=True, help="Reject longer texts.")
+@click.option("--id-field", default="id", show_default=True)
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--title-field", default="title", show_default=True)
+@click.option("--source-field", default="source", show_default=True)
+@click.option("--url-field", default="url", show_default=True)
+@click.option("--published-at-field", default="published_at", show_default=True)
+@click.option("--lang-field", default="lang", show_default=True)
+@click.option("--shingle", type=click.Choice(["char", "word"]), help="[new index] shingle kind.")
+@click.option("--shingle-size", type=int, help="[new index] shingle size n.")
+@click.option("--num-perm", type=int, help="[new index] MinHash permutations.")
+@click.option("--seed", type=int, help="[new index] MinHash seed.")
+@click.option("--threshold", type=float, help="[new index] LSH Jaccard threshold (bands x rows follow).")
+@click.option("--bands", type=int, help="[new index] explicit number of bands (with --rows).")
+@click.option("--rows", type=int, help="[new index] explicit rows per band (with --bands).")
+@_guard
+def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, no_store_text: bool,
+               max_chars: int, **opts: object) -> None:
+    """Add PATHS (JSONL[.gz|.zst], CSV, Parquet, .txt files or directories of them) to the index as one batch.
+
+    \b
+    Examples:
+      dedup ingest data/ --index idx
+      dedup ingest night-2026-11-21.jsonl.gz --index /srv/news-idx --json
+      dedup ingest feed.csv --index idx --id-field guid --text-field body --strict
+    """
+    fields = FieldMap(**{k[:-6]: opts.pop(k) for k in list(opts) if k.endswith("_field")})  # type: ignore[arg-type]
+    requested = {k: v for k, v in opts.items() if v is not None}
+    if ("bands" in requested) != ("rows" in requested):
+        raise click.UsageError("--bands and --rows go together")
+    tty = sys.stderr.isatty()
+
+    def progress(stage: str, n: int, total: int | None) -> None:
+        if tty:
+            click.echo(f"\r{stage}: {n:,}   ", err=True, nl=False)
+
+    s = ingest(list(paths), index, requested=requested, fields=fields, store_text=not no_store_text,
+               strict=strict, max_chars=max_chars, progress=progress)
+    if tty:
+        click.echo("", err=True)
+    for r in s.rejections[:50]:
+        click.echo(f"dedup: rejected: {r.message()}", err=True)
+    if len(s.rejections) > 50:
+        click.echo(f"dedup: ... and {len(s.rejections) - 50} more (see the `rejected` table)", err=True)
+    if as_json:
+        click.echo(json.dumps(s.to_json()))
+    else:
+        click.echo(f"batch {s.batch}: read {s.read}, indexed {s.indexed} (new {s.new}, replaced {s.replaced}), "
+                   f"unchanged {s.unchanged}, rejected {s.rejected}; {s.linked} linked pairs; "
+                   f"{s.clusters} clusters of 2+ among {s.documents} documents; {s.seconds:.1f}s", err=True)
+    if s.rejected or s.file_errors:
+        sys.exit(EXIT_PARTIAL)
+
+
+def _write_rows(table: pa.Table, path: str) -> None:
+    ext = Path(path).suffix.lower()
+    if ext == ".parquet":
+        pq.write_table(table, path)
+    elif ext == ".csv":
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(table.column_names)
+            w.writerows(zip(*(c.to_pylist() for c in table.columns)))
+    elif ext in (".jsonl", ".json"):
+        with open(path, "w", encoding="utf-8") as f:
+            for row in table.to_pylist():
+                f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    else:
+        raise click.UsageError(f"--output {path}: use .parquet, .csv or .jsonl")
+
+
+@main.command("clusters")
+@_index_opt
+@click.option("--min-size", type=int, default=2, show_default=True)
+@click.option("--limit", type=int, default=20, show_default=True, help="Clusters to print.")
+@click.option("--output", type=click.Path(dir_okay=False),
+              help="Write doc_id, cluster_id of EVERY document (.parquet, .csv or .jsonl).")
+@_guard
+def clusters_cmd(index: str, min_size: int, limit: int, output: str | None) -> None:
+    """Print the largest clusters with titles and sources; optionally export all assignments."""
+    ix = Index(index)
+    if output:
+        _write_rows(ix.assignments(), output)
+        click.echo(f"wrote {ix.assignments().num_rows} assignments to {output}", err=True)
+    rows = ix.clusters(min_size=min_size, limit=limit).to_pylist()
+    current = None
+    for r in rows:
+        if r["cluster_id"] != current:
+            current = r["cluster_id"]
+            click.echo(f"\ncluster {current}  ({r['size']} documents)")
+        mark = "*" if r["is_representative"] else " "
+        when = r["published_at"].date().isoformat() if r["published_at"] else "-"
+        click.echo(f"  {mark} {r['doc_id']}  [{r['source'] or '-'}, {when}]  {r['title'] or ''}")
+    if not rows:
+        click.echo(f"no clusters with {min_size}+ documents")
+
+
+@main.command("similar")
+@_index_opt
+@click.option("--id", "doc_id", help="An indexed document id.")
+@click.option("--text-file", type=click.File("r", encoding="utf-8"), help="A text file ('-' for stdin).")
+@click.option("--limit", type=int, default=10, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@_guard
+def similar_cmd(index: str, doc_id: str | None, text_file: object, limit: int, fmt: str) -> None:
+    """Near-duplicates of a document, with verification scores (`linked` = counted as a copy)."""
+    if (doc_id is None) == (text_file is None):
+        raise click.UsageError("give exactly one of --id or --text-file")
+    text = text_file.read() if text_file is not None else None  # type: ignore[attr-defined]
+    _print_table(Index(index).similar(doc_id=doc_id, text=text, limit=limit), fmt)
+
+
+@main.command("sql")
+@_index_opt
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@_guard
+def sql_cmd(index: str, query: str, fmt: str) -> None:
+    """Run QUERY over the index views (documents, signatures, buckets, pairs, clusters, cluster_summary, ...)."""
+    import duckdb
+
+    try:
+        table = Index(index).sql(query)
+    except duckdb.Error as e:
+        raise click.UsageError(f"SQL error: {e}") from None
+    _print_table(table, fmt)
+
+
+@main.command("stats")
+@_index_opt
+@click.option("--json", "as_json", is_flag=True)
+@_guard
+def stats_cmd(index: str, as_json: bool) -> None:
+    """Documents, clusters, pairs, parameters and on-disk size."""
+    st = Index(index).stats()
+    if as_json:
+        click.echo(json.dumps(st))
+        return
+    for k, v in st.items():
+        if k != "params":
+            click.echo(f"{k:20} {v:,}" if isinstance(v, int) else f"{k:20} {v}")
+    click.echo("params              " + ", ".join(f"{k}={v}" for k, v in st["params"].items()))
+
+
+def _print_table(table: pa.Table, fmt: str) -> None:
+    if fmt == "json":
+        for row in table.to_pylist():
+            click.echo(json.dumps(row, ensure_ascii=False, default=str))
+        return
+    if fmt == "csv":
+        w = csv.writer(sys.stdout)
+        w.writerow(table.column_names)
+        w.writerows(zip(*(c.to_pylist() for c in table.columns)))
+        return
+    cols = table.column_names
+    rows = [["" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v)) for v in r]
+            for r in zip(*(c.to_pylist() for c in table.columns))]
+    width = [min(60, max([len(c)] + [len(r[i]) for r in rows])) for i, c in enumerate(cols)]
+    click.echo("  ".join(c.ljust(width[i]) for i, c in enumerate(cols)))
+    click.echo("  ".join("-" * w for w in width))
+    for r in rows:
+        click.echo("  ".join(v[:60].ljust(width[i]) for i, v in enumerate(r)))
+    click.echo(f"({len(rows)} rows)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""xxHash32 compiled with numba: bit-identical to `xxhash.xxh32_intdigest(data, seed)`.
+
+The shingle hash is part of the index contract (`hash = "xxh32"` in the manifest); users reproduce a stored
+signature with datasketch by passing `hashfunc=xxhash.xxh32_intdigest`.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_P1 = np.uint64(0x9E3779B1)
+_P2 = np.uint64(0x85EBCA77)
+_P3 = np.uint64(0xC2B2AE3D)
+_P4 = np.uint64(0x27D4EB2F)
+_P5 = np.uint64(0x165667B1)
+_M32 = np.uint64(0xFFFFFFFF)
+
+
+@numba.njit(inline="always")
+def _rotl(x: np.uint64, r: int) -> np.uint64:
+    return ((x << np.uint64(r)) | (x >> np.uint64(32 - r))) & _M32
+
+
+@numba.njit(inline="always")
+def _read32(buf: np.ndarray, i: int) -> np.uint64:
+    return (np.uint64(buf[i]) | (np.uint64(buf[i + 1]) << np.uint64(8))
+            | (np.uint64(buf[i + 2]) << np.uint64(16)) | (np.uint64(buf[i + 3]) << np.uint64(24)))
+
+
+@numba.njit(cache=True, nogil=True)
+def xxh32(buf: np.ndarray, start: int, end: int, seed: int) -> np.uint32:
+    """xxHash32 of the bytes buf[start:end]."""
+    length = end - start
+    i = start
+    s = np.uint64(seed) & _M32
+    if length >= 16:
+        v1 = (s + _P1 + _P2) & _M32
+        v2 = (s + _P2) & _M32
+        v3 = s
+        v4 = (s - _P1) & _M32
+        limit = end - 16
+        while i <= limit:
+            v1 = (_rotl((v1 + _read32(buf, i) * _P2) & _M32, 13) * _P1) & _M32
+            v2 = (_rotl((v2 + _read32(buf, i + 4) * _P2) & _M32, 13) * _P1) & _M32
+            v3 = (_rotl((v3 + _read32(buf, i + 8) * _P2) & _M32, 13) * _P1) & _M32
+            v4 = (_rotl((v4 + _read32(buf, i + 12) * _P2) & _M32, 13) * _P1) & _M32
+            i += 16
+        h = (_rotl(v1, 1) + _rotl(v2, 7) + _rotl(v3, 12) + _rotl(v4, 18)) & _M32
+    else:
+        h = (s + _P5) & _M32
+    h = (h + np.uint64(length)) & _M32
+    while i + 4 <= end:
+        h = (_rotl((h + _read32(buf, i) * _P3) & _M32, 17) * _P4) & _M32
+        i += 4
+    while i < end:
+        h = (_rotl((h + np.uint64(buf[i]) * _P5) & _M32, 11) * _P1) & _M32
+        i += 1
+    h ^= h >> np.uint64(15)
+    h = (h * _P2) & _M32
+    h ^= h >> np.uint64(13)
+    h = (h * _P3) & _M32
+    h ^= h >> np.uint64(16)
+    return np.uint32(h)

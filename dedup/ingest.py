@@ -1,0 +1,322 @@
+"""The ingest job: read → normalize/shingle/sketch → band → store → link → verify → cluster → commit.
+
+One call is one batch and one atomic commit. Documents flow in chunks, so memory follows the chunk size, not the
+batch size. Identity rules:
+- within one batch the first row with an id wins; later rows with that id are rejected as `duplicate_id`;
+- a document already in the index with the same text is `unchanged` (nothing is written for it);
+- the same id with a different text is `replaced`: the old version disappears from every table.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import xxhash
+
+from dedup.bands import band_keys
+from dedup.cluster import assign_ids, partition
+from dedup.link import candidate_pairs
+from dedup.params import Params
+from dedup.readers import DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expand_paths, read_file, records_from_table
+from dedup.sketch import sketch_batch
+from dedup.store import Writer, fetch
+from dedup.verify import verify_pairs
+
+CHUNK = 20_000
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass
+class Summary:
+    """What one ingest did. `read = indexed + rejected + unchanged`, indexed = new + replaced."""
+
+    read: int = 0
+    indexed: int = 0
+    new: int = 0
+    replaced: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    file_errors: int = 0
+    candidates: int = 0
+    pairs: int = 0
+    linked: int = 0
+    documents: int = 0
+    clusters: int = 0
+    new_clusters: int = 0
+    merges: int = 0
+    splits: int = 0
+    batch: int = 0
+    seconds: float = 0.0
+    rejections: list[Rejection] = field(default_factory=list, repr=False)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d.pop("rejections")
+        reasons: dict[str, int] = {}
+        for r in self.rejections:
+            reasons[r.reason] = reasons.get(r.reason, 0) + 1
+        d["rejected_by_reason"] = reasons
+        d["seconds"] = round(self.seconds, 3)
+        return d
+
+
+class StrictError(Exception):
+    """--strict: the first bad row stops the batch; nothing is committed."""
+
+    def __init__(self, rejection: Rejection):
+        super().__init__(rejection.message())
+        self.rejection = rejection
+
+
+def text_hash(text: str) -> int:
+    """Identity of a text version: decides unchanged vs replaced."""
+    return xxhash.xxh3_64_intdigest(text.encode("utf-8", "surrogatepass"))
+
+
+
+def _records(sources: list, fields: FieldMap, max_chars: int) -> Iterator[Record | Rejection]:
+    files, unsupported = expand_paths([s for s in sources if not isinstance(s, (pa.Table, pa.RecordBatch))])
+    yield from unsupported
+    for s in sources:
+        if isinstance(s, (pa.Table, pa.RecordBatch)):
+            yield from records_from_table(pa.table(s), fields, max_chars=max_chars)
+    for f in files:
+        yield from read_file(f, fields, max_chars)
+
+
+def _chunks(it: Iterator, n: int) -> Iterator[list]:
+    buf: list = []
+    for x in it:
+        buf.append(x)
+        if len(buf) >= n:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+class _Batch:
+    """State of one ingest between reading and commit."""
+
+    def __init__(self, w: Writer, store_text: bool, strict: bool, progress: Progress | None):
+        self.w, self.p = w, w.params
+        self.store_text, self.strict, self.progress = store_text, strict, progress
+        self.batch = w.manifest.next_batch
+        self.s = Summary(batch=self.batch)
+        self.con = duckdb.connect()
+        self.winner: dict[str, tuple[str, int | None]] = {}
+        self.replaced: set[str] = set()
+        self.indexed_ids: list[str] = []
+
+    def reject(self, r: Rejection) -> None:
+        if self.strict:
+            raise StrictError(r)
+        self.s.rejections.append(r)
+        if r.line is None:
+            self.s.file_errors += 1
+        else:
+            self.s.rejected += 1
+
+    def add(self, chunk: list[Record | Rejection]) -> None:
+        recs: list[Record] = []
+        for r in chunk:
+            if isinstance(r, Rejection):
+                if r.line is not None:
+                    self.s.read += 1
+                self.reject(r)
+                continue
+            self.s.read += 1
+            first = self.winner.get(r.doc_id)
+            if first is not None:
+                where = first[0] if first[1] is None else f"{first[0]}:{first[1]}"
+                self.reject(Rejection(r.file, r.line, r.doc_id, "id", "duplicate_id",
+                                      f"id already seen at {where} in this batch; the first row wins"))
+                continue
+            self.winner[r.doc_id] = (r.file, r.line)
+            recs.append(r)
+        if recs:
+            self._index(recs)
+        if self.progress:
+            self.progress("read", self.s.read, None)
+
+    def _index(self, recs: list[Record]) -> None:
+        hashes = [text_hash(r.text) for r in recs]
+        old = self._stored_hashes([r.doc_id for r in recs])
+        keep = []
+        for r, h in zip(recs, hashes):
+            if old.get(r.doc_id) == h:
+                self.s.unchanged += 1
+            else:
+                keep.append((r, h))
+        if not keep:
+            return
+        p = self.p
+        sigs, words, shingles = sketch_batch([r.text for r, _ in keep], p.shingle, p.shingle_size, p.num_perm, p.seed)
+        ok = shingles > 0
+        for (r, _), good in zip(keep, ok):
+            if not good:
+                self.reject(Rejection(r.file, r.line, r.doc_id, "text", "no_words",
+                                      "text has no letters or digits to fingerprint"))
+        idx = np.flatnonzero(ok)
+        if not len(idx):
+            return
+        rows = [keep[i] for i in idx]
+        ids = [r.doc_id for r, _ in rows]
+        for d in ids:
+            if d in old:
+                self.replaced.add(d)
+        self.indexed_ids.extend(ids)
+        sigs, words, shingles = sigs[idx], words[idx], shingles[idx]
+        self.w.stage("documents", pa.table({
+            "doc_id": ids, "title": [r.title for r, _ in rows], "source": [r.source for r, _ in rows],
+            "url": [r.url for r, _ in rows], "published_at": [r.published_at for r, _ in rows],
+            "lang": [r.lang for r, _ in rows], "words": words, "shingles": shingles,
+            "text_hash": pa.array([h for _, h in rows], pa.uint64()),
+            "text": [r.text if self.store_text else None for r, _ in rows],
+            "flags": [r.flags for r, _ in rows], "batch": pa.array([self.batch] * len(rows), pa.int32()),
+            "file": [r.file for r, _ in rows], "line": [r.line for r, _ in rows],
+        }))
+        self.w.stage("signatures", pa.table({
+            "doc_id": ids,
+            "minhash": pa.ListArray.from_arrays(np.arange(0, sigs.size + 1, p.num_perm, dtype=np.int32),
+                                                pa.array(sigs.ravel(), pa.uint32())),
+        }))
+        linkable = np.flatnonzero(words >= p.min_words)
+        if len(linkable):
+            keys = band_keys(sigs[linkable], p.bands, p.rows)
+            self.w.stage("buckets", pa.table({
+                "band": np.tile(np.arange(p.bands, dtype=np.int16), len(linkable)),
+                "bucket": keys.ravel(),
+                "doc_id": np.repeat(np.array(ids, dtype=object)[linkable], p.bands),
+            }), sort_by=["band", "bucket"])
+
+    def _stored_hashes(self, ids: list[str]) -> dict[str, int]:
+        files = [f for f in self.w.current_files("documents")]
+        self.con.register("chunk_ids", pa.table({"doc_id": ids}))
+        rows = self.con.execute("SELECT doc_id, text_hash FROM read_parquet($f) WHERE doc_id IN "
+                                "(SELECT doc_id FROM chunk_ids)", {"f": files}).fetchall()
+        self.con.unregister("chunk_ids")
+        return dict(rows)
+
+    def finish(self) -> Summary:
+        """Drop replaced versions, link, verify, cluster and commit."""
+        w, s = self.w, self.s
+        s.replaced = len(self.replaced)
+        s.new = len(self.indexed_ids) - s.replaced
+        s.indexed = len(self.indexed_ids)
+        if self.replaced:
+            for t in ("documents", "signatures", "buckets"):
+                w.rewrite_without(t, "doc_id", self.replaced, committed_only=True)
+            w.rewrite_without("pairs", ("doc_a", "doc_b"), self.replaced)
+        self._link()
+        self._cluster()
+        return s
+
+    def _link(self) -> None:
+        w, p, s = self.w, self.p, self.s
+        new_buckets = [str(w.root / f) for f in w.staged["buckets"]]
+        cands = candidate_pairs(self.con, new_buckets, w.current_files("buckets"))
+        s.candidates = cands.num_rows
+        if self.progress:
+            self.progress("candidates", s.candidates, None)
+        if not cands.num_rows:
+            return
+        ids = pa.concat_arrays([cands["doc_a"].combine_chunks(), cands["doc_b"].combine_chunks()]).unique()
+        self.con.register("pair_ids", pa.table({"doc_id": ids}))
+        docs = fetch(self.con, 
+            "SELECT d.doc_id, d.text, s.minhash FROM read_parquet($d) d JOIN read_parquet($s) s USING (doc_id) "
+            "WHERE d.doc_id IN (SELECT doc_id FROM pair_ids)",
+            {"d": w.current_files("documents"), "s": w.current_files("signatures")})
+        self.con.unregister("pair_ids")
+        pairs = verify_pairs(cands, docs, p)
+        s.pairs = pairs.num_rows
+        s.linked = int(pa.compute.sum(pairs["linked"]).as_py() or 0)
+        pairs = pairs.append_column("batch", pa.array([self.batch] * pairs.num_rows, pa.int32()))
+        w.stage("pairs", pairs, sort_by=["doc_a", "doc_b"])
+
+    def _cluster(self) -> None:
+        w, s = self.w, self.s
+        docs = fetch(self.con, 
+            "SELECT d.doc_id, coalesce(c.cluster_id, -1) AS prev FROM read_parquet($d) d "
+            "LEFT JOIN read_parquet($c) c USING (doc_id) ORDER BY d.published_at NULLS LAST, d.doc_id",
+            {"d": w.current_files("documents"), "c": w.current_files("clusters")})
+        n = docs.num_rows
+        s.documents = n
+        pos = {d: i for i, d in enumerate(docs["doc_id"].to_pylist())}
+        edges = fetch(self.con, 
+            "SELECT doc_a, doc_b, score FROM read_parquet($p) WHERE linked", {"p": w.current_files("pairs")})
+        ia = np.array([pos[d] for d in edges["doc_a"].to_pylist()], dtype=np.int64)
+        ib = np.array([pos[d] for d in edges["doc_b"].to_pylist()], dtype=np.int64)
+        labels = partition(n, ia, ib, edges["score"].to_numpy(zero_copy_only=False))
+        res = assign_ids(labels, docs["prev"].to_numpy(), np.arange(n), w.manifest.next_cluster_id)
+        self.next_cluster_id = res.next_id
+        cid = res.cluster_ids
+        uniq, inv, counts = np.unique(cid, return_inverse=True, return_counts=True)
+        first = np.full(len(uniq), -1, dtype=np.int64)
+        for i in range(n - 1, -1, -1):  # oldest member (lowest position) is the representative
+            first[inv[i]] = i
+        ids = docs["doc_id"]
+        w.replace_all("clusters", pa.table({
+            "doc_id": ids, "cluster_id": cid, "size": counts[inv].astype(np.int32),
+            "representative": ids.take(pa.array(first[inv])),
+        }), sort_by=["cluster_id", "doc_id"])
+        s.clusters = int((counts >= 2).sum())
+        now = datetime.now()
+        if res.events:
+            w.stage("cluster_events", pa.table({
+                "batch": pa.array([self.batch] * len(res.events), pa.int32()), "at": [now] * len(res.events),
+                "kind": [e[0] for e in res.events], "cluster_id": [e[1] for e in res.events],
+                "other_ids": [e[2] for e in res.events], "size": [e[3] for e in res.events],
+            }))
+        s.new_clusters = sum(e[0] == "new" for e in res.events)
+        s.merges = sum(e[0] == "merge" for e in res.events)
+        s.splits = sum(e[0] == "split" for e in res.events)
+
+    def commit(self, started: datetime, inputs: list[str]) -> None:
+        w, s = self.w, self.s
+        if s.rejections:
+            rj = s.rejections
+            w.stage("rejected", pa.table({
+                "batch": pa.array([self.batch] * len(rj), pa.int32()), "file": [r.file for r in rj],
+                "line": pa.array([r.line for r in rj], pa.int64()), "doc_id": [r.doc_id for r in rj],
+                "field": [r.field for r in rj], "reason": [r.reason for r in rj], "detail": [r.detail for r in rj],
+            }))
+        s.seconds = time.time() - started.timestamp()
+        w.stage("batches", pa.table({
+            "batch": pa.array([self.batch], pa.int32()), "started_at": [started], "finished_at": [datetime.now()],
+            "inputs": [inputs], "read": [s.read], "new": [s.new], "replaced": [s.replaced],
+            "unchanged": [s.unchanged], "rejected": [s.rejected], "pairs": [s.pairs], "clusters": [s.clusters],
+            "seconds": [s.seconds],
+        }))
+        w.commit(next_cluster_id=self.next_cluster_id)
+
+
+def ingest(sources: Iterable, index: str | os.PathLike, params: Params | None = None, *,
+           requested: dict | None = None, fields: FieldMap = FieldMap(), store_text: bool = True,
+           strict: bool = False, max_chars: int = DEFAULT_MAX_CHARS, progress: Progress | None = None) -> Summary:
+    """Ingest one batch — files, directories and/or Arrow tables — into the index at `index` (created if
+    missing) and commit it atomically. `params` (all settings) or `requested` (only those the caller chose
+    explicitly) must agree with an existing index. Raises `StrictError` in strict mode at the first bad row.
+    """
+    started = datetime.now()
+    sources = list(sources)
+    inputs = [str(s) if not isinstance(s, (pa.Table, pa.RecordBatch)) else "<table>" for s in sources]
+    with Writer(index, params=params, requested=requested) as w:
+        job = _Batch(w, store_text, strict, progress)
+        try:
+            for chunk in _chunks(_records(sources, fields, max_chars), CHUNK):
+                job.add(chunk)
+            summary = job.finish()
+            job.commit(started, inputs)
+        except BaseException:
+            w.abort()
+            raise
+    summary.seconds = time.time() - started.timestamp()
+    return summary

@@ -1,0 +1,98 @@
+"""Every parameter that decides what an index contains.
+
+An index is only meaningful if all of its signatures, buckets and pair scores were made with the same settings,
+so the full set is written to the manifest and compared on every reopen (`check_compatible`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+
+from datasketch.lsh import _optimal_param
+
+FORMAT_NAME = "dedup-index"
+FORMAT_VERSION = 1
+
+SHINGLE_KINDS = ("char", "word")
+
+
+class ParamsError(ValueError):
+    """Parameters that are invalid on their own or do not match an existing index."""
+
+
+@functools.lru_cache(maxsize=64)
+def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows) minimising false positives + false negatives, exactly as datasketch's `MinHashLSH` picks them."""
+    return _optimal_param(threshold, num_perm, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class Params:
+    """Settings of an index. Defaults are the tuned, recommended configuration (see README, Detection quality)."""
+
+    normalizer: str = "nfkc-casefold-alnum-v1"
+    shingle: str = "char"
+    shingle_size: int = 5
+    hash: str = "xxh32"
+    scheme: str = "affine32"
+    seed: int = 1
+    num_perm: int = 128
+    threshold: float = 0.3
+    bands: int = 0
+    rows: int = 0
+    # Verification and clustering: they change `pairs` and `clusters`, so they are part of the contract too.
+    min_words: int = 25
+    verify_threshold: float = 0.5
+    verifier: str = "v1"
+
+    def __post_init__(self) -> None:
+        if self.shingle not in SHINGLE_KINDS:
+            raise ParamsError(f"shingle must be one of {SHINGLE_KINDS}, got {self.shingle!r}")
+        if not 1 <= self.shingle_size <= 16:
+            raise ParamsError(f"shingle_size must be in 1..16, got {self.shingle_size}")
+        if self.hash != "xxh32":
+            raise ParamsError(f"hash must be 'xxh32', got {self.hash!r}")
+        if self.scheme != "affine32":
+            raise ParamsError(f"scheme must be 'affine32', got {self.scheme!r}")
+        if not 1 <= self.num_perm <= 1024:
+            raise ParamsError(f"num_perm must be in 1..1024, got {self.num_perm}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ParamsError(f"threshold must be in (0, 1), got {self.threshold}")
+        if (self.bands == 0) != (self.rows == 0):
+            raise ParamsError("give both bands and rows, or neither (then they follow from threshold)")
+        if self.bands == 0:
+            b, r = optimal_bands(self.threshold, self.num_perm)
+            object.__setattr__(self, "bands", b)
+            object.__setattr__(self, "rows", r)
+        if self.bands * self.rows > self.num_perm:
+            raise ParamsError(f"bands*rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        if self.min_words < 1:
+            raise ParamsError(f"min_words must be >= 1, got {self.min_words}")
+        if not 0.0 < self.verify_threshold <= 1.0:
+            raise ParamsError(f"verify_threshold must be in (0, 1], got {self.verify_threshold}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Params:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ParamsError(f"unknown parameters in manifest: {sorted(unknown)}")
+        return cls(**d)
+
+    def check_requested(self, requested: dict) -> None:
+        """Refuse to mix: a requested value that differs from this (stored) one would make old and new
+        signatures, buckets or pairs incomparable. `requested` holds only what the caller set explicitly."""
+        if "bands" not in requested and "threshold" in requested:
+            requested = {**requested, **dict(zip(("bands", "rows"), optimal_bands(requested["threshold"], requested.get("num_perm", self.num_perm))))}
+        mine = self.to_dict()
+        unknown = set(requested) - set(mine)
+        if unknown:
+            raise ParamsError(f"unknown parameters: {sorted(unknown)}")
+        diff = [f"{k}: index has {mine[k]!r}, requested {v!r}" for k, v in requested.items() if mine[k] != v]
+        if diff:
+            raise ParamsError("parameters differ from the existing index (" + "; ".join(diff) + ")")

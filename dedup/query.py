@@ -1,0 +1,118 @@
+"""Stage 9: queries over a committed index — SQL, similar documents, cluster listings, statistics.
+
+Everything reads one committed snapshot, so queries never see a half-written batch and never take the lock.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from dedup.bands import band_keys
+from dedup.sketch import sketch_batch
+from dedup.store import Snapshot, fetch
+from dedup.verify import verify_pairs
+
+
+
+class Index:
+    """Read access to an index directory (the last committed state at the time of opening)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.snapshot = Snapshot(path)
+        self.params = self.snapshot.params
+        self.con = self.snapshot.connect()
+
+    def table(self, name: str) -> pa.Table:
+        return self.snapshot.table(name)
+
+    def sql(self, query: str, parameters: list | dict | None = None) -> pa.Table:
+        """Run SQL over the index views (documents, signatures, buckets, pairs, clusters, ...)."""
+        return fetch(self.con, query, parameters)
+
+    def clusters(self, min_size: int = 2, limit: int | None = None) -> pa.Table:
+        """Clusters of at least `min_size` documents, largest first, with every member's title and source."""
+        q = """SELECT c.cluster_id, c.size, c.doc_id, d.title, d.source, d.published_at,
+                      c.doc_id = c.representative AS is_representative
+               FROM clusters c JOIN documents d USING (doc_id)
+               WHERE c.size >= $min AND c.cluster_id IN (
+                   SELECT cluster_id FROM clusters WHERE size >= $min GROUP BY cluster_id
+                   ORDER BY any_value(size) DESC, cluster_id LIMIT $lim)
+               ORDER BY c.size DESC, c.cluster_id, is_representative DESC, d.published_at NULLS LAST, c.doc_id"""
+        return self.sql(q, {"min": min_size, "lim": limit if limit is not None else 2**62})
+
+    def assignments(self) -> pa.Table:
+        """doc_id, cluster_id for every indexed document (singletons have their own id)."""
+        return self.sql("SELECT doc_id, cluster_id FROM clusters ORDER BY cluster_id, doc_id")
+
+    def similar(self, doc_id: str | None = None, text: str | None = None, limit: int = 20) -> pa.Table:
+        """Near-duplicates of an indexed document or of a new text, with their scores, best first."""
+        p = self.params
+        if (doc_id is None) == (text is None):
+            raise ValueError("give exactly one of doc_id or text")
+        if doc_id is not None:
+            row = self.sql("SELECT d.text, s.minhash FROM documents d JOIN signatures s USING (doc_id) "
+                           "WHERE doc_id = $id", {"id": doc_id})
+            if not row.num_rows:
+                raise KeyError(doc_id)
+            text = row["text"][0].as_py()
+            sig = np.asarray(row["minhash"][0].values.to_numpy(), dtype=np.uint32)[None, :]
+            me = doc_id
+        else:
+            sig = sketch_batch([text], p.shingle, p.shingle_size, p.num_perm, p.seed)[0]
+            me = "\x00query"
+        keys = band_keys(sig, p.bands, p.rows)[0]
+        probe = pa.table({"band": pa.array(np.arange(p.bands), pa.int16()), "bucket": pa.array(keys, pa.uint64())})
+        self.con.register("probe", probe)
+        cands = self.sql("SELECT DISTINCT b.doc_id FROM buckets b JOIN probe USING (band, bucket) "
+                         "WHERE b.doc_id <> $me", {"me": me})
+        self.con.unregister("probe")
+        if not cands.num_rows:
+            return _empty_similar()
+        self.con.register("cands", cands)
+        docs = self.sql("SELECT d.doc_id, d.text, s.minhash FROM documents d JOIN signatures s USING (doc_id) "
+                        "WHERE doc_id IN (SELECT doc_id FROM cands)")
+        self.con.unregister("cands")
+        query_doc = pa.table({"doc_id": [me], "text": [text],
+                              "minhash": pa.array([sig[0].tolist()], pa.list_(pa.uint32()))})
+        docs = pa.concat_tables([docs, query_doc.cast(docs.schema)])
+        pairs = verify_pairs(pa.table({"doc_a": [me] * cands.num_rows, "doc_b": cands["doc_id"]}), docs, p)
+        self.con.register("scored", pairs)
+        out = self.sql("""SELECT s.doc_b AS doc_id, d.title, d.source, c.cluster_id, s.score, s.jaccard,
+                                 s.containment, s.jaccard_est, s.linked
+                          FROM scored s JOIN documents d ON d.doc_id = s.doc_b
+                          LEFT JOIN clusters c ON c.doc_id = s.doc_b
+                          ORDER BY s.score DESC, s.doc_b LIMIT $lim""", {"lim": limit})
+        self.con.unregister("scored")
+        return out
+
+    def stats(self) -> dict:
+        m = self.snapshot.manifest
+        one = lambda q: self.con.execute(q).fetchall()[0][0]  # noqa: E731
+        size = sum(f.stat().st_size for f in Path(self.snapshot.root).rglob("*") if f.is_file())
+        return {
+            "documents": one("SELECT count(*) FROM documents"),
+            "clusters": one("SELECT count(DISTINCT cluster_id) FROM clusters WHERE size >= 2"),
+            "clustered_documents": one("SELECT count(*) FROM clusters WHERE size >= 2"),
+            "largest_cluster": one("SELECT coalesce(max(size), 0) FROM clusters"),
+            "pairs": one("SELECT count(*) FROM pairs"),
+            "linked_pairs": one("SELECT count(*) FROM pairs WHERE linked"),
+            "rejected": one("SELECT count(*) FROM rejected"),
+            "batches": one("SELECT count(*) FROM batches"),
+            "generation": m.generation,
+            "format_version": self.snapshot.manifest.to_json()["version"],
+            "bytes": size,
+            "params": self.params.to_dict(),
+        }
+
+
+def _empty_similar() -> pa.Table:
+    return pa.table({"doc_id": pa.array([], pa.string()), "title": pa.array([], pa.string()),
+                     "source": pa.array([], pa.string()), "cluster_id": pa.array([], pa.int64()),
+                     "score": pa.array([], pa.float32()), "jaccard": pa.array([], pa.float32()),
+                     "containment": pa.array([], pa.float32()), "jaccard_est": pa.array([], pa.float32()),
+                     "linked": pa.array([], pa.bool_())})

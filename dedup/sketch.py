@@ -1,0 +1,98 @@
+"""Stage 3: MinHash signatures, bit-identical to datasketch 2.x `MinHash(num_perm, seed, hashfunc=xxh32_intdigest)`
+with its default `affine32` scheme: each shingle hash h is pre-mixed with the MurmurHash3 finalizer, permuted as
+a_k * h + b_k mod 2^32 and the minimum kept per permutation. The permutation parameters come from datasketch
+itself, so the two can never drift apart.
+
+`sketch_batch` is the hot path: one numba kernel runs normalize → shingle → hash → permute per document,
+in parallel threads with the GIL released.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numba
+import numpy as np
+from datasketch import MinHash
+
+from dedup.normalize import WORD_CHAR, fold_batch, squeeze
+from dedup.shingle import shingle_hashes
+
+EMPTY = np.uint32(0xFFFFFFFF)
+
+
+@functools.lru_cache(maxsize=8)
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) uint32 arrays of datasketch's affine32 permutations."""
+    a, b = MinHash(num_perm=num_perm, seed=seed).permutations
+    return np.ascontiguousarray(a, dtype=np.uint32), np.ascontiguousarray(b, dtype=np.uint32)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def fmix32(h: np.uint64) -> np.uint64:
+    m = np.uint64(0xFFFFFFFF)
+    h ^= h >> np.uint64(16)
+    h = (h * np.uint64(0x85EBCA6B)) & m
+    h ^= h >> np.uint64(13)
+    h = (h * np.uint64(0xC2B2AE35)) & m
+    h ^= h >> np.uint64(16)
+    return h
+
+
+@numba.njit(cache=True, nogil=True)
+def minhash(hashes: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """out[k] = min over hashes of (a[k] * fmix32(h) + b[k]) mod 2^32."""
+    k = a.shape[0]
+    m = np.uint64(0xFFFFFFFF)
+    acc = np.full(k, 0xFFFFFFFF, dtype=np.uint64)
+    for h in hashes:
+        hv = fmix32(np.uint64(h))
+        for j in range(k):
+            acc[j] = min(acc[j], (np.uint64(a[j]) * hv + np.uint64(b[j])) & m)
+    for j in range(k):
+        out[j] = acc[j]
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _sketch_kernel(buf, offsets, table, word, size, a, b, sigs, n_words, n_shingles):
+    n_docs = offsets.shape[0] - 1
+    for d in numba.prange(n_docs):
+        cps = buf[offsets[d]:offsets[d + 1]]
+        norm = np.empty(cps.shape[0], dtype=np.uint32)
+        n = squeeze(cps, table, norm)
+        words = 0
+        for i in range(n):
+            if norm[i] == 32:
+                words += 1
+        n_words[d] = words + 1 if n > 0 else 0
+        hashes = shingle_hashes(norm, n, word, size)
+        n_shingles[d] = hashes.shape[0]
+        minhash(hashes, a, b, sigs[d])
+
+
+def sketch_batch(texts: list[str], shingle: str, size: int, num_perm: int, seed: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Signatures (n × num_perm uint32), word counts and shingle counts for a batch of raw texts.
+
+    A text with no shingles keeps the all-0xFFFFFFFF "empty" signature and a shingle count of 0.
+    """
+    a, b = permutations(num_perm, seed)
+    buf, offsets = fold_batch(texts)
+    n = len(texts)
+    sigs = np.empty((n, num_perm), dtype=np.uint32)
+    n_words = np.zeros(n, dtype=np.int32)
+    n_shingles = np.zeros(n, dtype=np.int32)
+    if n:
+        _sketch_kernel(buf, offsets, WORD_CHAR, shingle == "word", size, a, b, sigs, n_words, n_shingles)
+    return sigs, n_words, n_shingles
+
+
+def reference_signature(text: str, shingle: str, size: int, num_perm: int, seed: int) -> np.ndarray:
+    """The same signature computed by datasketch itself (slow; for tests and users' cross-checks)."""
+    import xxhash
+
+    from dedup.shingle import shingles
+
+    m = MinHash(num_perm=num_perm, seed=seed, hashfunc=xxhash.xxh32_intdigest)
+    m.update_batch(shingles(text, shingle, size))
+    return m.hashvalues

@@ -1,0 +1,391 @@
+"""Stage 5: the index on disk.
+
+    DIR/manifest.json         format version, parameters, and the exact Parquet files of every table
+    DIR/views.sql             `duckdb -init DIR/views.sql`: every table as a view (rewritten at each commit)
+    DIR/tables/<table>/*.parquet
+    DIR/lock                  held (flock) by the one writer; names the holder
+
+A commit writes new Parquet files first and then atomically replaces `manifest.json` (write to a temporary file,
+fsync, rename). Readers only ever read files listed in a manifest, so they see the last committed state and never
+a half-written batch; files no longer listed are deleted by a later writer after a grace period, so a reader that
+opened the previous manifest keeps working. Files that no manifest lists (left by a killed writer) are removed when
+the next writer opens the index.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dedup.params import FORMAT_NAME, FORMAT_VERSION, Params, ParamsError
+
+MANIFEST = "manifest.json"
+GRACE_SECONDS = 300.0
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "documents": pa.schema([
+        ("doc_id", pa.string()), ("title", pa.string()), ("source", pa.string()), ("url", pa.string()),
+        ("published_at", pa.timestamp("us")), ("lang", pa.string()), ("words", pa.int32()),
+        ("shingles", pa.int32()), ("text_hash", pa.uint64()), ("text", pa.string()),
+        ("flags", pa.list_(pa.string())), ("batch", pa.int32()), ("file", pa.string()), ("line", pa.int64()),
+    ]),
+    "signatures": pa.schema([("doc_id", pa.string()), ("minhash", pa.list_(pa.uint32()))]),
+    "buckets": pa.schema([("band", pa.int16()), ("bucket", pa.uint64()), ("doc_id", pa.string())]),
+    "pairs": pa.schema([
+        ("doc_a", pa.string()), ("doc_b", pa.string()), ("jaccard_est", pa.float32()),
+        ("jaccard", pa.float32()), ("containment", pa.float32()), ("aligned", pa.float32()),
+        ("score", pa.float32()), ("linked", pa.bool_()), ("batch", pa.int32()),
+    ]),
+    "clusters": pa.schema([
+        ("doc_id", pa.string()), ("cluster_id", pa.int64()), ("size", pa.int32()),
+        ("representative", pa.string()),
+    ]),
+    "cluster_events": pa.schema([
+        ("batch", pa.int32()), ("at", pa.timestamp("us")), ("kind", pa.string()), ("cluster_id", pa.int64()),
+        ("other_ids", pa.list_(pa.int64())), ("size", pa.int32()),
+    ]),
+    "rejected": pa.schema([
+        ("batch", pa.int32()), ("file", pa.string()), ("line", pa.int64()), ("doc_id", pa.string()),
+        ("field", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
+    ]),
+    "batches": pa.schema([
+        ("batch", pa.int32()), ("started_at", pa.timestamp("us")), ("finished_at", pa.timestamp("us")),
+        ("inputs", pa.list_(pa.string())), ("read", pa.int64()), ("new", pa.int64()), ("replaced", pa.int64()),
+        ("unchanged", pa.int64()), ("rejected", pa.int64()), ("pairs", pa.int64()), ("clusters", pa.int64()),
+        ("seconds", pa.float64()),
+    ]),
+}
+TABLES = tuple(SCHEMAS)
+
+
+class IndexError_(Exception):
+    """The index directory is missing, not an index, locked, or cannot be written."""
+
+
+class LockedError(IndexError_):
+    """Another writer holds the index."""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Manifest:
+    params: Params
+    generation: int
+    tables: dict[str, list[str]]
+    next_cluster_id: int
+    next_batch: int
+    garbage: list[dict]
+    created_at: float
+    updated_at: float
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT_NAME, "version": FORMAT_VERSION, "generation": self.generation,
+            "params": self.params.to_dict(), "tables": self.tables, "next_cluster_id": self.next_cluster_id,
+            "next_batch": self.next_batch, "garbage": self.garbage, "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+def read_manifest(root: Path) -> Manifest:
+    path = root / MANIFEST
+    if not root.is_dir():
+        raise IndexError_(f"{root}: no such index directory")
+    if not path.is_file():
+        raise IndexError_(f"{root}: not a dedup index (no {MANIFEST})")
+    try:
+        d = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as e:
+        raise IndexError_(f"{path}: unreadable manifest: {e}") from e
+    if d.get("format") != FORMAT_NAME:
+        raise IndexError_(f"{path}: not a dedup index manifest")
+    if d.get("version") != FORMAT_VERSION:
+        raise IndexError_(f"{path}: index format version {d.get('version')} is not supported "
+                          f"(this dedup reads version {FORMAT_VERSION})")
+    return Manifest(Params.from_dict(d["params"]), d["generation"], d["tables"], d["next_cluster_id"],
+                    d["next_batch"], d["garbage"], d["created_at"], d["updated_at"])
+
+
+class Snapshot:
+    """A read-only view of one committed generation: DuckDB views over exactly its files."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).resolve()
+        self.manifest = read_manifest(self.root)
+        self.params = self.manifest.params
+
+    def files(self, table: str) -> list[str]:
+        return [str(self.root / f) for f in self.manifest.tables[table]]
+
+    def connect(self, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
+        con = con or duckdb.connect()
+        for stmt in view_statements(self.root, self.manifest.tables):
+            con.execute(stmt)
+        return con
+
+    def table(self, name: str) -> pa.Table:
+        if name not in SCHEMAS:
+            raise KeyError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
+        return pq.ParquetDataset(self.files(name), schema=SCHEMAS[name]).read()
+
+
+def fetch(con: duckdb.DuckDBPyConnection, sql: str, parameters: list | dict | None = None) -> pa.Table:
+    """Run a query and return its result as one Arrow table."""
+    return con.sql(sql, params=parameters).to_arrow_table()
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def view_statements(root: Path, tables: dict[str, list[str]]) -> list[str]:
+    out = []
+    for name in TABLES:
+        files = ", ".join(_sql_str(str(root / f)) for f in tables[name])
+        out.append(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{files}]);")
+    out.extend(DERIVED_VIEWS)
+    return out
+
+
+DERIVED_VIEWS = [
+    # One row per cluster with two or more documents: its size, representative and time span.
+    """CREATE OR REPLACE VIEW cluster_summary AS
+SELECT c.cluster_id, any_value(c.size) AS size, any_value(c.representative) AS representative,
+       min(d.published_at) AS first_published, max(d.published_at) AS last_published,
+       count(DISTINCT d.source) AS sources, arg_min(d.title, d.doc_id) AS title
+FROM clusters c JOIN documents d USING (doc_id)
+WHERE c.size >= 2 GROUP BY c.cluster_id;""",
+    # Documents with their cluster and the representative's title: "all copies of a story".
+    """CREATE OR REPLACE VIEW copies AS
+SELECT c.cluster_id, c.size, d.doc_id, d.title, d.source, d.url, d.published_at,
+       d.doc_id = c.representative AS is_representative
+FROM clusters c JOIN documents d USING (doc_id);""",
+]
+
+
+def write_table(root: Path, name: str, table: pa.Table, generation: int, sort_by: list[str] | None = None
+                ) -> str:
+    """Write one Parquet file for `name` (cast to its schema) and return its path relative to root."""
+    table = table.select(SCHEMAS[name].names).cast(SCHEMAS[name])
+    if sort_by and table.num_rows:
+        table = table.sort_by([(c, "ascending") for c in sort_by])
+    rel = f"tables/{name}/{generation:08d}-{uuid.uuid4().hex[:12]}.parquet"
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd", row_group_size=64 * 1024 if name == "buckets" else 128 * 1024,
+                   write_statistics=True)
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+    return rel
+
+
+class Writer:
+    """The single writer of an index: holds the lock, stages files, commits atomically."""
+
+    def __init__(self, root: str | os.PathLike, params: Params | None = None, requested: dict | None = None,
+                 create: bool = True):
+        self.root = Path(root).resolve()
+        self._lock_fd: int | None = None
+        exists = (self.root / MANIFEST).is_file()
+        if not exists:
+            if not create:
+                raise IndexError_(f"{self.root}: not a dedup index (no {MANIFEST})")
+            if self.root.exists() and not self.root.is_dir():
+                raise IndexError_(f"{self.root}: exists and is not a directory")
+            if self.root.is_dir() and any(p for p in self.root.iterdir() if p.name not in ("lock",)):
+                raise IndexError_(f"{self.root}: directory is not empty and is not a dedup index")
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise IndexError_(f"{self.root}: cannot create index directory: {e.strerror}") from e
+        self._acquire_lock()
+        try:
+            if exists:
+                self.manifest = read_manifest(self.root)
+                if params is not None:
+                    self.manifest.params.check_requested(params.to_dict())
+                if requested:
+                    self.manifest.params.check_requested(requested)
+                self._remove_leftovers()
+                self._write_views(self.manifest)
+            else:
+                if params is None:
+                    params = Params(**(requested or {}))
+                self.manifest = self._initial(params)
+        except BaseException:
+            self.close()
+            raise
+        self.params = self.manifest.params
+        self.staged: dict[str, list[str]] = {t: [] for t in TABLES}
+        self.dropped: dict[str, list[str]] = {t: [] for t in TABLES}
+
+    # -- locking -------------------------------------------------------------------------------------------
+    def _acquire_lock(self) -> None:
+        path = self.root / "lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise IndexError_(f"{self.root}: cannot open lock file: {e.strerror}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown process"
+            os.close(fd)
+            raise LockedError(f"{self.root}: index is locked by another writer ({holder})") from None
+        self.stale_holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or None
+        info = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}: " \
+               f"{' '.join(sys.argv[:3])}"
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info.encode(), 0)
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.ftruncate(self._lock_fd, 0)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- files ---------------------------------------------------------------------------------------------
+    def _initial(self, params: Params) -> Manifest:
+        now = time.time()
+        tables = {name: [write_table(self.root, name, SCHEMAS[name].empty_table(), 0)] for name in TABLES}
+        m = Manifest(params, 0, tables, 1, 1, [], now, now)
+        self._write_manifest(m)
+        return m
+
+    def _remove_leftovers(self) -> None:
+        """Delete files no manifest lists (a killed writer's) and expired garbage."""
+        listed = {f for files in self.manifest.tables.values() for f in files}
+        pending = {g["file"] for g in self.manifest.garbage}
+        for p in (self.root / "tables").rglob("*"):
+            rel = p.relative_to(self.root).as_posix()
+            if p.is_file() and rel not in listed and rel not in pending:
+                p.unlink(missing_ok=True)
+        for p in self.root.glob(MANIFEST + ".tmp*"):
+            p.unlink(missing_ok=True)
+
+    def stage(self, name: str, table: pa.Table, sort_by: list[str] | None = None) -> None:
+        """Write a new file for `name`, to be listed at the next commit."""
+        self.staged[name].append(write_table(self.root, name, table, self.manifest.generation + 1, sort_by))
+
+    def replace_all(self, name: str, table: pa.Table, sort_by: list[str] | None = None) -> None:
+        """At the next commit, `table` becomes the whole content of `name`."""
+        self.dropped[name] = list(self.manifest.tables[name])
+        self.staged[name] = []
+        self.stage(name, table, sort_by)
+
+    def rewrite_without(self, name: str, column: str | tuple[str, ...], ids: Iterable[str],
+                        committed_only: bool = False) -> int:
+        """Drop the rows whose `column` value (any of several columns) is in `ids`: rewrite only the files
+        that hold such rows (only committed files if `committed_only`). Returns the number of rows dropped."""
+        ids_tbl = pa.table({"id": pa.array(sorted(set(ids)), pa.string())})
+        if not ids_tbl.num_rows:
+            return 0
+        cols = (column,) if isinstance(column, str) else column
+        cond = " OR ".join(f"t.{c} IN (SELECT id FROM ids_tbl)" for c in cols)
+        con = duckdb.connect()
+        con.register("ids_tbl", ids_tbl)
+        dropped = 0
+        candidates = [f for f in self.manifest.tables[name] if f not in self.dropped[name]]
+        for rel in candidates + ([] if committed_only else list(self.staged[name])):
+            path = _sql_str(str(self.root / rel))
+            hit = con.execute(f"SELECT count(*) FROM read_parquet({path}) t WHERE {cond}").fetchall()[0][0]
+            if not hit:
+                continue
+            kept = fetch(con, f"SELECT * FROM read_parquet({path}) t WHERE NOT ({cond})")
+            dropped += hit
+            if rel in self.staged[name]:
+                self.staged[name].remove(rel)
+                (self.root / rel).unlink(missing_ok=True)
+            else:
+                self.dropped[name].append(rel)
+            if kept.num_rows:
+                self.stage(name, kept)
+        return dropped
+
+    def abort(self) -> None:
+        """Forget and delete everything staged; the index stays at its last commit."""
+        for files in self.staged.values():
+            for rel in files:
+                (self.root / rel).unlink(missing_ok=True)
+        self.staged = {t: [] for t in TABLES}
+        self.dropped = {t: [] for t in TABLES}
+
+    def current_files(self, name: str) -> list[str]:
+        """Absolute paths of the files `name` will have after commit (listed minus dropped plus staged)."""
+        rels = [f for f in self.manifest.tables[name] if f not in self.dropped[name]] + self.staged[name]
+        return [str(self.root / f) for f in rels]
+
+    def commit(self, next_cluster_id: int | None = None) -> None:
+        """Atomically publish staged files (and forget dropped ones)."""
+        m = self.manifest
+        now = time.time()
+        tables = {}
+        for name in TABLES:
+            files = [f for f in m.tables[name] if f not in self.dropped[name]] + self.staged[name]
+            if not files:
+                files = [write_table(self.root, name, SCHEMAS[name].empty_table(), m.generation + 1)]
+            tables[name] = files
+        garbage = [g for g in m.garbage if not self._collect(g, now)]
+        garbage += [{"file": f, "since": now} for name in TABLES for f in self.dropped[name]]
+        new = Manifest(m.params, m.generation + 1, tables,
+                       next_cluster_id if next_cluster_id is not None else m.next_cluster_id,
+                       m.next_batch + 1, garbage, m.created_at, now)
+        self._write_manifest(new)
+        self.manifest = new
+        self.staged = {t: [] for t in TABLES}
+        self.dropped = {t: [] for t in TABLES}
+
+    def _collect(self, g: dict, now: float) -> bool:
+        if now - g["since"] < GRACE_SECONDS:
+            return False
+        (self.root / g["file"]).unlink(missing_ok=True)
+        return True
+
+    def _write_manifest(self, m: Manifest) -> None:
+        tmp = self.root / f"{MANIFEST}.tmp{os.getpid()}"
+        data = json.dumps(m.to_json(), indent=1).encode()
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.root / MANIFEST)
+        _fsync_dir(self.root)
+        self._write_views(m)
+
+    def _write_views(self, m: Manifest) -> None:
+        views = "-- dedup index views: duckdb -init views.sql (generated at each commit; do not edit)\n"
+        views += "\n".join(view_statements(self.root, m.tables)) + "\n"
+        vtmp = self.root / f"views.sql.tmp{os.getpid()}"
+        vtmp.write_text(views, "utf-8")
+        os.replace(vtmp, self.root / "views.sql")
+
+
+__all__ = ["Writer", "Snapshot", "Manifest", "read_manifest", "SCHEMAS", "TABLES", "IndexError_", "LockedError",
+           "ParamsError"]

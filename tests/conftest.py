@@ -1,0 +1,48 @@
+"""Shared fixtures: the committed sample in data/ (real articles, the seed pair, Apertium copies)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+ARTICLES = DATA / "articles"
+SEED_ORIGINAL = "001_f7b29a746955773c"
+SEED_COPY = "000_6c3f8b3837a194f5"
+
+
+def load_articles() -> list[dict]:
+    rows = []
+    for name in ("news_sample.jsonl", "news_copies.jsonl"):
+        with open(ARTICLES / name, encoding="utf-8") as f:
+            rows.extend(json.loads(line) for line in f)
+    return rows
+
+
+def load_truth() -> dict[str, str]:
+    with open(DATA / "truth.csv", encoding="utf-8", newline="") as f:
+        return {r["id"]: r["story"] for r in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="session")
+def articles() -> list[dict]:
+    return load_articles()
+
+
+@pytest.fixture(scope="session")
+def truth() -> dict[str, str]:
+    return load_truth()
+
+
+@pytest.fixture(scope="session")
+def sample_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole sample ingested once with default settings (read-only for tests that use it)."""
+    import dedup
+
+    path = tmp_path_factory.mktemp("sample") / "idx"
+    dedup.ingest([ARTICLES], path)
+    return path

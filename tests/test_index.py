@@ -1,0 +1,119 @@
+"""The index on disk: round trip, views.sql, parameter refusal, idempotence, replacement, clusters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+from datasketch import LeanMinHash
+
+import dedup
+from dedup.sketch import sketch_batch
+
+from conftest import ARTICLES, SEED_COPY, SEED_ORIGINAL
+
+
+def test_round_trip_tables_and_manifest(sample_index: Path, articles: list[dict]) -> None:
+    ix = dedup.Index(sample_index)
+    docs = ix.table("documents")
+    assert docs.num_rows == len(articles) + 2
+    by_id = {r["doc_id"]: r for r in docs.to_pylist()}
+    a = articles[3]
+    assert by_id[a["id"]]["text"] == a["text"] and by_id[a["id"]]["title"] == a["title"]
+    manifest = json.loads((sample_index / "manifest.json").read_text())
+    assert manifest["format"] == "dedup-index" and manifest["version"] == 1
+    for key in ("normalizer", "shingle", "shingle_size", "hash", "scheme", "seed", "num_perm", "bands", "rows",
+                "threshold"):
+        assert key in manifest["params"]
+    p = ix.params
+    assert ix.table("buckets").num_rows == p.bands * sum(1 for r in docs.to_pylist() if r["words"] >= p.min_words)
+    # stored signatures equal freshly computed ones and load into datasketch
+    sig = ix.sql("SELECT minhash FROM signatures WHERE doc_id = $i", {"i": a["id"]})["minhash"][0].as_py()
+    fresh = sketch_batch([a["text"]], p.shingle, p.shingle_size, p.num_perm, p.seed)[0][0]
+    assert sig == fresh.tolist()
+    lean = LeanMinHash(seed=p.seed, hashvalues=np.array(sig, dtype=np.uint32), scheme="affine32")
+    assert lean.jaccard(lean) == 1.0
+
+
+def test_views_sql_loads_in_duckdb(sample_index: Path) -> None:
+    con = duckdb.connect()
+    con.execute((sample_index / "views.sql").read_text())
+    for table in ("documents", "signatures", "buckets", "pairs", "clusters", "cluster_events", "rejected",
+                  "batches", "cluster_summary", "copies"):
+        con.execute(f"SELECT count(*) FROM {table}").fetchall()
+    n = con.execute("SELECT count(*) FROM documents").fetchall()[0][0]
+    assert n == con.execute("SELECT count(*) FROM clusters").fetchall()[0][0]
+    seed = con.execute("SELECT cluster_id FROM clusters WHERE doc_id IN (?, ?)", [SEED_ORIGINAL, SEED_COPY]).fetchall()
+    assert len(seed) == 2 and seed[0] == seed[1]
+
+
+def test_parameter_mismatch_is_refused_and_index_unchanged(tmp_path: Path) -> None:
+    idx = tmp_path / "idx"
+    dedup.ingest([ARTICLES / "seeds"], idx)
+    before = (idx / "manifest.json").read_bytes()
+    with pytest.raises(dedup.ParamsError, match="num_perm"):
+        dedup.ingest([ARTICLES / "seeds"], idx, requested={"num_perm": 64})
+    with pytest.raises(dedup.ParamsError, match="shingle"):
+        dedup.ingest([ARTICLES / "seeds"], idx, params=dedup.Params(shingle="word", shingle_size=3))
+    assert (idx / "manifest.json").read_bytes() == before
+    # same explicit parameters are fine
+    s = dedup.ingest([ARTICLES / "seeds"], idx, requested={"num_perm": 128, "shingle": "char"})
+    assert s.unchanged == 2
+
+
+def test_not_an_index(tmp_path: Path) -> None:
+    (tmp_path / "stuff.txt").write_text("x")
+    with pytest.raises(dedup.IndexError, match="not empty"):
+        dedup.ingest([ARTICLES / "seeds"], tmp_path)
+    with pytest.raises(dedup.IndexError, match="no such index"):
+        dedup.Index(tmp_path / "nope")
+
+
+def test_reingest_is_idempotent_and_changed_text_replaces(tmp_path: Path, articles: list[dict]) -> None:
+    idx = tmp_path / "idx"
+    rows = articles[:40] + [a for a in articles if "~mt-" in a["id"]][:3]
+    table = pa.Table.from_pylist(rows)
+    first = dedup.ingest([table], idx)
+    assert (first.read, first.new, first.unchanged) == (len(rows), len(rows), 0)
+    snap = {t: dedup.Index(idx).sql(f"SELECT * FROM {t} ORDER BY ALL") for t in ("documents", "pairs", "clusters")}
+    again = dedup.ingest([table], idx)
+    assert (again.read, again.indexed, again.unchanged, again.pairs) == (len(rows), 0, len(rows), 0)
+    for t, before in snap.items():
+        assert dedup.Index(idx).sql(f"SELECT * FROM {t} ORDER BY ALL").equals(before), t
+    # a new version of one document replaces the old one everywhere
+    changed = dict(rows[0], text=rows[5]["text"])  # now a copy of another story
+    rep = dedup.ingest([pa.Table.from_pylist([changed])], idx)
+    assert (rep.replaced, rep.new) == (1, 0)
+    ix = dedup.Index(idx)
+    assert ix.sql("SELECT count(*) n FROM documents WHERE doc_id = $i", {"i": changed["id"]})["n"][0].as_py() == 1
+    assert ix.sql("SELECT text FROM documents WHERE doc_id = $i", {"i": changed["id"]})["text"][0].as_py() == \
+        rows[5]["text"]
+    assert ix.sql("SELECT count(*) n FROM signatures")["n"][0].as_py() == len(rows)
+    same = ix.sql("SELECT count(DISTINCT cluster_id) n FROM clusters WHERE doc_id IN ($a, $b)",
+                  {"a": rows[0]["id"], "b": rows[5]["id"]})
+    assert same["n"][0].as_py() == 1
+
+
+def test_duplicate_ids_in_one_batch_first_wins(tmp_path: Path, articles: list[dict]) -> None:
+    a, b = articles[0], articles[1]
+    table = pa.Table.from_pylist([a, dict(b, id=a["id"]), b])
+    s = dedup.ingest([table], tmp_path / "idx")
+    assert (s.read, s.indexed, s.rejected) == (3, 2, 1)
+    assert s.rejections[0].reason == "duplicate_id" and s.rejections[0].line == 2
+    text = dedup.Index(tmp_path / "idx").sql("SELECT text FROM documents WHERE doc_id = $i", {"i": a["id"]})
+    assert text["text"][0].as_py() == a["text"]
+
+
+def test_similar_finds_the_seed_copy(sample_index: Path) -> None:
+    ix = dedup.Index(sample_index)
+    out = ix.similar(doc_id=SEED_ORIGINAL)
+    assert out["doc_id"][0].as_py() == SEED_COPY and out["linked"][0].as_py()
+    text = (ARTICLES / "seeds" / f"{SEED_COPY}.txt").read_text("utf-8")
+    out = ix.similar(text=text)
+    assert set(out["doc_id"].to_pylist()[:2]) == {SEED_COPY, SEED_ORIGINAL}
+    with pytest.raises(KeyError):
+        ix.similar(doc_id="no-such-doc")

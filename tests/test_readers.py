@@ -1,0 +1,117 @@
+"""Input formats, field mapping and rejections, on real articles from data/."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from dedup.readers import FieldMap, InputError, Record, Rejection, expand_paths, read_file
+
+from conftest import ARTICLES, SEED_COPY
+
+
+def _read(path: Path, fields: FieldMap = FieldMap()) -> tuple[list[Record], list[Rejection]]:
+    out = list(read_file(path, fields))
+    return [r for r in out if isinstance(r, Record)], [r for r in out if isinstance(r, Rejection)]
+
+
+def test_txt_seed_takes_date_line_as_published_at_not_text() -> None:
+    recs, rej = _read(ARTICLES / "seeds" / f"{SEED_COPY}.txt")
+    assert not rej and len(recs) == 1
+    r = recs[0]
+    assert r.doc_id == SEED_COPY
+    assert r.published_at == datetime(2025, 9, 14)
+    assert "date 2025" not in r.text and r.text.lstrip().startswith("The United States promised")
+
+
+def test_same_records_from_jsonl_gz_csv_parquet(tmp_path: Path, articles: list[dict]) -> None:
+    rows = articles[::10]
+    with gzip.open(tmp_path / "a.jsonl.gz", "wt", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    with open(tmp_path / "a.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "a.parquet")
+    results = {}
+    for name in ("a.jsonl.gz", "a.csv", "a.parquet"):
+        recs, rej = _read(tmp_path / name)
+        assert not rej, rej
+        results[name] = [(r.doc_id, r.text, r.title, r.source, r.published_at) for r in recs]
+    assert results["a.jsonl.gz"] == results["a.csv"] == results["a.parquet"]
+    assert len(results["a.csv"]) == len(rows)
+    assert any(r[4] is not None for r in results["a.csv"])
+
+
+def test_field_mapping(tmp_path: Path, articles: list[dict]) -> None:
+    p = tmp_path / "feed.jsonl"
+    p.write_text("\n".join(json.dumps({"guid": a["id"], "body": a["text"], "headline": a["title"]})
+                           for a in articles[:5]), "utf-8")
+    recs, rej = _read(p, FieldMap(id="guid", text="body", title="headline"))
+    assert not rej and [r.doc_id for r in recs] == [a["id"] for a in articles[:5]]
+    assert recs[0].title == articles[0]["title"]
+
+
+def test_bad_rows_are_rejected_with_file_line_and_field(tmp_path: Path, articles: list[dict]) -> None:
+    text = articles[0]["text"]
+    lines = [
+        json.dumps({"id": "ok-1", "text": text}),
+        '{"id": "broken", "text": "unterminated',
+        json.dumps({"text": text}),
+        json.dumps({"id": "", "text": text}),
+        json.dumps({"id": "no-text"}),
+        json.dumps({"id": "blank", "text": "   "}),
+        json.dumps({"id": ["list"], "text": text}),
+        json.dumps({"id": "nul", "text": "a\u0000b " + text}),
+        json.dumps([1, 2]),
+        json.dumps({"id": 42, "text": text}),
+    ]
+    p = tmp_path / "mixed.jsonl"
+    p.write_text("\n".join(lines) + "\n", "utf-8")
+    recs, rej = _read(p)
+    assert [r.doc_id for r in recs] == ["ok-1", "42"]
+    got = {(r.line, r.reason, r.field) for r in rej}
+    assert got == {(2, "malformed_json", None), (3, "missing_id", "id"), (4, "empty_id", "id"),
+                   (5, "missing_text", "text"), (6, "empty_text", "text"), (7, "bad_type", "id"),
+                   (8, "control_chars", "text"), (9, "malformed_json", None)}
+    assert all(r.file == str(p) for r in rej)
+    assert "mixed.jsonl:3" in next(r for r in rej if r.line == 3).message()
+
+
+def test_invalid_utf8_is_repaired_and_flagged(tmp_path: Path, articles: list[dict]) -> None:
+    p = tmp_path / "latin1.jsonl"
+    line = json.dumps({"id": "x", "text": "caf@@ " + articles[0]["text"]}).encode()
+    p.write_bytes(line.replace(b"@@", b"\xe9") + b"\n")
+    recs, rej = _read(p)
+    assert not rej and recs[0].flags == ["utf8_repaired"] and "caf\ufffd" in recs[0].text
+
+
+def test_truncated_gzip_keeps_rows_before_the_cut(tmp_path: Path, articles: list[dict]) -> None:
+    full = tmp_path / "full.jsonl.gz"
+    with gzip.open(full, "wt", encoding="utf-8") as f:
+        for a in articles[:50]:
+            f.write(json.dumps(a) + "\n")
+    cut = tmp_path / "cut.jsonl.gz"
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    recs, rej = _read(cut)
+    assert 0 < len(recs) < 50
+    assert [r.reason for r in rej] == ["truncated_file"] and rej[0].line is None
+
+
+def test_directory_walk_reports_unsupported_files_and_missing_paths(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("some text here", "utf-8")
+    (tmp_path / "notes.md").write_text("x", "utf-8")
+    files, skipped = expand_paths([tmp_path])
+    assert [f.name for f in files] == ["a.txt"]
+    assert [s.reason for s in skipped] == ["unsupported_file"]
+    with pytest.raises(InputError, match="no such file"):
+        expand_paths([tmp_path / "missing.jsonl"])
