@@ -9,6 +9,7 @@ not an index, unsupported version, parameter mismatch); 6 --strict stopped at a 
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import sys
@@ -28,6 +29,9 @@ from dedup.store import IndexError_, LockedError
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_PARTIAL, EXIT_LOCKED, EXIT_INDEX, EXIT_STRICT, EXIT_IO = range(8)
 
 
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+
+
 def _fail(message: str, code: int) -> None:
     click.echo(f"dedup: error: {message}", err=True)
     sys.exit(code)
@@ -44,7 +48,9 @@ def _guard(fn: Callable) -> Callable:
         except LockedError as e:
             _fail(str(e), EXIT_LOCKED)
         except (IndexError_, ParamsError) as e:
-            _fail(str(e), EXIT_INDEX)
+            # the index could not be written (read-only, full disk, no permission): an I/O failure, not a bad index
+            io_failure = isinstance(e.__cause__, OSError) and e.__cause__.errno in _WRITE_ERRNOS
+            _fail(f"{e}; the index is unchanged" if io_failure else str(e), EXIT_IO if io_failure else EXIT_INDEX)
         except InputError as e:
             _fail(str(e), EXIT_USAGE)
         except StrictError as e:
@@ -80,7 +86,8 @@ _index_opt = click.option("--index", "index", required=True, type=click.Path(fil
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object to stdout.")
 @click.option("--strict", is_flag=True, help="Stop at the first bad row and commit nothing.")
 @click.option("--no-store-text", is_flag=True, help="Do not keep document texts in the index.")
-@click.option("--max-chars", type=int, default=5_000_000, show_default=True, help="Reject longer texts.")
+@click.option("--max-chars", type=click.IntRange(min=1), default=5_000_000, show_default=True,
+              help="Reject longer texts (too_long).")
 @click.option("--id-field", default="id", show_default=True)
 @click.option("--text-field", default="text", show_default=True)
 @click.option("--title-field", default="title", show_default=True)
@@ -105,6 +112,12 @@ def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, 
       dedup ingest data/ --index idx
       dedup ingest night-2026-11-21.jsonl.gz --index /srv/news-idx --json
       dedup ingest feed.csv --index idx --id-field guid --text-field body --strict
+      dedup ingest "scrapes/2026 11 21/" --index idx --max-chars 200000
+
+    \b
+    Bad rows and files are skipped and listed on stderr as file:line: field reason: detail, and kept in
+    the `rejected` table. Exit codes: 0 all rows used, 3 some rejected (the rest committed), 6 --strict
+    stopped at a bad row (nothing committed), 7 write failure (index unchanged).
     """
     fields = FieldMap(**{k[:-6]: opts.pop(k) for k in list(opts) if k.endswith("_field")})  # type: ignore[arg-type]
     requested = {k: v for k, v in opts.items() if v is not None}
@@ -124,6 +137,9 @@ def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, 
         click.echo(f"dedup: rejected: {r.message()}", err=True)
     if len(s.rejections) > 50:
         click.echo(f"dedup: ... and {len(s.rejections) - 50} more (see the `rejected` table)", err=True)
+    if getattr(s, "stale_lock", None):
+        click.echo(f"dedup: note: a previous writer did not exit cleanly ({s.stale_lock}); "
+                   "its leftover files were removed", err=True)
     if as_json:
         click.echo(json.dumps(s.to_json()))
     else:
@@ -222,6 +238,26 @@ def stats_cmd(index: str, as_json: bool) -> None:
         if k != "params":
             click.echo(f"{k:20} {v:,}" if isinstance(v, int) else f"{k:20} {v}")
     click.echo("params              " + ", ".join(f"{k}={v}" for k, v in st["params"].items()))
+
+
+@main.command("compact")
+@_index_opt
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object to stdout.")
+@_guard
+def compact_cmd(index: str, as_json: bool) -> None:
+    """Merge the many small Parquet files that nightly batches leave into few sorted files.
+
+    Takes the writer lock (exit 4 if another writer holds it) and commits atomically; every query result stays
+    the same. Old files are deleted by a later writer after a grace period, so open readers keep working.
+    """
+    from dedup.store import compact
+
+    r = compact(index)
+    if as_json:
+        click.echo(json.dumps(r.to_json()))
+    else:
+        what = ", ".join(r.tables) if r.tables else "nothing to do"
+        click.echo(f"compacted {r.files_before} files into {r.files_after} ({what}); {r.seconds:.1f}s", err=True)
 
 
 def _print_table(table: pa.Table, fmt: str) -> None:

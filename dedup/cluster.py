@@ -1,10 +1,13 @@
 """Stage 8: clusters from verified pairs, and stable cluster ids across nightly batches.
 
-The partition is a pure function of (documents, linked pairs): it never depends on the order in which batches
+The partition is a pure function of (documents, scored pairs): it never depends on the order in which batches
 arrived, so ingesting a corpus in k batches gives the same clusters as ingesting it at once.
 
-Chaining guard: plain connected components let one loose edge merge two stories. A component is accepted as a
-cluster only if it is *coherent*; otherwise its weakest links are removed until every part is.
+Chaining guard: connected components of linked pairs let one document that quotes two stories (a digest, a
+round-up) join them. So each component of three or more documents is re-clustered by *average linkage* over all
+its scored pairs (a pair that was never a candidate scores 0): two groups merge only while the average score
+between them stays at least `cluster_threshold`. Copies of one story score high with each other, so they stay
+together; a hub's two sides share only the hub's links, so their average falls and they split.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -24,44 +28,42 @@ def components(n: int, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
     return connected_components(g, directed=False)[1].astype(np.int64)
 
 
-def partition(n: int, ia: np.ndarray, ib: np.ndarray, weight: np.ndarray, min_density: float = 0.0
-              ) -> np.ndarray:
-    """Cluster label per node. Components whose edge density falls below `min_density` are split by dropping
-    their weakest edges (lowest weight, ties by node ids) until each part is dense enough or a singleton."""
-    labels = components(n, ia, ib)
-    if min_density <= 0.0 or len(ia) == 0:
+def partition(n: int, ia: np.ndarray, ib: np.ndarray, score: np.ndarray, link_threshold: float,
+              cluster_threshold: float) -> np.ndarray:
+    """Cluster label per node (nodes are numbered in a canonical order, e.g. by age and id).
+
+    Pairs (ia[k], ib[k]) with score[k] ≥ link_threshold are links; components of links with 3+ nodes are
+    split by average linkage at `cluster_threshold` over all given pairs."""
+    linked = score >= link_threshold
+    labels = components(n, ia[linked], ib[linked])
+    if not len(ia):
         return labels
-    order = np.lexsort((ib, ia, weight))  # weakest first, deterministic
-    ia, ib, weight = ia[order], ib[order], weight[order]
-    comp_of_edge = labels[ia]
-    sizes = np.bincount(labels, minlength=labels.max() + 1)
-    edges_per = np.bincount(comp_of_edge, minlength=labels.max() + 1)
-    bad = [c for c in np.flatnonzero(sizes > 2) if edges_per[c] < min_density * sizes[c] * (sizes[c] - 1) / 2]
+    sizes = np.bincount(labels)
+    big = np.flatnonzero(sizes >= 3)
+    if not len(big):
+        return labels
+    comp_a = labels[ia]
+    inside = (comp_a == labels[ib]) & np.isin(comp_a, big)
+    order = np.argsort(comp_a[inside], kind="stable")
+    ea, eb, es, ec = ia[inside][order], ib[inside][order], score[inside][order], comp_a[inside][order]
+    bounds = np.searchsorted(ec, big, side="left"), np.searchsorted(ec, big, side="right")
     next_label = labels.max() + 1
-    for c in bad:
-        sel = comp_of_edge == c
-        ea, eb = ia[sel], ib[sel]
-        nodes = np.unique(np.concatenate([ea, eb]))
-        local = {int(v): i for i, v in enumerate(nodes)}
-        la = np.array([local[int(v)] for v in ea])
-        lb = np.array([local[int(v)] for v in eb])
-        sub = _split(len(nodes), la, lb, min_density)
-        for i, v in enumerate(nodes):
-            labels[v] = next_label + sub[i]
+    for c, lo, hi in zip(big, *bounds):
+        nodes = np.flatnonzero(labels == c)  # ascending = canonical order
+        local = np.searchsorted(nodes, ea[lo:hi]), np.searchsorted(nodes, eb[lo:hi])
+        sub = _average_linkage(len(nodes), local[0], local[1], es[lo:hi], cluster_threshold)
+        labels[nodes] = next_label + sub
         next_label += sub.max() + 1
     return labels
 
 
-def _split(n: int, la: np.ndarray, lb: np.ndarray, min_density: float) -> np.ndarray:
-    """Drop edges weakest-first until every component of the rest is dense enough (edges already sorted)."""
-    for start in range(len(la) + 1):
-        lab = components(n, la[start:], lb[start:])
-        sizes = np.bincount(lab)
-        edges = np.bincount(lab[la[start:]], minlength=len(sizes)) if start < len(la) else np.zeros(len(sizes))
-        need = min_density * sizes * (sizes - 1) / 2
-        if np.all((sizes <= 2) | (edges >= need)):
-            return lab
-    return np.arange(n)
+def _average_linkage(n: int, la: np.ndarray, lb: np.ndarray, score: np.ndarray, threshold: float) -> np.ndarray:
+    sim = np.zeros((n, n))
+    sim[la, lb] = np.maximum(sim[la, lb], score)
+    sim[lb, la] = sim[la, lb]
+    dist = 1.0 - sim[np.triu_indices(n, 1)]
+    tree = linkage(dist, method="average")
+    return fcluster(tree, t=1.0 - threshold, criterion="distance").astype(np.int64) - 1
 
 
 @dataclass
@@ -75,11 +77,17 @@ def assign_ids(labels: np.ndarray, previous: np.ndarray, age: np.ndarray, next_i
     """Give each cluster of `labels` a stable id.
 
     previous[i] is document i's cluster id before this batch (-1 for new documents); age[i] is document i's
-    rank by (published_at, doc_id), so new ids are handed out deterministically, oldest story first. A cluster
-    keeps the oldest (smallest) previous id among its members; other previous clusters of 2+ documents that it
-    absorbed are recorded as a `merge` (a singleton joining is not an event). If a previous id is claimed by several clusters (a split), the cluster holding most of its
-    former members keeps it (ties: the one with the oldest member) and the others get new ids (`split`).
-    Clusters with no previous id get a new one, recorded as `new` when they have 2+ members.
+    rank by (published_at, doc_id), so new ids are handed out deterministically, oldest story first.
+
+    - A cluster that contains previous clusters of 2+ documents ("stories") keeps the oldest (smallest) of their
+      ids; the other stories it absorbed are recorded as one `merge` event. Documents joining it — new ones or
+      former singletons — do not change its id and are not events.
+    - A cluster made only of former singletons (and new documents) keeps the oldest former singleton's id; when it
+      has 2+ members it is a story seen for the first time: a `new` event.
+    - If a previous id is claimed by several clusters (a split, after a replacement), the cluster holding most of
+      its former members keeps it (ties: the one with the oldest member); the others keep another id they own or
+      get a new one, recorded as `split` with the id they came from.
+    - Clusters with no previous id get a new one, recorded as `new` when they have 2+ members.
     """
     n = len(labels)
     cluster_ids = np.full(n, -1, dtype=np.int64)
@@ -107,12 +115,21 @@ def assign_ids(labels: np.ndarray, previous: np.ndarray, age: np.ndarray, next_i
     for c, mem in enumerate(members):
         mine = [pid for pid in prev_ids_of[c] if winner[pid] == c]
         lost = [pid for pid in prev_ids_of[c] if winner[pid] != c]
-        if mine:
-            keep = min(mine)
+        stories = [pid for pid in mine if prev_size[pid] >= 2]
+        if stories:
+            keep = min(stories)
             cluster_ids[mem] = keep
-            absorbed = [p for p in mine if p != keep and prev_size[p] >= 2]
+            absorbed = [p for p in stories if p != keep]
             if absorbed:
                 events.append(("merge", keep, absorbed, len(mem)))
+        elif mine:
+            keep = min(mine)
+            cluster_ids[mem] = keep
+            lost_stories = [p for p in lost if prev_size[p] >= 2]
+            if lost_stories:
+                events.append(("split", keep, lost_stories, len(mem)))
+            elif len(mem) >= 2:
+                events.append(("new", keep, [], len(mem)))
         else:
             fresh.append((c, "split" if lost else "new", lost))
     for c, kind, lost in sorted(fresh, key=lambda t: oldest[t[0]]):

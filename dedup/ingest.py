@@ -20,14 +20,14 @@ import numpy as np
 import pyarrow as pa
 import xxhash
 
-from dedup.bands import band_keys
+from dedup.bands import bucket_rows
 from dedup.cluster import assign_ids, partition
 from dedup.link import candidate_pairs
 from dedup.params import Params
 from dedup.readers import DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expand_paths, read_file, records_from_table
 from dedup.sketch import sketch_batch
 from dedup.store import Writer, fetch
-from dedup.verify import verify_pairs
+from dedup.verify import KEEP_SCORE, verify_pairs
 
 CHUNK = 20_000
 Progress = Callable[[str, int, int | None], None]
@@ -54,6 +54,7 @@ class Summary:
     splits: int = 0
     batch: int = 0
     seconds: float = 0.0
+    stale_lock: str | None = None  # lock line of a writer that died before closing (its leftovers were removed)
     rejections: list[Rejection] = field(default_factory=list, repr=False)
 
     def to_json(self) -> dict:
@@ -114,6 +115,7 @@ class _Batch:
         self.winner: dict[str, tuple[str, int | None]] = {}
         self.replaced: set[str] = set()
         self.indexed_ids: list[str] = []
+        self.new_bucket_files: list[str] = []  # buckets of this batch's documents (not rewritten old files)
 
     def reject(self, r: Rejection) -> None:
         if self.strict:
@@ -158,12 +160,12 @@ class _Batch:
         if not keep:
             return
         p = self.p
-        sigs, words, shingles = sketch_batch([r.text for r, _ in keep], p.shingle, p.shingle_size, p.num_perm, p.seed)
-        ok = shingles > 0
+        sk = sketch_batch([r.text for r, _ in keep], p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
+        ok = sk.shingles > 0
         for (r, _), good in zip(keep, ok):
             if not good:
                 self.reject(Rejection(r.file, r.line, r.doc_id, "text", "no_words",
-                                      "text has no letters or digits to fingerprint"))
+                                      "text has no content words to fingerprint"))
         idx = np.flatnonzero(ok)
         if not len(idx):
             return
@@ -173,7 +175,8 @@ class _Batch:
             if d in old:
                 self.replaced.add(d)
         self.indexed_ids.extend(ids)
-        sigs, words, shingles = sigs[idx], words[idx], shingles[idx]
+        sigs, words, shingles = sk.signatures[idx], sk.words[idx], sk.shingles[idx]
+        lead = sk.lead[idx] if len(sk.lead) else sk.lead
         self.w.stage("documents", pa.table({
             "doc_id": ids, "title": [r.title for r, _ in rows], "source": [r.source for r, _ in rows],
             "url": [r.url for r, _ in rows], "published_at": [r.published_at for r, _ in rows],
@@ -190,12 +193,9 @@ class _Batch:
         }))
         linkable = np.flatnonzero(words >= p.min_words)
         if len(linkable):
-            keys = band_keys(sigs[linkable], p.bands, p.rows)
-            self.w.stage("buckets", pa.table({
-                "band": np.tile(np.arange(p.bands, dtype=np.int16), len(linkable)),
-                "bucket": keys.ravel(),
-                "doc_id": np.repeat(np.array(ids, dtype=object)[linkable], p.bands),
-            }), sort_by=["band", "bucket"])
+            rows_ = bucket_rows(np.array(ids, dtype=object)[linkable], sigs[linkable],
+                                lead[linkable] if len(lead) else lead, p.bands, p.rows)
+            self.new_bucket_files.append(self.w.stage("buckets", rows_, sort_by=["band", "bucket"]))
 
     def _stored_hashes(self, ids: list[str]) -> dict[str, int]:
         files = [f for f in self.w.current_files("documents")]
@@ -221,7 +221,9 @@ class _Batch:
 
     def _link(self) -> None:
         w, p, s = self.w, self.p, self.s
-        new_buckets = [str(w.root / f) for f in w.staged["buckets"]]
+        # Only this batch's buckets: a replacement also stages rewritten copies of old bucket files, whose
+        # pairs are already in the index.
+        new_buckets = [str(w.root / f) for f in self.new_bucket_files]
         cands = candidate_pairs(self.con, new_buckets, w.current_files("buckets"))
         s.candidates = cands.num_rows
         if self.progress:
@@ -230,12 +232,14 @@ class _Batch:
             return
         ids = pa.concat_arrays([cands["doc_a"].combine_chunks(), cands["doc_b"].combine_chunks()]).unique()
         self.con.register("pair_ids", pa.table({"doc_id": ids}))
-        docs = fetch(self.con, 
+        docs = fetch(
+            self.con,
             "SELECT d.doc_id, d.text, s.minhash FROM read_parquet($d) d JOIN read_parquet($s) s USING (doc_id) "
             "WHERE d.doc_id IN (SELECT doc_id FROM pair_ids)",
             {"d": w.current_files("documents"), "s": w.current_files("signatures")})
         self.con.unregister("pair_ids")
         pairs = verify_pairs(cands, docs, p)
+        pairs = pairs.filter(pa.compute.greater_equal(pairs["score"], KEEP_SCORE))
         s.pairs = pairs.num_rows
         s.linked = int(pa.compute.sum(pairs["linked"]).as_py() or 0)
         pairs = pairs.append_column("batch", pa.array([self.batch] * pairs.num_rows, pa.int32()))
@@ -243,18 +247,21 @@ class _Batch:
 
     def _cluster(self) -> None:
         w, s = self.w, self.s
-        docs = fetch(self.con, 
+        docs = fetch(
+            self.con,
             "SELECT d.doc_id, coalesce(c.cluster_id, -1) AS prev FROM read_parquet($d) d "
             "LEFT JOIN read_parquet($c) c USING (doc_id) ORDER BY d.published_at NULLS LAST, d.doc_id",
             {"d": w.current_files("documents"), "c": w.current_files("clusters")})
         n = docs.num_rows
         s.documents = n
         pos = {d: i for i, d in enumerate(docs["doc_id"].to_pylist())}
-        edges = fetch(self.con, 
-            "SELECT doc_a, doc_b, score FROM read_parquet($p) WHERE linked", {"p": w.current_files("pairs")})
+        edges = fetch(
+            self.con,
+            "SELECT doc_a, doc_b, score FROM read_parquet($p)", {"p": w.current_files("pairs")})
         ia = np.array([pos[d] for d in edges["doc_a"].to_pylist()], dtype=np.int64)
         ib = np.array([pos[d] for d in edges["doc_b"].to_pylist()], dtype=np.int64)
-        labels = partition(n, ia, ib, edges["score"].to_numpy(zero_copy_only=False))
+        labels = partition(n, ia, ib, edges["score"].to_numpy(zero_copy_only=False), self.p.verify_threshold,
+                           self.p.cluster_threshold)
         res = assign_ids(labels, docs["prev"].to_numpy(), np.arange(n), w.manifest.next_cluster_id)
         self.next_cluster_id = res.next_id
         cid = res.cluster_ids
@@ -310,6 +317,7 @@ def ingest(sources: Iterable, index: str | os.PathLike, params: Params | None = 
     inputs = [str(s) if not isinstance(s, (pa.Table, pa.RecordBatch)) else "<table>" for s in sources]
     with Writer(index, params=params, requested=requested) as w:
         job = _Batch(w, store_text, strict, progress)
+        job.s.stale_lock = w.stale_holder
         try:
             for chunk in _chunks(_records(sources, fields, max_chars), CHUNK):
                 job.add(chunk)

@@ -15,7 +15,7 @@ from datasketch.lsh import _optimal_param
 FORMAT_NAME = "dedup-index"
 FORMAT_VERSION = 1
 
-SHINGLE_KINDS = ("char", "word")
+SHINGLE_KINDS = ("stem", "char", "word")
 
 
 class ParamsError(ValueError):
@@ -33,18 +33,20 @@ class Params:
     """Settings of an index. Defaults are the tuned, recommended configuration (see README, Detection quality)."""
 
     normalizer: str = "nfkc-casefold-alnum-v1"
-    shingle: str = "char"
-    shingle_size: int = 5
+    shingle: str = "stem"
+    shingle_size: int = 4
+    lead_words: int = 150
     hash: str = "xxh32"
     scheme: str = "affine32"
     seed: int = 1
     num_perm: int = 128
-    threshold: float = 0.3
+    threshold: float = 0.25
     bands: int = 0
     rows: int = 0
     # Verification and clustering: they change `pairs` and `clusters`, so they are part of the contract too.
     min_words: int = 25
     verify_threshold: float = 0.5
+    cluster_threshold: float = 0.3
     verifier: str = "v1"
 
     def __post_init__(self) -> None:
@@ -68,8 +70,12 @@ class Params:
             object.__setattr__(self, "rows", r)
         if self.bands * self.rows > self.num_perm:
             raise ParamsError(f"bands*rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        if self.lead_words < 0:
+            raise ParamsError(f"lead_words must be >= 0 (0 = no lead bands), got {self.lead_words}")
         if self.min_words < 1:
             raise ParamsError(f"min_words must be >= 1, got {self.min_words}")
+        if not 0.0 < self.cluster_threshold <= 1.0:
+            raise ParamsError(f"cluster_threshold must be in (0, 1], got {self.cluster_threshold}")
         if not 0.0 < self.verify_threshold <= 1.0:
             raise ParamsError(f"verify_threshold must be in (0, 1], got {self.verify_threshold}")
 

@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from dedup.bands import band_keys
+from dedup.bands import bucket_rows
 from dedup.sketch import sketch_batch
 from dedup.store import Snapshot, fetch
 from dedup.verify import verify_pairs
@@ -60,13 +60,16 @@ class Index:
             if not row.num_rows:
                 raise KeyError(doc_id)
             text = row["text"][0].as_py()
-            sig = np.asarray(row["minhash"][0].values.to_numpy(), dtype=np.uint32)[None, :]
             me = doc_id
         else:
-            sig = sketch_batch([text], p.shingle, p.shingle_size, p.num_perm, p.seed)[0]
             me = "\x00query"
-        keys = band_keys(sig, p.bands, p.rows)[0]
-        probe = pa.table({"band": pa.array(np.arange(p.bands), pa.int16()), "bucket": pa.array(keys, pa.uint64())})
+        if text is not None:
+            sk = sketch_batch([text], p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
+            sig, lead = sk.signatures, sk.lead
+        else:  # stored without text: the whole-text signature is all we have
+            sig = np.asarray(row["minhash"][0].values.to_numpy(), dtype=np.uint32)[None, :]
+            lead = np.empty((0, p.num_perm), dtype=np.uint32)
+        probe = bucket_rows(np.array([me], dtype=object), sig, lead, p.bands, p.rows).select(["band", "bucket"])
         self.con.register("probe", probe)
         cands = self.sql("SELECT DISTINCT b.doc_id FROM buckets b JOIN probe USING (band, bucket) "
                          "WHERE b.doc_id <> $me", {"me": me})

@@ -6,22 +6,37 @@ the line (JSONL/CSV/TXT) or row (Parquet, 1-based), the field and the reason. Pr
 truncation point are kept.
 
 Choices documented in the README:
-- invalid UTF-8 is repaired with U+FFFD and the document flagged `utf8_repaired` (one bad byte should not cost
-  a whole article); NUL characters reject the row (a sign of binary or corrupt data);
-- integer ids are accepted and turned into strings; other non-string ids or texts are rejected;
-- a `published_at` that cannot be parsed is dropped and the document flagged `bad_published_at`.
+- invalid UTF-8 (and lone surrogates in JSON escapes or Parquet strings) is repaired with U+FFFD and the
+  document flagged `utf8_repaired` (one bad byte should not cost a whole article); a UTF-8 byte order mark at
+  the start of a file is ignored;
+- a NUL character in the text rejects the row (`control_chars`: a sign of binary or corrupt data), as does a text
+  whose control characters are more than 10% of it; fewer other control characters (C0 except tab, newline,
+  carriage return, vertical tab and form feed; DEL; C1) are each replaced by a space and the document is flagged
+  `control_chars_removed`; ids with any control character are rejected;
+- mojibake (UTF-8 decoded as Latin-1/cp1252, e.g. "cafÃ©", "itâ€™s") is stored as received and flagged
+  `mojibake_suspected`: repairing it is a guess that can damage correct text;
+- integer ids are accepted and turned into strings; other non-string ids or texts are rejected; ids longer than
+  `MAX_ID_CHARS` are rejected (`too_long`);
+- an optional field (`title`, `source`, `url`, `lang`) that is not a string is dropped and the document flagged
+  `bad_<field>`; a `published_at` that cannot be parsed is dropped and the document flagged `bad_published_at`;
+- the content must match the file name: a `.gz`/`.zst` that is not gzip/zstd data, a `.parquet` that is not
+  Parquet, a text file that is compressed, Parquet or UTF-16/32 is rejected as a whole (`wrong_format`);
+- CSV is parsed strictly: a broken quote rejects its row (`malformed_csv`, the detail names the lines it
+  spans) instead of silently swallowing the rows after it; blank lines are ignored in JSONL and CSV.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import orjson
@@ -30,9 +45,19 @@ import pyarrow.parquet as pq
 
 OPTIONAL_FIELDS = ("title", "source", "url", "published_at", "lang")
 DEFAULT_MAX_CHARS = 5_000_000
+MAX_ID_CHARS = 1024
+MAX_CONTROL_SHARE = 0.10  # texts with more control characters than this are rejected as binary
 
 _TXT_DATE = re.compile(r"\A\s*date\s+(\d{4}-\d{2}-\d{2})[ \t]*(?:\r?\n|\Z)")
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ID_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")  # keeps \t \n \x0b \x0c \r (whitespace)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A UTF-8 sequence read as cp1252/Latin-1: lead byte then the right number of continuation bytes.
+_CONT = "\x80-\xbf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018\u2019\u201a" \
+        "\u201c\u201d\u201e\u2020\u2021\u2022\u2026\u2030\u2039\u203a\u20ac\u2122"
+_MOJIBAKE = re.compile(f"[\xc2-\xdf][{_CONT}]|[\xe0-\xef][{_CONT}]{{2}}|[\xf0-\xf4][{_CONT}]{{3}}")
+_MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"PAR1": "Parquet", b"\xff\xfe": "UTF-16/32",
+          b"\xfe\xff": "UTF-16", b"\x00\x00\xfe\xff": "UTF-32", b"PK\x03\x04": "zip"}
 
 
 @dataclass(frozen=True)
@@ -72,10 +97,11 @@ class Rejection:
     detail: str
 
     def message(self) -> str:
+        """One line: `file:line: field 'f' (id 'x') reason: detail` (control characters escaped)."""
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         what = f" field '{self.field}'" if self.field else ""
         who = f" (id {self.doc_id!r})" if self.doc_id else ""
-        return f"{where}:{what}{who} {self.reason}: {self.detail}"
+        return _ID_CONTROL.sub(lambda m: repr(m.group())[1:-1], f"{where}:{what}{who} {self.reason}: {self.detail}")
 
 
 class InputError(Exception):
@@ -86,6 +112,8 @@ def parse_published_at(value: object) -> datetime | None:
     """ISO-8601 date or date-time (also YYYY/MM/DD); aware times are converted to naive UTC."""
     if isinstance(value, datetime):
         dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
     elif isinstance(value, str):
         s = value.strip().replace("/", "-")
         if s.endswith("Z"):
@@ -98,54 +126,122 @@ def parse_published_at(value: object) -> datetime | None:
     return dt
 
 
+class _Unconvertible:
+    """A Parquet value that has no Python equivalent (e.g. a timestamp out of range): always a bad type."""
+
+    def __init__(self, arrow_type: object):
+        self.arrow_type = arrow_type
+
+
+def _type_name(v: object) -> str:
+    return f"unconvertible {v.arrow_type}" if isinstance(v, _Unconvertible) else type(v).__name__
+
+
+def _as_text(v: object, flags: list[str]) -> object:
+    """Bytes (a Parquet binary column) become text, repaired if they are not UTF-8."""
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(v).decode("utf-8")
+        except UnicodeDecodeError:
+            if "utf8_repaired" not in flags:
+                flags.append("utf8_repaired")
+            return bytes(v).decode("utf-8", errors="replace")
+    return v
+
+
+def looks_like_mojibake(text: str) -> bool:
+    """True if `text` holds a UTF-8 sequence that was decoded as cp1252/Latin-1 ("Ã©" for "é")."""
+    if text.isascii():
+        return False
+    for m in _MOJIBAKE.finditer(text):
+        try:
+            bytes(ord(c) if ord(c) < 256 else c.encode("cp1252")[0] for c in m.group()).decode("utf-8")
+        except UnicodeError:
+            continue
+        return True
+    return False
+
+
 def validate(raw: dict, fields: FieldMap, file: str, line: int | None, max_chars: int,
              flags: list[str] | None = None) -> Record | Rejection:
     """Check one raw row (a dict of column → value) and build its Record, or say why not."""
     flags = list(flags or [])
-    doc_id = raw.get(fields.id)
+    doc_id = _as_text(raw.get(fields.id), flags)
     if doc_id is None:
-        return Rejection(file, line, None, fields.id, "missing_id", "no id")
+        if fields.id in raw:
+            return Rejection(file, line, None, fields.id, "missing_id", "id is null")
+        names = ", ".join(repr(_SURROGATE.sub("\ufffd", str(k)))[:60] for k in list(raw)[:8])
+        return Rejection(file, line, None, fields.id, "missing_id",
+                         f"no '{fields.id}' field (fields: {names or 'none'}; see --id-field)")
     if isinstance(doc_id, int) and not isinstance(doc_id, bool):
         doc_id = str(doc_id)
     if not isinstance(doc_id, str):
-        return Rejection(file, line, None, fields.id, "bad_type", f"id must be a string, got {type(doc_id).__name__}")
+        return Rejection(file, line, None, fields.id, "bad_type", f"id must be a string, got {_type_name(doc_id)}")
     doc_id = doc_id.strip()
     if not doc_id:
         return Rejection(file, line, None, fields.id, "empty_id", "id is empty")
-    if _CONTROL.search(doc_id) or "\n" in doc_id or "\r" in doc_id:
+    if len(doc_id) > MAX_ID_CHARS:
+        return Rejection(file, line, doc_id[:80] + "...", fields.id, "too_long",
+                         f"id of {len(doc_id):,} characters > limit {MAX_ID_CHARS:,}")
+    if _ID_CONTROL.search(doc_id):
         return Rejection(file, line, doc_id, fields.id, "control_chars", "id contains control characters")
-    text = raw.get(fields.text)
+    text = _as_text(raw.get(fields.text), flags)
     if text is None:
-        return Rejection(file, line, doc_id, fields.text, "missing_text", "no text")
+        if fields.text in raw:
+            return Rejection(file, line, doc_id, fields.text, "missing_text", "text is null")
+        return Rejection(file, line, doc_id, fields.text, "missing_text",
+                         f"no '{fields.text}' field (see --text-field)")
     if not isinstance(text, str):
-        return Rejection(file, line, doc_id, fields.text, "bad_type", f"text must be a string, got {type(text).__name__}")
+        return Rejection(file, line, doc_id, fields.text, "bad_type", f"text must be a string, got {_type_name(text)}")
     if not text.strip():
         return Rejection(file, line, doc_id, fields.text, "empty_text", "text is empty")
     if "\x00" in text:
         return Rejection(file, line, doc_id, fields.text, "control_chars", "text contains NUL characters")
     if len(text) > max_chars:
         return Rejection(file, line, doc_id, fields.text, "too_long", f"{len(text):,} characters > limit {max_chars:,}")
+    if not text.isascii():
+        if looks_like_mojibake(text):
+            flags.append("mojibake_suspected")
+        if _SURROGATE.search(text):  # only from the Python API: files are decoded with repair
+            text = _SURROGATE.sub("\ufffd", text)
+            if "utf8_repaired" not in flags:
+                flags.append("utf8_repaired")
+    cleaned, n_control = _CONTROL.subn(" ", text)
+    if n_control:
+        if n_control > MAX_CONTROL_SHARE * len(text):
+            return Rejection(file, line, doc_id, fields.text, "control_chars",
+                             f"{n_control:,} control characters in {len(text):,} (binary data?)")
+        text = cleaned
+        flags.append("control_chars_removed")
+        if not text.strip():
+            return Rejection(file, line, doc_id, fields.text, "empty_text", "text is empty")
     if "\ufffd" in text and "utf8_repaired" not in flags:
         flags.append("has_replacement_char")
     optional: dict[str, str | None] = {}
     for name in ("title", "source", "url", "lang"):
         col = getattr(fields, name)
-        v = raw.get(col)
+        v = _as_text(raw.get(col), flags)
         if v is None or v == "":
             optional[name] = None
         elif isinstance(v, str):
-            optional[name] = _CONTROL.sub(" ", v).strip() or None
+            optional[name] = _CONTROL.sub(" ", _SURROGATE.sub("\ufffd", v)).strip() or None
         else:
-            return Rejection(file, line, doc_id, col, "bad_type", f"{name} must be a string, got {type(v).__name__}")
-    published = raw.get(fields.published_at)
+            optional[name] = None
+            flags.append(f"bad_{name}")
+    published = _as_text(raw.get(fields.published_at), flags)
     published_at = None
     if published not in (None, ""):
         try:
             published_at = parse_published_at(published)
-        except (ValueError, OverflowError):
+        except (ValueError, OverflowError, TypeError):
             flags.append("bad_published_at")
     return Record(doc_id, text, optional["title"], optional["source"], optional["url"], published_at,
                   optional["lang"], file, line, flags)
+
+
+def _name(path: Path) -> str:
+    """The file name stored with records and rejections: always valid Unicode (undecodable bytes → U+FFFD)."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _decode(data: bytes) -> tuple[str, list[str]]:
@@ -155,10 +251,68 @@ def _decode(data: bytes) -> tuple[str, list[str]]:
         return data.decode("utf-8", errors="replace"), ["utf8_repaired"]
 
 
-def _open_stream(path: Path) -> io.BufferedReader:
+def _compression(path: Path) -> str | None:
     name = path.name.lower()
-    compression = "gzip" if name.endswith(".gz") else "zstd" if name.endswith(".zst") else None
-    return io.BufferedReader(pa.input_stream(str(path), compression=compression))
+    return "gzip" if name.endswith(".gz") else "zstd" if name.endswith(".zst") else None
+
+
+@contextmanager
+def _open_stream(path: Path) -> Iterator[io.BufferedIOBase]:
+    """The decompressed bytes of a file. Opened by Python, so that any file name works (even undecodable)."""
+    with open(path, "rb", buffering=1 << 20) as fh:
+        compression = _compression(path)
+        if compression is None:
+            yield fh
+        else:
+            with io.BufferedReader(pa.input_stream(fh, compression=compression)) as stream:
+                yield stream
+
+
+def _magic(head: bytes) -> str | None:
+    for magic, what in _MAGIC.items():
+        if head.startswith(magic):
+            return what
+    if len(head) >= 4 and all(head[i] == 0 and head[i + 1] != 0 for i in (0, 2)):
+        return "UTF-16BE (no byte order mark)"
+    if len(head) >= 4 and all(head[i] != 0 and head[i + 1] == 0 for i in (0, 2)):
+        return "UTF-16LE (no byte order mark)"
+    return None
+
+
+def _check_format(path: Path, kind: str) -> Rejection | None:
+    """A whole-file problem found before reading: empty, or content that does not match the file name."""
+    f = _name(path)
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        size = fh.seek(0, os.SEEK_END)
+        if kind == "parquet" and size >= 8:
+            fh.seek(-4, os.SEEK_END)
+            tail = fh.read(4)
+    if size == 0:
+        return Rejection(f, None, None, None, "empty_file", "file is empty (0 bytes)")
+    comp = _compression(path)
+    if comp is not None:
+        expected = {"gzip": b"\x1f\x8b", "zstd": b"\x28\xb5\x2f\xfd"}[comp]
+        if not head.startswith(expected):
+            found = _magic(head)
+            return Rejection(f, None, None, None, "wrong_format",
+                             f"not {comp} data" + (f" (looks like {found})" if found else "")
+                             + f" although the name ends in {path.suffix}")
+        return None
+    if kind == "parquet":
+        if not head.startswith(b"PAR1"):
+            found = _magic(head)
+            return Rejection(f, None, None, None, "wrong_format",
+                             "not a Parquet file" + (f" (looks like {found})" if found else " (no PAR1 header)"))
+        if size < 12 or tail != b"PAR1":
+            return Rejection(f, None, None, None, "truncated_file",
+                             f"Parquet file cut short ({size:,} bytes, no footer)")
+        return None
+    found = _magic(head)
+    if found is not None:
+        return Rejection(f, None, None, None, "wrong_format",
+                         f"looks like {found} data, not a UTF-8 .{kind} file")
+    return None
 
 
 def _kind(path: Path) -> str | None:
@@ -173,24 +327,52 @@ def _kind(path: Path) -> str | None:
     return None
 
 
+def _loads(data: bytes) -> tuple[object, list[str]]:
+    """Parse one JSON line: (value, flags). Raises ValueError with a short reason if it is not JSON."""
+    text, flags = _decode(data)
+    try:
+        return orjson.loads(text), flags
+    except orjson.JSONDecodeError as e:
+        if "surrogate" not in str(e):
+            raise ValueError(str(e)) from None
+    # orjson refuses lone surrogates in \u escapes; the standard parser keeps them and we repair them
+    try:
+        raw = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise ValueError(str(e)) from None
+    if isinstance(raw, dict):
+        fixed = {}
+        for k, v in raw.items():
+            if isinstance(v, str) and _SURROGATE.search(v):
+                v = _SURROGATE.sub("\ufffd", v)
+                if "utf8_repaired" not in flags:
+                    flags.append("utf8_repaired")
+            fixed[_SURROGATE.sub("\ufffd", k)] = v
+        raw = fixed
+    return raw, flags
+
+
 def _read_jsonl(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record | Rejection]:
-    f = str(path)
+    f = _name(path)
     n = 0
     rows = 0
     with _open_stream(path) as stream:
         try:
             for n, data in enumerate(stream, start=1):
+                if n == 1 and data.startswith(b"\xef\xbb\xbf"):
+                    data = data[3:]
                 if not data.strip():
                     continue
                 rows += 1
-                text, flags = _decode(data)
                 try:
-                    raw = orjson.loads(text)
-                except orjson.JSONDecodeError as e:
+                    raw, flags = _loads(data)
+                except ValueError as e:
                     yield Rejection(f, n, None, None, "malformed_json", str(e))
                     continue
                 if not isinstance(raw, dict):
-                    yield Rejection(f, n, None, None, "malformed_json", f"expected an object, got {type(raw).__name__}")
+                    what = "an array" if isinstance(raw, list) else type(raw).__name__
+                    yield Rejection(f, n, None, None, "malformed_json",
+                                    f"expected one JSON object per line, got {what}")
                     continue
                 yield validate(raw, fields, f, n, max_chars, flags)
         except (OSError, EOFError, pa.ArrowException) as e:
@@ -200,19 +382,35 @@ def _read_jsonl(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record
         yield Rejection(f, None, None, None, "empty_file", "no rows")
 
 
+def _repair_cell(cell: str, flags: list[str]) -> str:
+    if any("\udc80" <= c <= "\udcff" for c in cell):
+        if "utf8_repaired" not in flags:
+            flags.append("utf8_repaired")
+        return cell.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return cell
+
+
 def _read_csv(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record | Rejection]:
-    f = str(path)
+    f = _name(path)
     csv.field_size_limit(sys.maxsize)
     rows = 0
     line = 0
     with _open_stream(path) as stream:
         raw_text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
-        reader = csv.reader(raw_text)
+        reader = csv.reader(raw_text, strict=True)
         try:
-            header = next(reader, None)
+            while True:  # header: the first non-blank row
+                try:
+                    header = next(reader, None)
+                except csv.Error as e:
+                    yield Rejection(f, None, None, None, "malformed_csv", f"unreadable header row: {e}")
+                    return
+                if header is None or any(c.strip() for c in header):
+                    break
             if header is None:
                 yield Rejection(f, None, None, None, "empty_file", "no header row")
                 return
+            header = [_repair_cell(c, []).strip() for c in header]
             while True:
                 line = reader.line_num + 1
                 try:
@@ -221,7 +419,9 @@ def _read_csv(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record |
                     break
                 except csv.Error as e:
                     rows += 1
-                    yield Rejection(f, line, None, None, "malformed_csv", str(e))
+                    end = reader.line_num
+                    span = f" (a quoted field runs from line {line} to line {end})" if end > line else ""
+                    yield Rejection(f, line, None, None, "malformed_csv", f"{e}{span}")
                     continue
                 if not any(cell.strip() for cell in row):
                     continue
@@ -231,12 +431,7 @@ def _read_csv(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record |
                                     f"{len(row)} fields, header has {len(header)}")
                     continue
                 flags: list[str] = []
-                cells = []
-                for cell in row:
-                    if any("\udc80" <= c <= "\udcff" for c in cell):
-                        cell = cell.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                        flags = ["utf8_repaired"]
-                    cells.append(cell)
+                cells = [_repair_cell(cell, flags) for cell in row]
                 yield validate(dict(zip(header, cells)), fields, f, line, max_chars, flags)
         except (OSError, EOFError, pa.ArrowException) as e:
             yield Rejection(f, None, None, None, "truncated_file", f"read error after line {line}: {e}")
@@ -245,33 +440,90 @@ def _read_csv(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record |
         yield Rejection(f, None, None, None, "empty_file", "header only, no rows")
 
 
-def _read_parquet(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record | Rejection]:
-    f = str(path)
+def _column_values(col: pa.Array) -> tuple[list, list[bool]]:
+    """Python values of one column and which ones were repaired; values with no Python equivalent (invalid
+    UTF-8, out-of-range dates) are repaired (strings) or become `_Unconvertible` instead of raising."""
     try:
-        pf = pq.ParquetFile(path)
-    except (OSError, pa.ArrowException) as e:
-        yield Rejection(f, None, None, None, "unreadable_file", f"not a readable Parquet file: {e}")
-        return
+        return col.to_pylist(), []
+    except (ValueError, OverflowError, pa.ArrowException):
+        pass
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        binary = col.view(pa.binary() if pa.types.is_string(col.type) else pa.large_binary()).to_pylist()
+        out, repaired = [], []
+        for b in binary:
+            if b is None:
+                out.append(None)
+                repaired.append(False)
+                continue
+            try:
+                out.append(b.decode("utf-8"))
+                repaired.append(False)
+            except UnicodeDecodeError:
+                out.append(b.decode("utf-8", errors="replace"))
+                repaired.append(True)
+        return out, repaired
+    out = []
+    for i in range(len(col)):
+        try:
+            out.append(col[i].as_py())
+        except (ValueError, OverflowError, pa.ArrowException):
+            out.append(_Unconvertible(col.type))
+    return out, []
+
+
+def _read_parquet(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record | Rejection]:
+    f = _name(path)
+    with open(path, "rb") as fh:
+        try:
+            pf = pq.ParquetFile(fh)
+        except (OSError, pa.ArrowException) as e:
+            yield Rejection(f, None, None, None, "unreadable_file", f"not a readable Parquet file: {e}")
+            return
+        yield from _parquet_rows(pf, f, fields, max_chars)
+
+
+def _parquet_rows(pf: pq.ParquetFile, f: str, fields: FieldMap, max_chars: int) -> Iterator[Record | Rejection]:
     if pf.metadata.num_rows == 0:
         yield Rejection(f, None, None, None, "empty_file", "no rows")
         return
+    names = pf.schema_arrow.names
+    columns = _wanted(names, fields)
     row = 0
     try:
-        for batch in pf.iter_batches(batch_size=8192):
-            for raw in batch.to_pylist():
+        for batch in pf.iter_batches(batch_size=8192, columns=columns or names[:1]):
+            for raw, flags in _batch_rows(batch, names, columns):
                 row += 1
-                yield validate(raw, fields, f, row, max_chars)
+                yield validate(raw, fields, f, row, max_chars, flags)
     except (OSError, pa.ArrowException) as e:
         yield Rejection(f, None, None, None, "truncated_file", f"read error after row {row}: {e}")
 
 
+def _wanted(names: list[str], fields: FieldMap) -> list[str]:
+    wanted = {fields.id, fields.text, fields.title, fields.source, fields.url, fields.published_at, fields.lang}
+    return [c for c in names if c in wanted]
+
+
+def _batch_rows(batch: pa.RecordBatch, names: list[str], columns: list[str]) -> Iterator[tuple[dict, list[str]]]:
+    """(raw row, flags) for each row of an Arrow batch, reading only `columns`; the other column names are
+    present with None values so that a missing id or text column is reported with the names there are."""
+    others = dict.fromkeys(c for c in names if c not in columns)
+    values, repaired = {}, {}
+    for name in columns:
+        values[name], repaired[name] = _column_values(batch.column(name))
+    for i in range(batch.num_rows):
+        raw = {**others, **{name: values[name][i] for name in columns}}
+        yield raw, ["utf8_repaired"] if any(r and r[i] for r in repaired.values()) else []
+
+
 def _read_txt(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record | Rejection]:
-    f = str(path)
+    f = _name(path)
     try:
         data = path.read_bytes()
     except OSError as e:
         yield Rejection(f, None, None, None, "unreadable_file", str(e))
         return
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
     if not data.strip():
         yield Rejection(f, None, path.stem, None, "empty_file", "file is empty")
         return
@@ -290,16 +542,22 @@ _READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet, "t
 
 def expand_paths(paths: list[str | os.PathLike]) -> tuple[list[Path], list[Rejection]]:
     """Files to read, in a stable order: directories are walked recursively (sorted); files of unknown type
-    inside a directory are reported, an unknown or missing path given directly is an `InputError`."""
+    or broken links inside a directory are reported, an unknown or missing path given directly is an
+    `InputError`."""
     files: list[Path] = []
     skipped: list[Rejection] = []
     for p in map(Path, paths):
         if p.is_dir():
-            for sub in sorted(q for q in p.rglob("*") if q.is_file()):
+            for sub in sorted(q for q in p.rglob("*") if q.is_file() or q.is_symlink()):
                 if any(part.startswith(".") for part in sub.relative_to(p).parts):
                     continue
-                if _kind(sub) is None:
-                    skipped.append(Rejection(str(sub), None, None, None, "unsupported_file",
+                if not sub.exists():
+                    skipped.append(Rejection(_name(sub), None, None, None, "unreadable_file",
+                                             "broken symbolic link"))
+                elif sub.is_dir():
+                    continue
+                elif _kind(sub) is None:
+                    skipped.append(Rejection(_name(sub), None, None, None, "unsupported_file",
                                              "not .jsonl/.json/.ndjson/.csv/.parquet/.txt (optionally .gz/.zst)"))
                 else:
                     files.append(sub)
@@ -308,6 +566,8 @@ def expand_paths(paths: list[str | os.PathLike]) -> tuple[list[Path], list[Rejec
                 raise InputError(f"{p}: unsupported file type (use .jsonl, .json, .ndjson, .csv, .parquet or .txt, "
                                  "optionally compressed .gz/.zst)")
             files.append(p)
+        elif p.exists():
+            raise InputError(f"{p}: not a regular file or directory")
         else:
             raise InputError(f"{p}: no such file or directory")
     return files, skipped
@@ -315,20 +575,35 @@ def expand_paths(paths: list[str | os.PathLike]) -> tuple[list[Path], list[Rejec
 
 def read_file(path: Path, fields: FieldMap = FieldMap(), max_chars: int = DEFAULT_MAX_CHARS
               ) -> Iterator[Record | Rejection]:
-    """Records and rejections of one file, in file order."""
+    """Records and rejections of one file, in file order. Never raises for bad content: a problem with the
+    whole file (unreadable, empty, wrong format, truncated) is a `Rejection` with `line=None`, after the
+    rows read before it."""
     kind = _kind(path)
     assert kind is not None
+    f = _name(path)
+    try:
+        problem = _check_format(path, kind)
+    except OSError as e:
+        yield Rejection(f, None, None, None, "unreadable_file", e.strerror or str(e))
+        return
+    if problem is not None:
+        yield problem
+        return
     try:
         yield from _READERS[kind](path, fields, max_chars)
     except OSError as e:
-        yield Rejection(str(path), None, None, None, "unreadable_file", str(e))
+        yield Rejection(f, None, None, None, "unreadable_file", str(e))
+    except Exception as e:  # noqa: BLE001 - a nightly job must survive any file; the reason is recorded
+        yield Rejection(f, None, None, None, "unreadable_file", f"cannot read the file: {type(e).__name__}: {e}")
 
 
 def records_from_table(table: pa.Table, fields: FieldMap = FieldMap(), name: str = "<table>",
                        max_chars: int = DEFAULT_MAX_CHARS) -> Iterator[Record | Rejection]:
     """Records of an in-memory Arrow table (rows numbered from 1), for callers of the Python API."""
+    names = table.column_names
+    columns = _wanted(names, fields)
     row = 0
     for batch in table.to_batches(max_chunksize=8192):
-        for raw in batch.to_pylist():
+        for raw, flags in _batch_rows(batch, names, columns):
             row += 1
-            yield validate(raw, fields, name, row, max_chars)
+            yield validate(raw, fields, name, row, max_chars, flags)

@@ -1,9 +1,15 @@
 """Stage 2: shingling.
 
-`char` shingles are the n-code-point substrings of the normalized text (spaces included, so word boundaries
-count); `word` shingles are n consecutive tokens joined by one space. A text shorter than one shingle yields a
-single shingle of the whole text, an empty text none. Shingles are hashed as their UTF-8 bytes with xxh32.
-The kernel `shingle_hashes` computes exactly `[xxh32(s) for s in shingles(...)]` without building strings.
+- `char`: the n-code-point substrings of the normalized text (spaces included, so word boundaries count);
+- `word`: n consecutive tokens joined by one space;
+- `stem` (default): each content word cut to its first n characters — stop words and one-character tokens are
+  dropped. Translation round trips and rewrites change word order, function words and endings ("vowed" →
+  "vows", "the market of property" → "property market") but keep most content-word stems, so a copy keeps a far
+  higher share of these shingles than of character or word n-grams.
+
+A `char`/`word` text shorter than one shingle yields a single shingle of the whole text; an empty text none.
+Shingles are hashed as their UTF-8 bytes with xxh32. The kernel `shingle_hashes` computes exactly
+`[xxh32(s) for s in shingles(...)]` without building strings.
 """
 
 from __future__ import annotations
@@ -11,15 +17,47 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+import xxhash
+
 from dedup.hashfunc import xxh32
 from dedup.normalize import normalize_text
 
+KINDS = {"char": 0, "word": 1, "stem": 2}
 
-def shingles(text: str, kind: str, size: int) -> list[bytes]:
-    """Reference shingler over raw text (normalizes first)."""
+STOPWORDS = sorted(set("""
+a about above after again against all also am an and any are as at be because been before being below between
+both but by can could did do does doing down during each few for from further had has have having he her here
+hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off
+on once only or other our ours ourselves out over own same she should so some such than that the their theirs
+them themselves then there these they this those through to too under until up very was we were what when where
+which while who whom why will with would you your yours yourself yourselves said says say told mr mrs ms one two
+new may might must shall per via yet don didn doesn isn wasn weren won wouldn couldn ll re ve
+""".split()))
+
+# Stop words are recognised by the xxh32 of the whole token, in the kernel and in the reference alike.
+STOP_HASHES = np.array(sorted({xxhash.xxh32_intdigest(w.encode()) for w in STOPWORDS}), dtype=np.uint32)
+_STOP_SET = frozenset(int(h) for h in STOP_HASHES)
+
+
+def content_words(norm: str) -> list[str]:
+    """Tokens of a normalized text that are neither stop words nor single characters."""
+    return [w for w in norm.split(" ") if len(w) >= 2 and xxhash.xxh32_intdigest(w.encode()) not in _STOP_SET]
+
+
+def lead(norm: str, words: int) -> str:
+    """The first `words` tokens of a normalized text: abridged copies keep the beginning of a story."""
+    return " ".join(norm.split(" ")[:words]) if words else norm
+
+
+def shingles(text: str, kind: str, size: int, lead_words: int = 0) -> list[bytes]:
+    """Reference shingler over raw text (normalizes first); `lead_words` > 0 shingles only the lead."""
     norm = normalize_text(text)
+    if lead_words:
+        norm = lead(norm, lead_words)
     if not norm:
         return []
+    if kind == "stem":
+        return [w[:size].encode("utf-8") for w in content_words(norm)]
     if kind == "char":
         units: list[str] = list(norm)
         sep = ""
@@ -61,14 +99,28 @@ def utf8_encode(cps: np.ndarray, n: int, out: np.ndarray, starts: np.ndarray) ->
 
 
 @numba.njit(cache=True, nogil=True)
-def shingle_hashes(norm: np.ndarray, n: int, word: bool, size: int) -> np.ndarray:
+def lead_length(norm: np.ndarray, n: int, words: int) -> int:
+    """Number of code points of norm[:n] that hold its first `words` tokens."""
+    if words <= 0:
+        return n
+    seen = 0
+    for i in range(n):
+        if norm[i] == 32:
+            seen += 1
+            if seen == words:
+                return i
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def shingle_hashes(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndarray) -> np.ndarray:
     """xxh32 of every shingle of the normalized code points norm[:n] (see `shingles`)."""
     if n == 0:
         return np.empty(0, dtype=np.uint32)
     buf = np.empty(4 * n, dtype=np.uint8)
     starts = np.empty(n + 1, dtype=np.int64)
     utf8_encode(norm, n, buf, starts)
-    if not word:
+    if kind == 0:
         if n <= size:
             out = np.empty(1, dtype=np.uint32)
             out[0] = xxh32(buf, 0, starts[n], 0)
@@ -78,7 +130,7 @@ def shingle_hashes(norm: np.ndarray, n: int, word: bool, size: int) -> np.ndarra
         for i in range(m):
             out[i] = xxh32(buf, starts[i], starts[i + size], 0)
         return out
-    # word shingles: token i spans code points [tok_s[i], tok_e[i])
+    # token i spans code points [tok_s[i], tok_e[i])
     tok_s = np.empty(n // 2 + 1, dtype=np.int64)
     tok_e = np.empty(n // 2 + 1, dtype=np.int64)
     t = 0
@@ -90,6 +142,20 @@ def shingle_hashes(norm: np.ndarray, n: int, word: bool, size: int) -> np.ndarra
             tok_s[t] = i + 1
     tok_e[t] = n
     t += 1
+    if kind == 2:
+        out = np.empty(t, dtype=np.uint32)
+        m = 0
+        for i in range(t):
+            s, e = tok_s[i], tok_e[i]
+            if e - s < 2:
+                continue
+            h = xxh32(buf, starts[s], starts[e], 0)
+            k = np.searchsorted(stop, h)
+            if k < stop.shape[0] and stop[k] == h:
+                continue
+            out[m] = xxh32(buf, starts[s], starts[min(s + size, e)], 0)
+            m += 1
+        return out[:m]
     if t <= size:
         out = np.empty(1, dtype=np.uint32)
         out[0] = xxh32(buf, 0, starts[n], 0)

@@ -10,13 +10,14 @@ in parallel threads with the GIL released.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numba
 import numpy as np
 from datasketch import MinHash
 
 from dedup.normalize import WORD_CHAR, fold_batch, squeeze
-from dedup.shingle import shingle_hashes
+from dedup.shingle import KINDS, STOP_HASHES, lead_length, shingle_hashes
 
 EMPTY = np.uint32(0xFFFFFFFF)
 
@@ -54,7 +55,7 @@ def minhash(hashes: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _sketch_kernel(buf, offsets, table, word, size, a, b, sigs, n_words, n_shingles):
+def _sketch_kernel(buf, offsets, table, kind, size, stop, lead_words, a, b, sigs, lead_sigs, n_words, n_shingles):
     n_docs = offsets.shape[0] - 1
     for d in numba.prange(n_docs):
         cps = buf[offsets[d]:offsets[d + 1]]
@@ -65,14 +66,26 @@ def _sketch_kernel(buf, offsets, table, word, size, a, b, sigs, n_words, n_shing
             if norm[i] == 32:
                 words += 1
         n_words[d] = words + 1 if n > 0 else 0
-        hashes = shingle_hashes(norm, n, word, size)
+        hashes = shingle_hashes(norm, n, kind, size, stop)
         n_shingles[d] = hashes.shape[0]
         minhash(hashes, a, b, sigs[d])
+        if lead_words > 0:
+            minhash(shingle_hashes(norm, lead_length(norm, n, lead_words), kind, size, stop), a, b, lead_sigs[d])
 
 
-def sketch_batch(texts: list[str], shingle: str, size: int, num_perm: int, seed: int
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Signatures (n × num_perm uint32), word counts and shingle counts for a batch of raw texts.
+@dataclass
+class Sketches:
+    """Per-document output of the sketch stage for one batch."""
+
+    signatures: np.ndarray       # (n, num_perm) uint32: MinHash of all shingles
+    lead: np.ndarray             # (n, num_perm) uint32: MinHash of the lead's shingles (empty if lead_words=0)
+    words: np.ndarray            # int32: tokens after normalization
+    shingles: np.ndarray         # int32: shingle positions (0 = nothing to fingerprint)
+
+
+def sketch_batch(texts: list[str], shingle: str, size: int, num_perm: int, seed: int, lead_words: int = 0
+                 ) -> Sketches:
+    """Signatures of a batch of raw texts (and of their leads when `lead_words` > 0).
 
     A text with no shingles keeps the all-0xFFFFFFFF "empty" signature and a shingle count of 0.
     """
@@ -80,19 +93,22 @@ def sketch_batch(texts: list[str], shingle: str, size: int, num_perm: int, seed:
     buf, offsets = fold_batch(texts)
     n = len(texts)
     sigs = np.empty((n, num_perm), dtype=np.uint32)
+    lead = np.empty((n if lead_words else 0, num_perm), dtype=np.uint32)
     n_words = np.zeros(n, dtype=np.int32)
     n_shingles = np.zeros(n, dtype=np.int32)
     if n:
-        _sketch_kernel(buf, offsets, WORD_CHAR, shingle == "word", size, a, b, sigs, n_words, n_shingles)
-    return sigs, n_words, n_shingles
+        _sketch_kernel(buf, offsets, WORD_CHAR, KINDS[shingle], size, STOP_HASHES, lead_words, a, b, sigs,
+                       lead if lead_words else sigs, n_words, n_shingles)
+    return Sketches(sigs, lead, n_words, n_shingles)
 
 
-def reference_signature(text: str, shingle: str, size: int, num_perm: int, seed: int) -> np.ndarray:
+def reference_signature(text: str, shingle: str, size: int, num_perm: int, seed: int, lead_words: int = 0
+                        ) -> np.ndarray:
     """The same signature computed by datasketch itself (slow; for tests and users' cross-checks)."""
     import xxhash
 
     from dedup.shingle import shingles
 
     m = MinHash(num_perm=num_perm, seed=seed, hashfunc=xxhash.xxh32_intdigest)
-    m.update_batch(shingles(text, shingle, size))
+    m.update_batch(shingles(text, shingle, size, lead_words))
     return m.hashvalues

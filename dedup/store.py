@@ -5,18 +5,27 @@
     DIR/tables/<table>/*.parquet
     DIR/lock                  held (flock) by the one writer; names the holder
 
-A commit writes new Parquet files first and then atomically replaces `manifest.json` (write to a temporary file,
-fsync, rename). Readers only ever read files listed in a manifest, so they see the last committed state and never
-a half-written batch; files no longer listed are deleted by a later writer after a grace period, so a reader that
-opened the previous manifest keeps working. Files that no manifest lists (left by a killed writer) are removed when
-the next writer opens the index.
+A commit writes new Parquet files first (each fsynced) and then atomically replaces `manifest.json` (write to a
+temporary file, fsync, rename, fsync the directory). Readers only ever read files listed in a manifest, so they see
+the last committed state and never a half-written batch; files no longer listed go to the manifest's `garbage`
+list and are deleted by a later writer after a grace period (`GRACE_SECONDS`), so a reader that opened the
+previous manifest keeps working. Files that no manifest lists (left by a killed writer) are removed when the next
+writer opens the index; a first ingest killed before its first commit leaves only such files, and the next run
+starts the index afresh.
+
+The lock is an flock(2) on `DIR/lock`: the kernel releases it when the holder dies, so a lock left by a killed
+process never blocks the next writer (its holder line is kept as `Writer.stale_holder`). Readers never take it.
+
+`compact` rewrites each table into few sorted files in one commit; query results do not change.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
+import shutil
 import socket
 import sys
 import time
@@ -33,6 +42,16 @@ from dedup.params import FORMAT_NAME, FORMAT_VERSION, Params, ParamsError
 
 MANIFEST = "manifest.json"
 GRACE_SECONDS = 300.0
+COMPACT_TMP = "tables/_compact_tmp"      # DuckDB spill directory of `compact`, removed with the leftovers
+COMPACT_MAX_ROWS = 8_000_000             # rows per file written by `compact`
+
+# Sort order of each table's files after `compact` (buckets: lookups by (band, bucket) read few row groups).
+COMPACT_ORDER: dict[str, list[str]] = {
+    "documents": ["doc_id"], "signatures": ["doc_id"], "buckets": ["band", "bucket", "doc_id"],
+    "pairs": ["doc_a", "doc_b"], "clusters": ["cluster_id", "doc_id"],
+    "cluster_events": ["batch", "kind", "cluster_id"], "rejected": ["batch", "file", "line", "doc_id"],
+    "batches": ["batch"],
+}
 
 SCHEMAS: dict[str, pa.Schema] = {
     "documents": pa.schema([
@@ -182,20 +201,56 @@ FROM clusters c JOIN documents d USING (doc_id);""",
 ]
 
 
+def _row_group_size(name: str) -> int:
+    return 64 * 1024 if name == "buckets" else 128 * 1024
+
+
+def _new_file(root: Path, name: str, generation: int) -> tuple[str, Path]:
+    rel = f"tables/{name}/{generation:08d}-{uuid.uuid4().hex[:12]}.parquet"
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return rel, path
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
 def write_table(root: Path, name: str, table: pa.Table, generation: int, sort_by: list[str] | None = None
                 ) -> str:
     """Write one Parquet file for `name` (cast to its schema) and return its path relative to root."""
     table = table.select(SCHEMAS[name].names).cast(SCHEMAS[name])
     if sort_by and table.num_rows:
         table = table.sort_by([(c, "ascending") for c in sort_by])
-    rel = f"tables/{name}/{generation:08d}-{uuid.uuid4().hex[:12]}.parquet"
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, compression="zstd", row_group_size=64 * 1024 if name == "buckets" else 128 * 1024,
-                   write_statistics=True)
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
+    rel, path = _new_file(root, name, generation)
+    pq.write_table(table, path, compression="zstd", row_group_size=_row_group_size(name), write_statistics=True)
+    _fsync_file(path)
     return rel
+
+
+def _owned_only(root: Path) -> bool:
+    """True if `root` holds nothing but what a writer killed before the first commit can leave behind."""
+    for p in root.iterdir():
+        n = p.name
+        if n in ("lock", "views.sql") or n.startswith(MANIFEST + ".tmp") or n.startswith("views.sql.tmp"):
+            continue
+        if n == "tables" and p.is_dir():
+            for q in p.rglob("*"):
+                rel = q.relative_to(p).parts
+                if q.is_dir():
+                    if rel[0] not in TABLES and rel[0] != Path(COMPACT_TMP).name:
+                        return False
+                elif not (rel[0] == Path(COMPACT_TMP).name or (rel[0] in TABLES and len(rel) == 2
+                                                                   and q.suffix == ".parquet")):
+                    return False
+            continue
+        return False
+    return True
+
+
+def _holder_line(fd: int) -> str | None:
+    return os.pread(fd, 4096, 0).decode("utf-8", "replace").split("\n", 1)[0].strip() or None
 
 
 class Writer:
@@ -205,21 +260,15 @@ class Writer:
                  create: bool = True):
         self.root = Path(root).resolve()
         self._lock_fd: int | None = None
-        exists = (self.root / MANIFEST).is_file()
-        if not exists:
-            if not create:
-                raise IndexError_(f"{self.root}: not a dedup index (no {MANIFEST})")
-            if self.root.exists() and not self.root.is_dir():
-                raise IndexError_(f"{self.root}: exists and is not a directory")
-            if self.root.is_dir() and any(p for p in self.root.iterdir() if p.name not in ("lock",)):
-                raise IndexError_(f"{self.root}: directory is not empty and is not a dedup index")
-            try:
-                self.root.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise IndexError_(f"{self.root}: cannot create index directory: {e.strerror}") from e
+        self.stale_holder: str | None = None
+        self._check_creatable(create)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise IndexError_(f"{self.root}: cannot create index directory: {e.strerror}") from e
         self._acquire_lock()
         try:
-            if exists:
+            if (self.root / MANIFEST).is_file():
                 self.manifest = read_manifest(self.root)
                 if params is not None:
                     self.manifest.params.check_requested(params.to_dict())
@@ -228,8 +277,10 @@ class Writer:
                 self._remove_leftovers()
                 self._write_views(self.manifest)
             else:
+                self._check_creatable(create)  # again, under the lock: another writer may have been creating it
                 if params is None:
                     params = Params(**(requested or {}))
+                self._remove_leftovers(everything=True)  # a first ingest killed before its first commit
                 self.manifest = self._initial(params)
         except BaseException:
             self.close()
@@ -237,6 +288,16 @@ class Writer:
         self.params = self.manifest.params
         self.staged: dict[str, list[str]] = {t: [] for t in TABLES}
         self.dropped: dict[str, list[str]] = {t: [] for t in TABLES}
+
+    def _check_creatable(self, create: bool) -> None:
+        if (self.root / MANIFEST).is_file():
+            return
+        if not create:
+            raise IndexError_(f"{self.root}: not a dedup index (no {MANIFEST})")
+        if self.root.exists() and not self.root.is_dir():
+            raise IndexError_(f"{self.root}: exists and is not a directory")
+        if self.root.is_dir() and not _owned_only(self.root):
+            raise IndexError_(f"{self.root}: directory is not empty and is not a dedup index")
 
     # -- locking -------------------------------------------------------------------------------------------
     def _acquire_lock(self) -> None:
@@ -248,14 +309,18 @@ class Writer:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown process"
+            holder = _holder_line(fd) or "unknown process"
             os.close(fd)
             raise LockedError(f"{self.root}: index is locked by another writer ({holder})") from None
-        self.stale_holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or None
-        info = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}: " \
-               f"{' '.join(sys.argv[:3])}"
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, info.encode(), 0)
+        except OSError as e:
+            os.close(fd)
+            raise IndexError_(f"{self.root}: cannot lock the index: {e.strerror}") from e
+        # A holder line left in the file means its writer died without closing: flock was released by the kernel.
+        self.stale_holder = _holder_line(fd)
+        info = (f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+                f"{' '.join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:3]))}\n").encode()
+        os.pwrite(fd, info, 0)  # one write, then cut the tail: a failing writer reads a whole first line
+        os.ftruncate(fd, len(info))
         self._lock_fd = fd
 
     def close(self) -> None:
@@ -279,20 +344,31 @@ class Writer:
         self._write_manifest(m)
         return m
 
-    def _remove_leftovers(self) -> None:
-        """Delete files no manifest lists (a killed writer's) and expired garbage."""
-        listed = {f for files in self.manifest.tables.values() for f in files}
-        pending = {g["file"] for g in self.manifest.garbage}
-        for p in (self.root / "tables").rglob("*"):
-            rel = p.relative_to(self.root).as_posix()
-            if p.is_file() and rel not in listed and rel not in pending:
+    def _remove_leftovers(self, everything: bool = False) -> None:
+        """Delete files the manifest does not list (a killed writer's: staged Parquet files, temporary manifest
+        and views files, compaction spill files); with `everything`, all table files (no manifest yet)."""
+        listed: set[str] = set()
+        if not everything:
+            listed = {f for files in self.manifest.tables.values() for f in files}
+            listed |= {g["file"] for g in self.manifest.garbage}
+        tables = self.root / "tables"
+        if tables.is_dir():
+            for p in sorted(tables.rglob("*"), reverse=True):  # files before their directories
+                rel = p.relative_to(self.root).as_posix()
+                if p.is_dir():
+                    if p.parent == tables and p.name not in TABLES:
+                        shutil.rmtree(p, ignore_errors=True)
+                elif rel not in listed:
+                    p.unlink(missing_ok=True)
+        for pattern in (MANIFEST + ".tmp*", "views.sql.tmp*"):
+            for p in self.root.glob(pattern):
                 p.unlink(missing_ok=True)
-        for p in self.root.glob(MANIFEST + ".tmp*"):
-            p.unlink(missing_ok=True)
 
-    def stage(self, name: str, table: pa.Table, sort_by: list[str] | None = None) -> None:
-        """Write a new file for `name`, to be listed at the next commit."""
-        self.staged[name].append(write_table(self.root, name, table, self.manifest.generation + 1, sort_by))
+    def stage(self, name: str, table: pa.Table, sort_by: list[str] | None = None) -> str:
+        """Write a new file for `name`, to be listed at the next commit; returns its path relative to the root."""
+        rel = write_table(self.root, name, table, self.manifest.generation + 1, sort_by)
+        self.staged[name].append(rel)
+        return rel
 
     def replace_all(self, name: str, table: pa.Table, sort_by: list[str] | None = None) -> None:
         """At the next commit, `table` becomes the whole content of `name`."""
@@ -342,8 +418,9 @@ class Writer:
         rels = [f for f in self.manifest.tables[name] if f not in self.dropped[name]] + self.staged[name]
         return [str(self.root / f) for f in rels]
 
-    def commit(self, next_cluster_id: int | None = None) -> None:
-        """Atomically publish staged files (and forget dropped ones)."""
+    def commit(self, next_cluster_id: int | None = None, batch: bool = True) -> None:
+        """Atomically publish staged files (and forget dropped ones). `batch=False` (compaction) does not use up
+        a batch number."""
         m = self.manifest
         now = time.time()
         tables = {}
@@ -356,7 +433,7 @@ class Writer:
         garbage += [{"file": f, "since": now} for name in TABLES for f in self.dropped[name]]
         new = Manifest(m.params, m.generation + 1, tables,
                        next_cluster_id if next_cluster_id is not None else m.next_cluster_id,
-                       m.next_batch + 1, garbage, m.created_at, now)
+                       m.next_batch + 1 if batch else m.next_batch, garbage, m.created_at, now)
         self._write_manifest(new)
         self.manifest = new
         self.staged = {t: [] for t in TABLES}
@@ -387,5 +464,110 @@ class Writer:
         os.replace(vtmp, self.root / "views.sql")
 
 
+@dataclass
+class CompactResult:
+    files_before: int
+    files_after: int
+    tables: list[str]           # tables that were rewritten
+    generation: int
+    seconds: float
+
+    def to_json(self) -> dict:
+        return {"files_before": self.files_before, "files_after": self.files_after, "tables": self.tables,
+                "generation": self.generation, "seconds": round(self.seconds, 3)}
+
+
+def compact(root: str | os.PathLike, max_rows_per_file: int = COMPACT_MAX_ROWS) -> CompactResult:
+    """Merge each table's files into few files sorted by `COMPACT_ORDER`, in one atomic commit.
+
+    Takes the writer lock (raises `LockedError` if held), leaves every query result unchanged, and puts the old
+    files on the garbage list (deleted by a later writer after the grace period, so open readers keep working).
+    A table is rewritten only if it has more files than `ceil(rows / max_rows_per_file)`. DuckDB sorts out of
+    core (spilling under `tables/_compact_tmp`), so memory does not grow with the index."""
+    started = time.time()
+    with Writer(root, create=False) as w:
+        m = w.manifest
+        before = sum(len(f) for f in m.tables.values())
+        tmp = w.root / COMPACT_TMP
+        con = duckdb.connect()
+        con.execute(f"SET temp_directory = {_sql_str(str(tmp))}")
+        con.execute("SET preserve_insertion_order = true")
+        done: list[str] = []
+        try:
+            for name in TABLES:
+                files = m.tables[name]
+                rows = sum(pq.ParquetFile(w.root / f).metadata.num_rows for f in files)
+                if len(files) <= max(1, math.ceil(rows / max_rows_per_file)):
+                    continue
+                w.dropped[name] = list(files)
+                w.staged[name].extend(_write_sorted(con, w.root, name, [str(w.root / f) for f in files],
+                                                    m.generation + 1, max_rows_per_file))
+                done.append(name)
+            if done:
+                w.commit(batch=False)
+        except BaseException:
+            w.abort()
+            raise
+        finally:
+            con.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+        after = sum(len(f) for f in w.manifest.tables.values())
+        return CompactResult(before, after, done, w.manifest.generation, time.time() - started)
+
+
+def _write_sorted(con: duckdb.DuckDBPyConnection, root: Path, name: str, files: list[str], generation: int,
+                  max_rows: int) -> list[str]:
+    """Stream `files` sorted by `COMPACT_ORDER[name]` into new files of at most `max_rows` rows each."""
+    schema, rg = SCHEMAS[name], _row_group_size(name)
+    order = ", ".join(f'"{c}" NULLS FIRST' for c in COMPACT_ORDER[name])
+    cols = ", ".join(f'"{c}"' for c in schema.names)
+    reader = con.sql(f"SELECT {cols} FROM read_parquet($f) ORDER BY {order}", params={"f": files}) \
+        .to_arrow_reader(rg)
+    out: list[str] = []
+    writer: pq.ParquetWriter | None = None
+    path: Path | None = None
+    in_file = 0
+    buf: list[pa.RecordBatch] = []
+    buffered = 0
+
+    def flush() -> None:
+        nonlocal writer, path, in_file, buf, buffered
+        if not buffered:
+            return
+        tbl = pa.Table.from_batches(buf).cast(schema)
+        buf, buffered = [], 0
+        while tbl.num_rows:
+            if writer is None:
+                rel, path = _new_file(root, name, generation)
+                out.append(rel)
+                writer = pq.ParquetWriter(path, schema, compression="zstd", write_statistics=True)
+                in_file = 0
+            take = min(tbl.num_rows, max_rows - in_file)
+            writer.write_table(tbl.slice(0, take), row_group_size=rg)
+            tbl, in_file = tbl.slice(take), in_file + take
+            if in_file >= max_rows:
+                close()
+
+    def close() -> None:
+        nonlocal writer
+        if writer is not None:
+            writer.close()
+            _fsync_file(path)  # type: ignore[arg-type]
+            writer = None
+
+    try:
+        for b in reader:
+            buf.append(b)
+            buffered += b.num_rows
+            if buffered >= rg:
+                flush()
+        flush()
+    finally:
+        close()
+    if not out:  # an empty table keeps one (empty) file
+        out.append(write_table(root, name, schema.empty_table(), generation))
+    return out
+
+
 __all__ = ["Writer", "Snapshot", "Manifest", "read_manifest", "SCHEMAS", "TABLES", "IndexError_", "LockedError",
-           "ParamsError"]
+           "ParamsError", "compact", "CompactResult"]

