@@ -144,7 +144,7 @@ def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, 
         click.echo(json.dumps(s.to_json()))
     else:
         click.echo(f"batch {s.batch}: read {s.read}, indexed {s.indexed} (new {s.new}, replaced {s.replaced}), "
-                   f"unchanged {s.unchanged}, rejected {s.rejected}; {s.linked} linked pairs; "
+                   f"unchanged {s.unchanged}, rejected {s.rejected}, file errors {s.file_errors}; {s.linked} linked pairs; "
                    f"{s.clusters} clusters of 2+ among {s.documents} documents; {s.seconds:.1f}s", err=True)
     if s.rejected or s.file_errors:
         sys.exit(EXIT_PARTIAL)

@@ -55,6 +55,7 @@ class Summary:
     batch: int = 0
     seconds: float = 0.0
     stale_lock: str | None = None  # lock line of a writer that died before closing (its leftovers were removed)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for logs and benchmarks
     rejections: list[Rejection] = field(default_factory=list, repr=False)
 
     def to_json(self) -> dict:
@@ -65,6 +66,7 @@ class Summary:
             reasons[r.reason] = reasons.get(r.reason, 0) + 1
         d["rejected_by_reason"] = reasons
         d["seconds"] = round(self.seconds, 3)
+        d["timings"] = {k: round(v, 3) for k, v in self.timings.items()}
         return d
 
 
@@ -215,8 +217,12 @@ class _Batch:
             for t in ("documents", "signatures", "buckets"):
                 w.rewrite_without(t, "doc_id", self.replaced, committed_only=True)
             w.rewrite_without("pairs", ("doc_a", "doc_b"), self.replaced)
+        t = time.perf_counter()
         self._link()
+        self.s.timings["link+verify"] = time.perf_counter() - t
+        t = time.perf_counter()
         self._cluster()
+        self.s.timings["cluster"] = time.perf_counter() - t
         return s
 
     def _link(self) -> None:
@@ -314,15 +320,20 @@ def ingest(sources: Iterable, index: str | os.PathLike, params: Params | None = 
     """
     started = datetime.now()
     sources = list(sources)
-    inputs = [str(s) if not isinstance(s, (pa.Table, pa.RecordBatch)) else "<table>" for s in sources]
+    inputs = [os.fsdecode(s).encode("utf-8", "replace").decode("utf-8")
+              if not isinstance(s, (pa.Table, pa.RecordBatch)) else "<table>" for s in sources]
     with Writer(index, params=params, requested=requested) as w:
         job = _Batch(w, store_text, strict, progress)
         job.s.stale_lock = w.stale_holder
         try:
+            t = time.perf_counter()
             for chunk in _chunks(_records(sources, fields, max_chars), CHUNK):
                 job.add(chunk)
+            job.s.timings["read+sketch+store"] = time.perf_counter() - t
             summary = job.finish()
+            t = time.perf_counter()
             job.commit(started, inputs)
+            summary.timings["commit"] = time.perf_counter() - t
         except BaseException:
             w.abort()
             raise

@@ -45,7 +45,8 @@ class Params:
     rows: int = 0
     # Verification and clustering: they change `pairs` and `clusters`, so they are part of the contract too.
     min_words: int = 25
-    verify_threshold: float = 0.5
+    brief_words: int = 60
+    verify_threshold: float = 0.6
     cluster_threshold: float = 0.3
     verifier: str = "v1"
 

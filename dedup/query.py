@@ -85,8 +85,8 @@ class Index:
         docs = pa.concat_tables([docs, query_doc.cast(docs.schema)])
         pairs = verify_pairs(pa.table({"doc_a": [me] * cands.num_rows, "doc_b": cands["doc_id"]}), docs, p)
         self.con.register("scored", pairs)
-        out = self.sql("""SELECT s.doc_b AS doc_id, d.title, d.source, c.cluster_id, s.score, s.jaccard,
-                                 s.containment, s.jaccard_est, s.linked
+        out = self.sql("""SELECT s.doc_b AS doc_id, d.title, d.source, c.cluster_id, s.score, s.aligned,
+                                 s.jaccard, s.containment, s.jaccard_est, s.linked
                           FROM scored s JOIN documents d ON d.doc_id = s.doc_b
                           LEFT JOIN clusters c ON c.doc_id = s.doc_b
                           ORDER BY s.score DESC, s.doc_b LIMIT $lim""", {"lim": limit})
@@ -116,6 +116,7 @@ class Index:
 def _empty_similar() -> pa.Table:
     return pa.table({"doc_id": pa.array([], pa.string()), "title": pa.array([], pa.string()),
                      "source": pa.array([], pa.string()), "cluster_id": pa.array([], pa.int64()),
-                     "score": pa.array([], pa.float32()), "jaccard": pa.array([], pa.float32()),
+                     "score": pa.array([], pa.float32()), "aligned": pa.array([], pa.float32()),
+                     "jaccard": pa.array([], pa.float32()),
                      "containment": pa.array([], pa.float32()), "jaccard_est": pa.array([], pa.float32()),
                      "linked": pa.array([], pa.bool_())})

@@ -30,6 +30,7 @@ import socket
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,8 +225,13 @@ def write_table(root: Path, name: str, table: pa.Table, generation: int, sort_by
     if sort_by and table.num_rows:
         table = table.sort_by([(c, "ascending") for c in sort_by])
     rel, path = _new_file(root, name, generation)
-    pq.write_table(table, path, compression="zstd", row_group_size=_row_group_size(name), write_statistics=True)
-    _fsync_file(path)
+    try:
+        pq.write_table(table, path, compression="zstd", row_group_size=_row_group_size(name),
+                       write_statistics=True)
+        _fsync_file(path)
+    except BaseException:
+        path.unlink(missing_ok=True)  # not staged yet: nobody else would remove it before the next writer
+        raise
     return rel
 
 
@@ -318,7 +324,8 @@ class Writer:
         # A holder line left in the file means its writer died without closing: flock was released by the kernel.
         self.stale_holder = _holder_line(fd)
         info = (f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}: "
-                f"{' '.join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:3]))}\n").encode()
+                f"{' '.join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:3]))}\n"
+                ).encode("utf-8", "backslashreplace")
         os.pwrite(fd, info, 0)  # one write, then cut the tail: a failing writer reads a whole first line
         os.ftruncate(fd, len(info))
         self._lock_fd = fd
@@ -446,22 +453,39 @@ class Writer:
         return True
 
     def _write_manifest(self, m: Manifest) -> None:
+        """The commit point. Raises only if `m` was not committed (the index is then unchanged); once the rename
+        has happened nothing raises, so no caller reports a failure or aborts (deleting files `m` lists)."""
         tmp = self.root / f"{MANIFEST}.tmp{os.getpid()}"
         data = json.dumps(m.to_json(), indent=1).encode()
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.root / MANIFEST)
-        _fsync_dir(self.root)
-        self._write_views(m)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.root / MANIFEST)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        # committed: readers now see `m`. The rest is best effort.
+        try:
+            _fsync_dir(self.root)
+        except OSError as e:  # the rename is visible; after a power loss the index may be at the previous commit
+            warnings.warn(f"{self.root}: committed, but the directory could not be synced: {e}", stacklevel=3)
+        try:
+            self._write_views(m)
+        except OSError as e:  # views.sql is a convenience for the DuckDB CLI; the next writer rewrites it
+            warnings.warn(f"{self.root}: committed, but views.sql could not be rewritten: {e}", stacklevel=3)
 
     def _write_views(self, m: Manifest) -> None:
         views = "-- dedup index views: duckdb -init views.sql (generated at each commit; do not edit)\n"
         views += "\n".join(view_statements(self.root, m.tables)) + "\n"
         vtmp = self.root / f"views.sql.tmp{os.getpid()}"
-        vtmp.write_text(views, "utf-8")
-        os.replace(vtmp, self.root / "views.sql")
+        try:
+            vtmp.write_text(views, "utf-8")
+            os.replace(vtmp, self.root / "views.sql")
+        except BaseException:
+            vtmp.unlink(missing_ok=True)
+            raise
 
 
 @dataclass
@@ -562,8 +586,13 @@ def _write_sorted(con: duckdb.DuckDBPyConnection, root: Path, name: str, files: 
             if buffered >= rg:
                 flush()
         flush()
-    finally:
         close()
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        for rel in out:  # not staged yet: remove them here
+            (root / rel).unlink(missing_ok=True)
+        raise
     if not out:  # an empty table keeps one (empty) file
         out.append(write_table(root, name, schema.empty_table(), generation))
     return out

@@ -10,9 +10,13 @@ sentence except for its numbers, so sentences whose numbers disagree do not coun
 
 Scores per pair (all in [0, 1]):
 - `aligned`: share of the shorter document's content words that sit in sentences with a counterpart in the
-  other document (Dice ≥ SENT_MATCH on content words, numbers agreeing);
+  other document (Dice ≥ SENT_MATCH on content words, and the same numbers — one may differ when there are three or more, for
+  OCR damage);
 - `jaccard`, `containment`: of the two documents' content-word sets;
-- `score` = `aligned`; the pair is `linked` when score ≥ `verify_threshold`.
+- `score` = `aligned`, except for *briefs* (the shorter text under `brief_words` words): a two-sentence dividend
+  notice aligns with every other notice of its template, so a brief must be near-identical (aligned ≥ 0.95 and
+  content-word Jaccard ≥ 0.8) or its score is capped at 0.2;
+- the pair is `linked` when score ≥ `verify_threshold`.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dedup.shingle import STOPWORDS
 
 SENT_MATCH = 0.5
 KEEP_SCORE = 0.2  # candidate pairs scoring below this are not stored: they are neither links nor near misses
+BRIEF_ALIGNED, BRIEF_JACCARD = 0.95, 0.8
 PREFIX = 5
 MIN_SENT_WORDS = 3
 
@@ -61,6 +66,23 @@ def _is_boundary(cps: np.ndarray, i: int) -> bool:
     return False
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _digit(c: int) -> int:
+    """Digit value of a (case-folded) character, reading OCR look-alikes o→0, l/i→1, s→5, b→8 as digits;
+    -1 otherwise. Only used inside tokens that start with a real digit."""
+    if 48 <= c <= 57:
+        return c - 48
+    if c == 111:
+        return 0
+    if c == 108 or c == 105:
+        return 1
+    if c == 115:
+        return 5
+    if c == 98:
+        return 8
+    return -1
+
+
 @numba.njit(cache=True, nogil=True)
 def _profile(cps: np.ndarray, table: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Content-word hashes grouped by sentence (sorted and distinct within each) and sentence offsets.
@@ -76,35 +98,39 @@ def _profile(cps: np.ndarray, table: np.ndarray, stop: np.ndarray) -> tuple[np.n
     while i < n:
         if table[cps[i]]:
             start = i
-            full = np.uint64(0xCBF29CE484222325)
-            pref = np.uint64(0xCBF29CE484222325)
-            digits = False
-            while i < n and table[cps[i]]:
-                c = cps[i]
-                if 48 <= c <= 57:
-                    digits = True
-                full = (full ^ np.uint64(c)) * np.uint64(0x100000001B3)
-                if i - start < PREFIX:
-                    pref = full
-                i += 1
-            # numbers joined by . or , (1.13, 10,000) form one token
-            while digits and i + 1 < n and (cps[i] == 46 or cps[i] == 44) and 48 <= cps[i + 1] <= 57:
-                full = (full ^ np.uint64(cps[i])) * np.uint64(0x100000001B3)
-                i += 1
+            word = np.uint64(0xCBF29CE484222325)
+            pref = word
+            num = word
+            n_digits = 0
+            while True:
                 while i < n and table[cps[i]]:
-                    full = (full ^ np.uint64(cps[i])) * np.uint64(0x100000001B3)
+                    c = cps[i]
+                    word = (word ^ np.uint64(c)) * np.uint64(0x100000001B3)
+                    if i - start < PREFIX:
+                        pref = word
+                    d = _digit(c)
+                    if d >= 0:
+                        n_digits += 1
+                        num = (num ^ np.uint64(48 + d)) * np.uint64(0x100000001B3)
                     i += 1
-            length = i - start
-            k = np.searchsorted(stop, full)
-            is_stop = k < stop.shape[0] and stop[k] == full
-            if digits:
-                toks[nt] = full | np.uint64(1 << 63)
+                # a number continues across . or , between digits; separators are not hashed, so that
+                # 10,000 and 10.000 (a translation's format) are the same number
+                if 48 <= cps[start] <= 57 and i + 1 < n and (cps[i] == 46 or cps[i] == 44) \
+                        and 48 <= cps[i + 1] <= 57:
+                    i += 1
+                    continue
+                break
+            if 48 <= cps[start] <= 57 and 2 * n_digits >= i - start:
+                # a number: starts with a digit, at least half digits ("600m", "1980s", "1O" read by OCR)
+                toks[nt] = num | np.uint64(1 << 63)
                 sent_of[nt] = sent
                 nt += 1
-            elif not is_stop and length >= 2:
-                toks[nt] = pref & np.uint64(0x7FFFFFFFFFFFFFFF)
-                sent_of[nt] = sent
-                nt += 1
+            else:
+                k = np.searchsorted(stop, word)
+                if i - start >= 2 and not (k < stop.shape[0] and stop[k] == word):
+                    toks[nt] = pref & np.uint64(0x7FFFFFFFFFFFFFFF)
+                    sent_of[nt] = sent
+                    nt += 1
             continue
         if _is_boundary(cps, i) and nt - sent_start_tok >= MIN_SENT_WORDS:
             sent += 1
@@ -183,22 +209,27 @@ def _doc_set(t: np.ndarray, so: np.ndarray, s0: int, s1: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _score_kernel(t, so, ds, ia, ib, aligned, jac, con):
+def _score_kernel(t, so, ds, ia, ib, aligned, jac, con, figures):
     for k in numba.prange(ia.shape[0]):
         a, b = ia[k], ib[k]
         sa0, sa1, sb0, sb1 = ds[a], ds[a + 1], ds[b], ds[b + 1]
         A = _doc_set(t, so, sa0, sa1)
         B = _doc_set(t, so, sb0, sb1)
-        i = j = inter = 0
+        i = j = inter = num_common = 0
         while i < A.shape[0] and j < B.shape[0]:
             if A[i] == B[j]:
                 inter += 1
+                if A[i] >> np.uint64(63):
+                    num_common += 1
                 i += 1
                 j += 1
             elif A[i] < B[j]:
                 i += 1
             else:
                 j += 1
+        num_a = A.shape[0] - np.searchsorted(A, np.uint64(1 << 63))
+        num_b = B.shape[0] - np.searchsorted(B, np.uint64(1 << 63))
+        figures[k] = num_common / min(num_a, num_b) if min(num_a, num_b) > 0 else 1.0
         union = A.shape[0] + B.shape[0] - inter
         jac[k] = inter / union if union else 0.0
         small = min(A.shape[0], B.shape[0])
@@ -220,21 +251,22 @@ def _score_kernel(t, so, ds, ia, ib, aligned, jac, con):
                 wb = (b1 - b0) - nb
                 if wa + wb == 0 or 2.0 * cw / (wa + wb) < SENT_MATCH:
                     continue
-                if na > 0 and nb > 0 and 2 * cn < min(na, nb):
+                if cn < max(na, nb):
                     continue  # same template, different figures
                 matched += size
                 break
         aligned[k] = matched / total if total else 0.0
 
 
-def score_pairs(profiles: Profiles, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(aligned, jaccard, containment) for each pair (ia[k], ib[k]) of profiled documents."""
+def score_pairs(profiles: Profiles, ia: np.ndarray, ib: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(aligned, jaccard, containment, figures) for each pair (ia[k], ib[k]) of profiled documents."""
     n = len(ia)
-    aligned, jac, con = (np.zeros(n, dtype=np.float32) for _ in range(3))
+    aligned, jac, con, figures = (np.zeros(n, dtype=np.float32) for _ in range(4))
     if n:
         _score_kernel(profiles.tokens, profiles.sent_offsets, profiles.doc_sents, ia.astype(np.int64),
-                      ib.astype(np.int64), aligned, jac, con)
-    return aligned, jac, con
+                      ib.astype(np.int64), aligned, jac, con, figures)
+    return aligned, jac, con, figures
 
 
 def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
@@ -248,9 +280,13 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
     est = (sigs[ia] == sigs[ib]).mean(axis=1).astype(np.float32)
     texts = docs["text"].to_pylist()
     has_text = np.array([t is not None for t in texts], dtype=bool)
-    aligned, jac, con = score_pairs(Profiles([t or "" for t in texts]), ia, ib)
+    aligned, jac, con, _ = score_pairs(Profiles([t or "" for t in texts]), ia, ib)
     both = has_text[ia] & has_text[ib]
     score = np.where(both, aligned, est).astype(np.float32)
+    # briefs (a few sentences) align too easily with other items of the same template: they must be near-identical
+    words = np.array([len(t.split()) if t else 0 for t in texts])
+    brief = both & (np.minimum(words[ia], words[ib]) < p.brief_words)
+    score = np.where(brief & ((aligned < BRIEF_ALIGNED) | (jac < BRIEF_JACCARD)), np.minimum(score, KEEP_SCORE), score)
     return pa.table({
         "doc_a": cands["doc_a"], "doc_b": cands["doc_b"], "jaccard_est": est,
         "jaccard": np.where(both, jac, np.nan).astype(np.float32),

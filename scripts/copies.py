@@ -275,9 +275,7 @@ EDITS = {
 }
 
 
-def make_copies(
-    originals: dict[str, dict[str, str | None]], seed: int
-) -> list[Copy]:
+def make_copies(originals: dict[str, dict[str, str | None]], seed: int) -> list[Copy]:
     """Build the planted copies.
 
     ``originals`` maps an original id to ``{"original": text, "es_back_en": ..., ...}``

