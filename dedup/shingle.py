@@ -113,6 +113,14 @@ def lead_length(norm: np.ndarray, n: int, words: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
+def _whole(buf: np.ndarray, end: int) -> np.ndarray:
+    """The single shingle of a text shorter than one shingle: the whole text."""
+    out = np.empty(1, dtype=np.uint32)
+    out[0] = xxh32(buf, 0, end, 0)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
 def shingle_hashes(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndarray) -> np.ndarray:
     """xxh32 of every shingle of the normalized code points norm[:n] (see `shingles`)."""
     if n == 0:
@@ -122,9 +130,7 @@ def shingle_hashes(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndar
     utf8_encode(norm, n, buf, starts)
     if kind == 0:
         if n <= size:
-            out = np.empty(1, dtype=np.uint32)
-            out[0] = xxh32(buf, 0, starts[n], 0)
-            return out
+            return _whole(buf, starts[n])
         m = n - size + 1
         out = np.empty(m, dtype=np.uint32)
         for i in range(m):
@@ -157,9 +163,7 @@ def shingle_hashes(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndar
             m += 1
         return out[:m]
     if t <= size:
-        out = np.empty(1, dtype=np.uint32)
-        out[0] = xxh32(buf, 0, starts[n], 0)
-        return out
+        return _whole(buf, starts[n])
     m = t - size + 1
     out = np.empty(m, dtype=np.uint32)
     for i in range(m):

@@ -10,12 +10,13 @@ sentence except for its numbers, so sentences whose numbers disagree do not coun
 
 Scores per pair (all in [0, 1]):
 - `aligned`: share of the shorter document's content words that sit in sentences with a counterpart in the
-  other document (Dice ≥ SENT_MATCH on content words, and the same numbers — one may differ when there are three or more, for
-  OCR damage);
+  other document (Dice ≥ SENT_MATCH on content words, and the same numbers; a token that starts with a digit is read as a number
+  with OCR look-alikes such as O/0 and l/1 mended);
 - `jaccard`, `containment`: of the two documents' content-word sets;
 - `score` = `aligned`, except for *briefs* (the shorter text under `brief_words` words): a two-sentence dividend
   notice aligns with every other notice of its template, so a brief must be near-identical (aligned ≥ 0.95 and
-  content-word Jaccard ≥ 0.8) or its score is capped at 0.2;
+  content-word Jaccard ≥ 0.8) or its score is capped at 0.2; a short text (under 100 words) needs aligned ≥ 0.8
+  and Jaccard ≥ 0.3;
 - the pair is `linked` when score ≥ `verify_threshold`.
 """
 
@@ -31,7 +32,8 @@ from dedup.shingle import STOPWORDS
 
 SENT_MATCH = 0.5
 KEEP_SCORE = 0.2  # candidate pairs scoring below this are not stored: they are neither links nor near misses
-BRIEF_ALIGNED, BRIEF_JACCARD = 0.95, 0.8
+BRIEF_ALIGNED, BRIEF_JACCARD = 0.95, 0.8          # shorter text under brief_words: near-identical only
+SHORT_WORDS, SHORT_ALIGNED, SHORT_JACCARD = 100, 0.8, 0.3  # under 100 words: most sentences must align
 PREFIX = 5
 MIN_SENT_WORDS = 3
 
@@ -203,36 +205,19 @@ def _inter(t: np.ndarray, a0: int, a1: int, b0: int, b1: int) -> tuple[int, int,
     return cw, cn, na, nb, (a1 - a0) - na
 
 
-@numba.njit(cache=True, nogil=True)
-def _doc_set(t: np.ndarray, so: np.ndarray, s0: int, s1: int) -> np.ndarray:
-    return np.unique(t[so[s0]:so[s1]])
-
-
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _score_kernel(t, so, ds, ia, ib, aligned, jac, con, figures):
+def _score_kernel(t, so, ds, ia, ib, aligned, jac, con):
     for k in numba.prange(ia.shape[0]):
         a, b = ia[k], ib[k]
         sa0, sa1, sb0, sb1 = ds[a], ds[a + 1], ds[b], ds[b + 1]
-        A = _doc_set(t, so, sa0, sa1)
-        B = _doc_set(t, so, sb0, sb1)
-        i = j = inter = num_common = 0
-        while i < A.shape[0] and j < B.shape[0]:
-            if A[i] == B[j]:
-                inter += 1
-                if A[i] >> np.uint64(63):
-                    num_common += 1
-                i += 1
-                j += 1
-            elif A[i] < B[j]:
-                i += 1
-            else:
-                j += 1
-        num_a = A.shape[0] - np.searchsorted(A, np.uint64(1 << 63))
-        num_b = B.shape[0] - np.searchsorted(B, np.uint64(1 << 63))
-        figures[k] = num_common / min(num_a, num_b) if min(num_a, num_b) > 0 else 1.0
-        union = A.shape[0] + B.shape[0] - inter
+        A = np.unique(t[so[sa0]:so[sa1]])
+        both = np.concatenate((A, np.unique(t[so[sb0]:so[sb1]])))
+        cw, cn, _, _, _ = _inter(both, 0, A.shape[0], A.shape[0], both.shape[0])
+        inter = cw + cn
+        size_b = both.shape[0] - A.shape[0]
+        union = A.shape[0] + size_b - inter
         jac[k] = inter / union if union else 0.0
-        small = min(A.shape[0], B.shape[0])
+        small = min(A.shape[0], size_b)
         con[k] = inter / small if small else 0.0
         # shorter document by content words is the one whose sentences must find counterparts
         if so[sa1] - so[sa0] > so[sb1] - so[sb0]:
@@ -258,15 +243,14 @@ def _score_kernel(t, so, ds, ia, ib, aligned, jac, con, figures):
         aligned[k] = matched / total if total else 0.0
 
 
-def score_pairs(profiles: Profiles, ia: np.ndarray, ib: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(aligned, jaccard, containment, figures) for each pair (ia[k], ib[k]) of profiled documents."""
+def score_pairs(profiles: Profiles, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(aligned, jaccard, containment) for each pair (ia[k], ib[k]) of profiled documents."""
     n = len(ia)
-    aligned, jac, con, figures = (np.zeros(n, dtype=np.float32) for _ in range(4))
+    aligned, jac, con = (np.zeros(n, dtype=np.float32) for _ in range(3))
     if n:
         _score_kernel(profiles.tokens, profiles.sent_offsets, profiles.doc_sents, ia.astype(np.int64),
-                      ib.astype(np.int64), aligned, jac, con, figures)
-    return aligned, jac, con, figures
+                      ib.astype(np.int64), aligned, jac, con)
+    return aligned, jac, con
 
 
 def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
@@ -280,13 +264,15 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
     est = (sigs[ia] == sigs[ib]).mean(axis=1).astype(np.float32)
     texts = docs["text"].to_pylist()
     has_text = np.array([t is not None for t in texts], dtype=bool)
-    aligned, jac, con, _ = score_pairs(Profiles([t or "" for t in texts]), ia, ib)
+    aligned, jac, con = score_pairs(Profiles([t or "" for t in texts]), ia, ib)
     both = has_text[ia] & has_text[ib]
     score = np.where(both, aligned, est).astype(np.float32)
     # briefs (a few sentences) align too easily with other items of the same template: they must be near-identical
     words = np.array([len(t.split()) if t else 0 for t in texts])
-    brief = both & (np.minimum(words[ia], words[ib]) < p.brief_words)
-    score = np.where(brief & ((aligned < BRIEF_ALIGNED) | (jac < BRIEF_JACCARD)), np.minimum(score, KEEP_SCORE), score)
+    shorter = np.minimum(words[ia], words[ib])
+    brief = both & (shorter < p.brief_words) & ((aligned < BRIEF_ALIGNED) | (jac < BRIEF_JACCARD))
+    short = both & (shorter < SHORT_WORDS) & ((aligned < SHORT_ALIGNED) | (jac < SHORT_JACCARD))
+    score = np.where(brief | short, np.minimum(score, KEEP_SCORE), score)
     return pa.table({
         "doc_a": cands["doc_a"], "doc_b": cands["doc_b"], "jaccard_est": est,
         "jaccard": np.where(both, jac, np.nan).astype(np.float32),

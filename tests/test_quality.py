@@ -140,7 +140,7 @@ def test_templated_reports_with_different_figures_are_not_copies(articles: list[
     by_id = {a["id"]: a["text"] for a in articles}
     a, b = by_id["reuters-6359"], by_id["reuters-913"]
     prof = Profiles([a, b, a.replace("Bank of England", "central bank")])
-    aligned, jac, con, _ = score_pairs(prof, np.array([0, 0]), np.array([1, 2]))
+    aligned, jac, con = score_pairs(prof, np.array([0, 0]), np.array([1, 2]))
     assert con[0] > 0.6           # word overlap alone would call them copies
     assert aligned[0] < 0.2       # sentences do not align once figures must agree
     assert aligned[1] == 1.0      # while a light edit of the same report aligns fully
