@@ -26,10 +26,11 @@ from dedup.link import candidate_pairs
 from dedup.params import Params
 from dedup.readers import DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expand_paths, read_file, records_from_table
 from dedup.sketch import sketch_batch
-from dedup.store import Writer, fetch
+from dedup.store import COMPACT_TMP, Writer, fetch
 from dedup.verify import KEEP_SCORE, verify_pairs
 
 CHUNK = 20_000
+LINK_CHUNK = 50_000
 Progress = Callable[[str, int, int | None], None]
 
 
@@ -113,7 +114,7 @@ class _Batch:
         self.store_text, self.strict, self.progress = store_text, strict, progress
         self.batch = w.manifest.next_batch
         self.s = Summary(batch=self.batch)
-        self.con = duckdb.connect()
+        self.con = duckdb.connect(config={"temp_directory": str(w.root / COMPACT_TMP)})
         self.winner: dict[str, tuple[str, int | None]] = {}
         self.replaced: set[str] = set()
         self.indexed_ids: list[str] = []
@@ -226,16 +227,24 @@ class _Batch:
         return s
 
     def _link(self) -> None:
-        w, p, s = self.w, self.p, self.s
+        """Candidates, verification and staging of pairs, LINK_CHUNK new documents at a time."""
+        w = self.w
         # Only this batch's buckets: a replacement also stages rewritten copies of old bucket files, whose
         # pairs are already in the index.
         new_buckets = [str(w.root / f) for f in self.new_bucket_files]
-        cands = candidate_pairs(self.con, new_buckets, w.current_files("buckets"))
-        s.candidates = cands.num_rows
-        if self.progress:
-            self.progress("candidates", s.candidates, None)
-        if not cands.num_rows:
-            return
+        ids = self.indexed_ids
+        for start in range(0, len(ids), LINK_CHUNK):
+            cands = candidate_pairs(self.con, new_buckets, w.current_files("buckets"),
+                                    pa.table({"doc_id": pa.array(ids[start:start + LINK_CHUNK], pa.string())}),
+                                    pa.table({"doc_id": pa.array(ids[:start], pa.string())}))
+            self.s.candidates += cands.num_rows
+            if self.progress:
+                self.progress("candidates", self.s.candidates, None)
+            if cands.num_rows:
+                self._verify(cands)
+
+    def _verify(self, cands: pa.Table) -> None:
+        w, p, s = self.w, self.p, self.s
         ids = pa.concat_arrays([cands["doc_a"].combine_chunks(), cands["doc_b"].combine_chunks()]).unique()
         self.con.register("pair_ids", pa.table({"doc_id": ids}))
         docs = fetch(
@@ -246,8 +255,8 @@ class _Batch:
         self.con.unregister("pair_ids")
         pairs = verify_pairs(cands, docs, p)
         pairs = pairs.filter(pa.compute.greater_equal(pairs["score"], KEEP_SCORE))
-        s.pairs = pairs.num_rows
-        s.linked = int(pa.compute.sum(pairs["linked"]).as_py() or 0)
+        s.pairs += pairs.num_rows
+        s.linked += int(pa.compute.sum(pairs["linked"]).as_py() or 0)
         pairs = pairs.append_column("batch", pa.array([self.batch] * pairs.num_rows, pa.int32()))
         w.stage("pairs", pairs, sort_by=["doc_a", "doc_b"])
 

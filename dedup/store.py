@@ -43,7 +43,7 @@ from dedup.params import FORMAT_NAME, FORMAT_VERSION, Params, ParamsError
 
 MANIFEST = "manifest.json"
 GRACE_SECONDS = 300.0
-COMPACT_TMP = "tables/_compact_tmp"      # DuckDB spill directory of `compact`, removed with the leftovers
+COMPACT_TMP = "tables/_compact_tmp"      # DuckDB spill directory of writers, removed with the leftovers
 COMPACT_MAX_ROWS = 8_000_000             # rows per file written by `compact`
 
 # Sort order of each table's files after `compact` (buckets: lookups by (band, bucket) read few row groups).

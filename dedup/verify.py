@@ -25,6 +25,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dedup.normalize import WORD_CHAR, fold_batch
 from dedup.params import Params
@@ -257,9 +258,9 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
     """Score candidate pairs (doc_a, doc_b) using `docs` (doc_id, text, minhash) and decide which are linked.
 
     A document stored without text (`--no-store-text`) can only be judged by its MinHash estimate."""
-    pos = {d: i for i, d in enumerate(docs["doc_id"].to_pylist())}
-    ia = np.array([pos[d] for d in cands["doc_a"].to_pylist()], dtype=np.int64)
-    ib = np.array([pos[d] for d in cands["doc_b"].to_pylist()], dtype=np.int64)
+    doc_ids = docs["doc_id"].combine_chunks()
+    ia = pc.index_in(cands["doc_a"], value_set=doc_ids).to_numpy().astype(np.int64)
+    ib = pc.index_in(cands["doc_b"], value_set=doc_ids).to_numpy().astype(np.int64)
     sigs = np.asarray(docs["minhash"].combine_chunks().flatten().to_numpy(), dtype=np.uint32).reshape(-1, p.num_perm)
     est = (sigs[ia] == sigs[ib]).mean(axis=1).astype(np.float32)
     texts = docs["text"].to_pylist()
