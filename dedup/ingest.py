@@ -114,7 +114,8 @@ class _Batch:
         self.store_text, self.strict, self.progress = store_text, strict, progress
         self.batch = w.manifest.next_batch
         self.s = Summary(batch=self.batch)
-        self.con = duckdb.connect(config={"temp_directory": str(w.root / COMPACT_TMP)})
+        # bounded memory: DuckDB spills its joins inside the index rather than growing with the corpus
+        self.con = duckdb.connect(config={"temp_directory": str(w.root / COMPACT_TMP), "memory_limit": "1GB"})
         self.winner: dict[str, tuple[str, int | None]] = {}
         self.replaced: set[str] = set()
         self.indexed_ids: list[str] = []
@@ -236,7 +237,7 @@ class _Batch:
         for start in range(0, len(ids), LINK_CHUNK):
             cands = candidate_pairs(self.con, new_buckets, w.current_files("buckets"),
                                     pa.table({"doc_id": pa.array(ids[start:start + LINK_CHUNK], pa.string())}),
-                                    pa.table({"doc_id": pa.array(ids[:start], pa.string())}))
+                                    pa.table({"doc_id": pa.array(ids[:start], pa.string())}), self.p.min_bands)
             self.s.candidates += cands.num_rows
             if self.progress:
                 self.progress("candidates", self.s.candidates, None)

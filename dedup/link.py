@@ -14,10 +14,12 @@ from dedup.store import fetch
 
 
 def candidate_pairs(con: duckdb.DuckDBPyConnection, new_files: list[str], all_files: list[str],
-                    chunk_ids: pa.Table, done_ids: pa.Table) -> pa.Table:
-    """Distinct (doc_a < doc_b) pairs sharing a bucket, one of them among `chunk_ids` (documents of this batch,
-    whose buckets are in `new_files`), the other anywhere except `done_ids` (this batch's documents of earlier
-    chunks: their pairs were generated then). Chunks bound the memory of a large batch."""
+                    chunk_ids: pa.Table, done_ids: pa.Table, min_bands: int = 1) -> pa.Table:
+    """Distinct (doc_a < doc_b) pairs sharing buckets in at least `min_bands` bands, one of them among
+    `chunk_ids` (documents of this batch, whose buckets are in `new_files`), the other anywhere except `done_ids`
+    (this batch's documents of earlier chunks: their pairs were generated then). Chunks bound the memory of a
+    large batch. Requiring several shared bands is a property of the pair alone, so it keeps incremental ingest
+    equal to a one-shot ingest, and it removes the many pairs of unrelated texts that meet in one band by chance."""
     if not new_files:
         return pa.table({"doc_a": pa.array([], pa.string()), "doc_b": pa.array([], pa.string())})
     con.register("chunk_ids", chunk_ids)
@@ -27,11 +29,12 @@ def candidate_pairs(con: duckdb.DuckDBPyConnection, new_files: list[str], all_fi
                    WHERE doc_id IN (SELECT doc_id FROM chunk_ids)),
              o AS (SELECT band, bucket, doc_id FROM read_parquet($all)
                    WHERE doc_id NOT IN (SELECT doc_id FROM done_ids))
-        SELECT DISTINCT least(n.doc_id, o.doc_id) AS doc_a, greatest(n.doc_id, o.doc_id) AS doc_b
+        SELECT least(n.doc_id, o.doc_id) AS doc_a, greatest(n.doc_id, o.doc_id) AS doc_b
         FROM n JOIN o ON n.band = o.band AND n.bucket = o.bucket AND n.doc_id <> o.doc_id
+        GROUP BY ALL HAVING count(DISTINCT n.band) >= $min_bands
     """
     try:
-        return fetch(con, sql, {"new": new_files, "all": all_files})
+        return fetch(con, sql, {"new": new_files, "all": all_files, "min_bands": min_bands})
     finally:
         con.unregister("chunk_ids")
         con.unregister("done_ids")

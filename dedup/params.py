@@ -43,6 +43,7 @@ class Params:
     threshold: float = 0.25
     bands: int = 0
     rows: int = 0
+    min_bands: int = 2
     # Verification and clustering: they change `pairs` and `clusters`, so they are part of the contract too.
     min_words: int = 25
     brief_words: int = 60
@@ -71,6 +72,8 @@ class Params:
             object.__setattr__(self, "rows", r)
         if self.bands * self.rows > self.num_perm:
             raise ParamsError(f"bands*rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
+        if not 1 <= self.min_bands <= 2 * self.bands:
+            raise ParamsError(f"min_bands must be in 1..{2 * self.bands}, got {self.min_bands}")
         if self.lead_words < 0:
             raise ParamsError(f"lead_words must be >= 0 (0 = no lead bands), got {self.lead_words}")
         if self.min_words < 1:
@@ -94,8 +97,6 @@ class Params:
     def check_requested(self, requested: dict) -> None:
         """Refuse to mix: a requested value that differs from this (stored) one would make old and new
         signatures, buckets or pairs incomparable. `requested` holds only what the caller set explicitly."""
-        if "bands" not in requested and "threshold" in requested:
-            requested = {**requested, **dict(zip(("bands", "rows"), optimal_bands(requested["threshold"], requested.get("num_perm", self.num_perm))))}
         mine = self.to_dict()
         unknown = set(requested) - set(mine)
         if unknown:

@@ -35,8 +35,11 @@ class Index:
         return fetch(self.con, query, parameters)
 
     def clusters(self, min_size: int = 2, limit: int | None = None) -> pa.Table:
-        """Clusters of at least `min_size` documents, largest first, with every member's title and source."""
-        q = """SELECT c.cluster_id, c.size, c.doc_id, d.title, d.source, d.published_at,
+        """Clusters of at least `min_size` documents, largest first, with every member's title (or, without one,
+        the start of its text) and source."""
+        q = """SELECT c.cluster_id, c.size, c.doc_id,
+                      coalesce(d.title, left(trim(regexp_replace(d.text, '\\s+', ' ', 'g')), 80) || '…') AS title,
+                      d.source, d.published_at,
                       c.doc_id = c.representative AS is_representative
                FROM clusters c JOIN documents d USING (doc_id)
                WHERE c.size >= $min AND c.cluster_id IN (
@@ -71,8 +74,8 @@ class Index:
             lead = np.empty((0, p.num_perm), dtype=np.uint32)
         probe = bucket_rows(np.array([me], dtype=object), sig, lead, p.bands, p.rows).select(["band", "bucket"])
         self.con.register("probe", probe)
-        cands = self.sql("SELECT DISTINCT b.doc_id FROM buckets b JOIN probe USING (band, bucket) "
-                         "WHERE b.doc_id <> $me", {"me": me})
+        cands = self.sql("SELECT b.doc_id FROM buckets b JOIN probe USING (band, bucket) WHERE b.doc_id <> $me "
+                         "GROUP BY b.doc_id HAVING count(*) >= $k", {"me": me, "k": p.min_bands})
         self.con.unregister("probe")
         if not cands.num_rows:
             return _empty_similar()
