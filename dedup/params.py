@@ -47,7 +47,7 @@ class Params:
     # Verification and clustering: they change `pairs` and `clusters`, so they are part of the contract too.
     min_words: int = 25
     brief_words: int = 60
-    verify_threshold: float = 0.6
+    verify_threshold: float = 0.65
     cluster_threshold: float = 0.3
     verifier: str = "v1"
 
