@@ -2,16 +2,16 @@
 
 The LSH stage is deliberately loose; this stage decides which candidates are copies of one story. It works on
 a *profile* of each document: its sentences, each reduced to the set of its content words (stop words dropped,
-words cut to their first 5 characters so that inflections and translation variants still meet; numbers kept
-whole). A copy — reprinted, abridged, with sentences dropped or reordered, or machine-translated and back —
+words cut to their first 5 characters so that inflections and translation variants still meet; numbers read
+as their digits, so "10,000" and "10.000" agree). A copy — reprinted, abridged, with sentences dropped or reordered, or machine-translated and back —
 keeps a counterpart for almost every one of its sentences; a different article about the same event shares
 names and a few quotes, but few sentences. A templated report (earnings, money-market notes) matches sentence by
 sentence except for its numbers, so sentences whose numbers disagree do not count as matches.
 
 Scores per pair (all in [0, 1]):
 - `aligned`: share of the shorter document's content words that sit in sentences with a counterpart in the
-  other document (Dice ≥ SENT_MATCH on content words, and the same numbers; a token that starts with a digit is read as a number
-  with OCR look-alikes such as O/0 and l/1 mended);
+  other document (Dice ≥ SENT_MATCH on content words, and the same numbers; a token that starts with a digit
+  is read as a number, with OCR look-alikes such as O/0 and l/1 mended);
 - `jaccard`, `containment`: of the two documents' content-word sets;
 - `score` = `aligned`, except for *briefs* (the shorter text under `brief_words` words): a two-sentence dividend
   notice aligns with every other notice of its template, so a brief must be near-identical (aligned ≥ 0.95 and
@@ -39,9 +39,8 @@ PREFIX = 5
 MIN_SENT_WORDS = 3
 
 
-
-
 def _fnv(word: str) -> int:
+    """FNV-1a over code points: the token hash of the profile kernel, for the stop-word table."""
     h = 0xCBF29CE484222325
     for ch in word:
         h = ((h ^ ord(ch)) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
