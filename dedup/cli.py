@@ -95,7 +95,10 @@ _index_opt = click.option("--index", "index", required=True, type=click.Path(fil
 @click.option("--url-field", default="url", show_default=True)
 @click.option("--published-at-field", default="published_at", show_default=True)
 @click.option("--lang-field", default="lang", show_default=True)
-@click.option("--shingle", type=click.Choice(["char", "word"]), help="[new index] shingle kind.")
+@click.option("--shingle", type=click.Choice(["stem", "char", "word"]),
+              help="[new index] shingle kind (default stem: content-word stems).")
+@click.option("--lead-words", type=int, help="[new index] words of the lead that get their own bands (0 = none).")
+@click.option("--min-bands", type=int, help="[new index] bands a pair must share to become a candidate.")
 @click.option("--shingle-size", type=int, help="[new index] shingle size n.")
 @click.option("--num-perm", type=int, help="[new index] MinHash permutations.")
 @click.option("--seed", type=int, help="[new index] MinHash seed.")
