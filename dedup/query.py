@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dedup.bands import bucket_rows
 from dedup.sketch import sketch_batch
@@ -58,8 +59,7 @@ class Index:
         if (doc_id is None) == (text is None):
             raise ValueError("give exactly one of doc_id or text")
         if doc_id is not None:
-            row = self.sql("SELECT d.text, s.minhash FROM documents d JOIN signatures s USING (doc_id) "
-                           "WHERE doc_id = $id", {"id": doc_id})
+            row = self.sql("SELECT text FROM documents WHERE doc_id = $id", {"id": doc_id})
             if not row.num_rows:
                 raise KeyError(doc_id)
             text = row["text"][0].as_py()
@@ -70,30 +70,40 @@ class Index:
             sk = sketch_batch([text], p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
             sig, lead = sk.signatures, sk.lead
         else:  # stored without text: the whole-text signature is all we have
-            sig = np.asarray(row["minhash"][0].values.to_numpy(), dtype=np.uint32)[None, :]
+            stored = self.sql("SELECT minhash FROM signatures WHERE doc_id = $id", {"id": doc_id})
+            sig = np.asarray(stored["minhash"][0].values.to_numpy(), dtype=np.uint32)[None, :]
             lead = np.empty((0, p.num_perm), dtype=np.uint32)
         probe = bucket_rows(np.array([me], dtype=object), sig, lead, p.bands, p.rows).select(["band", "bucket"])
         self.con.register("probe", probe)
-        cands = self.sql("SELECT b.doc_id FROM buckets b JOIN probe USING (band, bucket) WHERE b.doc_id <> $me "
-                         "GROUP BY b.doc_id HAVING count(*) >= $k", {"me": me, "k": p.min_bands})
+        # the bucket filter is pushed into the Parquet scan; only the few hits are then matched band by band
+        cands = self.sql("WITH hits AS (SELECT band, bucket, doc_id FROM buckets WHERE list_contains($keys, bucket)) "
+                         "SELECT h.doc_id FROM hits h JOIN probe USING (band, bucket) WHERE h.doc_id <> $me "
+                         "GROUP BY h.doc_id HAVING count(*) >= $k",
+                         {"keys": probe["bucket"].to_pylist(), "me": me, "k": p.min_bands})
         self.con.unregister("probe")
         if not cands.num_rows:
             return _empty_similar()
-        self.con.register("cands", cands)
-        docs = self.sql("SELECT d.doc_id, d.text, s.minhash FROM documents d JOIN signatures s USING (doc_id) "
-                        "WHERE doc_id IN (SELECT doc_id FROM cands)")
-        self.con.unregister("cands")
-        query_doc = pa.table({"doc_id": [me], "text": [text],
+        ids = cands["doc_id"].to_pylist()
+        # two filtered scans joined in memory: each filter is pushed into its Parquet scan
+        found = self.sql("SELECT doc_id, text, title, source FROM documents WHERE list_contains($ids, doc_id)",
+                         {"ids": ids})
+        sigs = self.sql("SELECT doc_id, minhash FROM signatures WHERE list_contains($ids, doc_id)", {"ids": ids})
+        docs = found.append_column(
+            "minhash", sigs["minhash"].take(pc.index_in(found["doc_id"], value_set=sigs["doc_id"].combine_chunks())))
+        query_doc = pa.table({"doc_id": [me], "text": [text], "title": [None], "source": [None],
                               "minhash": pa.array([sig[0].tolist()], pa.list_(pa.uint32()))})
         docs = pa.concat_tables([docs, query_doc.cast(docs.schema)])
         pairs = verify_pairs(pa.table({"doc_a": [me] * cands.num_rows, "doc_b": cands["doc_id"]}), docs, p)
         self.con.register("scored", pairs)
+        self.con.register("found", docs.select(["doc_id", "title", "source"]))
         out = self.sql("""SELECT s.doc_b AS doc_id, d.title, d.source, c.cluster_id, s.score, s.aligned,
                                  s.jaccard, s.containment, s.jaccard_est, s.linked
-                          FROM scored s JOIN documents d ON d.doc_id = s.doc_b
-                          LEFT JOIN clusters c ON c.doc_id = s.doc_b
-                          ORDER BY s.score DESC, s.doc_b LIMIT $lim""", {"lim": limit})
+                          FROM scored s JOIN found d ON d.doc_id = s.doc_b
+                          LEFT JOIN (SELECT doc_id, cluster_id FROM clusters WHERE list_contains($ids, doc_id)) c
+                            ON c.doc_id = s.doc_b
+                          ORDER BY s.score DESC, s.doc_b LIMIT $lim""", {"lim": limit, "ids": ids})
         self.con.unregister("scored")
+        self.con.unregister("found")
         return out
 
     def stats(self) -> dict:
