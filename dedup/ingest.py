@@ -26,7 +26,7 @@ from dedup.link import candidate_pairs
 from dedup.params import Params
 from dedup.readers import DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expand_paths, read_file, records_from_table
 from dedup.sketch import sketch_batch
-from dedup.store import COMPACT_TMP, Writer, fetch
+from dedup.store import COMPACT_TMP, Writer, fetch, positions
 from dedup.verify import KEEP_SCORE, verify_pairs
 
 CHUNK = 20_000
@@ -202,7 +202,7 @@ class _Batch:
             self.new_bucket_files.append(self.w.stage("buckets", rows_, sort_by=["band", "bucket"]))
 
     def _stored_hashes(self, ids: list[str]) -> dict[str, int]:
-        files = [f for f in self.w.current_files("documents")]
+        files = self.w.current_files("documents")
         self.con.register("chunk_ids", pa.table({"doc_id": ids}))
         rows = self.con.execute("SELECT doc_id, text_hash FROM read_parquet($f) WHERE doc_id IN "
                                 "(SELECT doc_id FROM chunk_ids)", {"f": files}).fetchall()
@@ -270,12 +270,10 @@ class _Batch:
             {"d": w.current_files("documents"), "c": w.current_files("clusters")})
         n = docs.num_rows
         s.documents = n
-        pos = {d: i for i, d in enumerate(docs["doc_id"].to_pylist())}
         edges = fetch(
             self.con,
             "SELECT doc_a, doc_b, score FROM read_parquet($p)", {"p": w.current_files("pairs")})
-        ia = np.array([pos[d] for d in edges["doc_a"].to_pylist()], dtype=np.int64)
-        ib = np.array([pos[d] for d in edges["doc_b"].to_pylist()], dtype=np.int64)
+        ia, ib = positions(edges["doc_a"], docs["doc_id"]), positions(edges["doc_b"], docs["doc_id"])
         labels = partition(n, ia, ib, edges["score"].to_numpy(zero_copy_only=False), self.p.verify_threshold,
                            self.p.cluster_threshold)
         res = assign_ids(labels, docs["prev"].to_numpy(), np.arange(n), w.manifest.next_cluster_id)

@@ -8,14 +8,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from dedup.bands import bucket_rows
 from dedup.sketch import sketch_batch
-from dedup.store import Snapshot, fetch
+from dedup.store import Snapshot, fetch, positions
 from dedup.verify import verify_pairs
 
 
@@ -88,8 +86,7 @@ class Index:
         found = self.sql("SELECT doc_id, text, title, source FROM documents WHERE list_contains($ids, doc_id)",
                          {"ids": ids})
         sigs = self.sql("SELECT doc_id, minhash FROM signatures WHERE list_contains($ids, doc_id)", {"ids": ids})
-        docs = found.append_column(
-            "minhash", sigs["minhash"].take(pc.index_in(found["doc_id"], value_set=sigs["doc_id"].combine_chunks())))
+        docs = found.append_column("minhash", sigs["minhash"].take(positions(found["doc_id"], sigs["doc_id"])))
         query_doc = pa.table({"doc_id": [me], "text": [text], "title": [None], "source": [None],
                               "minhash": pa.array([sig[0].tolist()], pa.list_(pa.uint32()))})
         docs = pa.concat_tables([docs, query_doc.cast(docs.schema)])

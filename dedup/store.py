@@ -36,7 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dedup.params import FORMAT_NAME, FORMAT_VERSION, Params, ParamsError
@@ -171,6 +173,13 @@ class Snapshot:
 def fetch(con: duckdb.DuckDBPyConnection, sql: str, parameters: list | dict | None = None) -> pa.Table:
     """Run a query and return its result as one Arrow table."""
     return con.sql(sql, params=parameters).to_arrow_table()
+
+
+def positions(values: pa.Array | pa.ChunkedArray, ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Position of each of `values` in the unique `ids` (all must be present), without Python objects."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    return pc.index_in(values, value_set=ids).to_numpy().astype(np.int64)
 
 
 def _sql_str(s: str) -> str:

@@ -25,11 +25,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from dedup.normalize import WORD_CHAR, fold_batch
 from dedup.params import Params
 from dedup.shingle import STOPWORDS
+from dedup.store import positions
 
 SENT_MATCH = 0.5
 KEEP_SCORE = 0.2  # candidate pairs scoring below this are not stored: they are neither links nor near misses
@@ -257,9 +257,7 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
     """Score candidate pairs (doc_a, doc_b) using `docs` (doc_id, text, minhash) and decide which are linked.
 
     A document stored without text (`--no-store-text`) can only be judged by its MinHash estimate."""
-    doc_ids = docs["doc_id"].combine_chunks()
-    ia = pc.index_in(cands["doc_a"], value_set=doc_ids).to_numpy().astype(np.int64)
-    ib = pc.index_in(cands["doc_b"], value_set=doc_ids).to_numpy().astype(np.int64)
+    ia, ib = positions(cands["doc_a"], docs["doc_id"]), positions(cands["doc_b"], docs["doc_id"])
     sigs = np.asarray(docs["minhash"].combine_chunks().flatten().to_numpy(), dtype=np.uint32).reshape(-1, p.num_perm)
     est = (sigs[ia] == sigs[ib]).mean(axis=1).astype(np.float32)
     texts = docs["text"].to_pylist()

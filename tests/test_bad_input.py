@@ -156,7 +156,7 @@ def test_corpus_messages_are_one_line_each_with_file_line_and_reason(nasty_index
     assert len(lines) == min(50, s["rejected"] + s["file_errors"])
     for x in lines:
         assert str(FILES) in x and any(f" {r}: " in x for r in REASONS), x
-    assert any(f"good_and_bad.jsonl:3: malformed_json" in x for x in lines)
+    assert any("good_and_bad.jsonl:3: malformed_json" in x for x in lines)
     assert any("good_and_bad.jsonl:19: field 'text' (id 'nasty-nul') control_chars" in x for x in lines)
     assert any("not_gzip.jsonl.gz: wrong_format" in x for x in lines)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import re
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
