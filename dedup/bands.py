@@ -8,6 +8,11 @@ Band i covers signature rows [i*r, (i+1)*r). Its bucket key is a 64-bit hash of 
 Bands 0..b-1 come from the signature of the whole text, bands b..2b-1 from the signature of its lead (first
 `lead_words` words): an abridged copy keeps the beginning of the story, so its lead stays similar even when its
 whole-text Jaccard is low.
+
+A band whose r minima are all held by one and the same shingle is *degenerate* and gets no bucket: it would act
+as a one-row band, and a common shingle ("west germ") would then put a sizeable share of the corpus into one
+bucket, whose pairs grow with the square of the index. The affine32 permutations are bijections (a_k odd), so the
+shingle behind a minimum v is known from the signature alone: fmix32(h) = (v - b_k) * a_k^-1 mod 2^32.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pyarrow as pa
+
+from dedup.params import Params
+from dedup.sketch import permutations
 
 _M64 = (1 << 64) - 1
 
@@ -42,27 +50,52 @@ def _splitmix64(x: np.uint64) -> np.uint64:
     return x ^ (x >> np.uint64(31))
 
 
+def inverse_multipliers(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(a^-1 mod 2^32, b) of the signature's permutations, to recover the shingle behind each minimum."""
+    a, b = permutations(num_perm, seed)
+    return np.array([pow(int(x), -1, 1 << 32) for x in a], dtype=np.uint32), b
+
+
+def degenerate(values: list[int], a_inv: list[int], b: list[int]) -> bool:
+    """Reference: are all minima of one band held by the same shingle?"""
+    pre = {((int(v) - int(bk)) * int(ai)) & 0xFFFFFFFF for v, ai, bk in zip(values, a_inv, b)}
+    return len(pre) == 1
+
+
 @numba.njit(cache=True, nogil=True)
-def band_keys(sigs: np.ndarray, bands: int, rows: int, first_band: int = 0) -> np.ndarray:
-    """(n_docs × bands) uint64 bucket keys of a signature matrix; band numbers start at `first_band`."""
+def band_keys(sigs: np.ndarray, bands: int, rows: int, a_inv: np.ndarray, b: np.ndarray, first_band: int = 0
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(n_docs × bands) uint64 bucket keys of a signature matrix (band numbers start at `first_band`) and
+    whether each band is usable (not degenerate)."""
     n = sigs.shape[0]
     out = np.empty((n, bands), dtype=np.uint64)
+    ok = np.empty((n, bands), dtype=np.bool_)
+    m = np.uint64(0xFFFFFFFF)
     for d in range(n):
         for i in range(bands):
             h = np.uint64(first_band + i)
+            first = ((np.uint64(sigs[d, i * rows]) - np.uint64(b[i * rows])) * np.uint64(a_inv[i * rows])) & m
+            same = True
             for j in range(i * rows, (i + 1) * rows):
                 h = _splitmix64(h ^ np.uint64(sigs[d, j]))
+                if ((np.uint64(sigs[d, j]) - np.uint64(b[j])) * np.uint64(a_inv[j])) & m != first:
+                    same = False
             out[d, i] = h
-    return out
+            ok[d, i] = not same
+    return out, ok
 
 
-def bucket_rows(ids: np.ndarray, sigs: np.ndarray, lead: np.ndarray, bands: int, rows: int) -> pa.Table:
-    """The `buckets` rows (band, bucket, doc_id) of documents with whole-text and (if any) lead signatures."""
-    parts = [(sigs, 0)] + ([(lead, bands)] if len(lead) else [])
+def bucket_rows(ids: np.ndarray, sigs: np.ndarray, lead: np.ndarray, p: Params) -> pa.Table:
+    """The `buckets` rows (band, bucket, doc_id) of documents with whole-text and (if any) lead signatures;
+    degenerate bands left out."""
+    a_inv, b = inverse_multipliers(p.num_perm, p.seed)
+    parts = [(sigs, 0)] + ([(lead, p.bands)] if len(lead) else [])
     band_col, key_col, id_col = [], [], []
     for s, first in parts:
-        band_col.append(np.tile(np.arange(first, first + bands, dtype=np.int16), len(ids)))
-        key_col.append(band_keys(s, bands, rows, first).ravel())
-        id_col.append(np.repeat(ids, bands))
+        keys, ok = band_keys(s, p.bands, p.rows, a_inv, b, first)
+        ok = ok.ravel()
+        band_col.append(np.tile(np.arange(first, first + p.bands, dtype=np.int16), len(ids))[ok])
+        key_col.append(keys.ravel()[ok])
+        id_col.append(np.repeat(ids, p.bands)[ok])
     return pa.table({"band": np.concatenate(band_col), "bucket": np.concatenate(key_col),
                      "doc_id": pa.array(np.concatenate(id_col), pa.string())})

@@ -198,7 +198,7 @@ class _Batch:
         linkable = np.flatnonzero(words >= p.min_words)
         if len(linkable):
             rows_ = bucket_rows(np.array(ids, dtype=object)[linkable], sigs[linkable],
-                                lead[linkable] if len(lead) else lead, p.bands, p.rows)
+                                lead[linkable] if len(lead) else lead, p)
             self.new_bucket_files.append(self.w.stage("buckets", rows_, sort_by=["band", "bucket"]))
 
     def _stored_hashes(self, ids: list[str]) -> dict[str, int]:
@@ -230,14 +230,14 @@ class _Batch:
     def _link(self) -> None:
         """Candidates, verification and staging of pairs, LINK_CHUNK new documents at a time."""
         w = self.w
-        # Only this batch's buckets: a replacement also stages rewritten copies of old bucket files, whose
-        # pairs are already in the index.
+        # This batch's own buckets are "new"; a replacement also stages rewritten copies of old bucket files,
+        # whose documents count as already indexed.
         new_buckets = [str(w.root / f) for f in self.new_bucket_files]
-        ids = self.indexed_ids
-        for start in range(0, len(ids), LINK_CHUNK):
-            cands = candidate_pairs(self.con, new_buckets, w.current_files("buckets"),
-                                    pa.table({"doc_id": pa.array(ids[start:start + LINK_CHUNK], pa.string())}),
-                                    pa.table({"doc_id": pa.array(ids[:start], pa.string())}), self.p.min_bands)
+        fresh = set(new_buckets)
+        old_buckets = [f for f in w.current_files("buckets") if f not in fresh]
+        chunks = max(1, -(-len(self.indexed_ids) // LINK_CHUNK))
+        for i in range(chunks):
+            cands = candidate_pairs(self.con, new_buckets, old_buckets, i, chunks, self.p.min_bands)
             self.s.candidates += cands.num_rows
             if self.progress:
                 self.progress("candidates", self.s.candidates, None)

@@ -15,7 +15,7 @@ from datasketch.lsh import _optimal_param
 FORMAT_NAME = "dedup-index"
 FORMAT_VERSION = 1
 
-SHINGLE_KINDS = ("stem", "char", "word")
+SHINGLE_KINDS = ("pair", "stem", "char", "word")
 
 
 class ParamsError(ValueError):
@@ -33,14 +33,14 @@ class Params:
     """Settings of an index. Defaults are the tuned, recommended configuration (see README, Detection quality)."""
 
     normalizer: str = "nfkc-casefold-alnum-v1"
-    shingle: str = "stem"
+    shingle: str = "pair"
     shingle_size: int = 4
     lead_words: int = 150
     hash: str = "xxh32"
     scheme: str = "affine32"
     seed: int = 1
-    num_perm: int = 128
-    threshold: float = 0.25
+    num_perm: int = 192
+    threshold: float = 0.1
     bands: int = 0
     rows: int = 0
     min_bands: int = 2

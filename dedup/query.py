@@ -71,7 +71,7 @@ class Index:
             stored = self.sql("SELECT minhash FROM signatures WHERE doc_id = $id", {"id": doc_id})
             sig = np.asarray(stored["minhash"][0].values.to_numpy(), dtype=np.uint32)[None, :]
             lead = np.empty((0, p.num_perm), dtype=np.uint32)
-        probe = bucket_rows(np.array([me], dtype=object), sig, lead, p.bands, p.rows).select(["band", "bucket"])
+        probe = bucket_rows(np.array([me], dtype=object), sig, lead, p).select(["band", "bucket"])
         self.con.register("probe", probe)
         # the bucket filter is pushed into the Parquet scan; only the few hits are then matched band by band
         cands = self.sql("WITH hits AS (SELECT band, bucket, doc_id FROM buckets WHERE list_contains($keys, bucket)) "

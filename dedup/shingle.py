@@ -2,10 +2,15 @@
 
 - `char`: the n-code-point substrings of the normalized text (spaces included, so word boundaries count);
 - `word`: n consecutive tokens joined by one space;
-- `stem` (default): each content word cut to its first n characters — stop words and one-character tokens are
+- `stem`: each content word cut to its first n characters — stop words and one-character tokens are
   dropped. Translation round trips and rewrites change word order, function words and endings ("vowed" →
   "vows", "the market of property" → "property market") but keep most content-word stems, so a copy keeps a far
   higher share of these shingles than of character or word n-grams.
+- `pair` (default): unordered pairs of content-word stems (n characters) at most PAIR_WINDOW content words
+  apart, written "a b" with a ≤ b. A copy keeps most of them (local reordering does not change an unordered
+  pair), while unrelated texts share far fewer pairs than single stems: a single stem such as "comp" or "year"
+  occurs in most news, a pair of them much more rarely. That keeps LSH buckets small as the index grows.
+  A text with a single content word has that stem as its one shingle.
 
 A `char`/`word` text shorter than one shingle yields a single shingle of the whole text; an empty text none.
 Shingles are hashed as their UTF-8 bytes with xxh32. The kernel `shingle_hashes` computes exactly
@@ -22,7 +27,8 @@ import xxhash
 from dedup.hashfunc import xxh32
 from dedup.normalize import normalize_text
 
-KINDS = {"char": 0, "word": 1, "stem": 2}
+KINDS = {"char": 0, "word": 1, "stem": 2, "pair": 3}
+PAIR_WINDOW = 2
 
 STOPWORDS = sorted(set("""
 a about above after again against all also am an and any are as at be because been before being below between
@@ -58,6 +64,12 @@ def shingles(text: str, kind: str, size: int, lead_words: int = 0) -> list[bytes
         return []
     if kind == "stem":
         return [w[:size].encode("utf-8") for w in content_words(norm)]
+    if kind == "pair":
+        stems = [w[:size] for w in content_words(norm)]
+        if len(stems) == 1:
+            return [stems[0].encode("utf-8")]
+        return [(f"{a} {b}" if a <= b else f"{b} {a}").encode("utf-8")
+                for i, a in enumerate(stems) for b in stems[i + 1:i + 1 + PAIR_WINDOW]]
     if kind == "char":
         units: list[str] = list(norm)
         sep = ""
@@ -121,7 +133,42 @@ def _whole(buf: np.ndarray, end: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def shingle_hashes(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndarray) -> np.ndarray:
+def _pair_hashes(norm: np.ndarray, buf: np.ndarray, starts: np.ndarray, cs: np.ndarray, ce: np.ndarray, m: int,
+                 window: int) -> np.ndarray:
+    """xxh32 of "a b" for every stem pair within `window` stems, a ≤ b by code points (= UTF-8 byte order)."""
+    out = np.empty(m * window, dtype=np.uint32)
+    tmp = np.empty(8 * (ce[:m] - cs[:m]).max() + 1, dtype=np.uint8)
+    k = 0
+    for i in range(m):
+        for j in range(i + 1, min(i + 1 + window, m)):
+            x, y = i, j
+            la, lb = ce[i] - cs[i], ce[j] - cs[j]
+            for q in range(min(la, lb) + 1):
+                if q == la or q == lb:
+                    if la > lb:
+                        x, y = j, i
+                    break
+                if norm[cs[i] + q] != norm[cs[j] + q]:
+                    if norm[cs[i] + q] > norm[cs[j] + q]:
+                        x, y = j, i
+                    break
+            p = 0
+            for z in range(starts[cs[x]], starts[ce[x]]):
+                tmp[p] = buf[z]
+                p += 1
+            tmp[p] = 32
+            p += 1
+            for z in range(starts[cs[y]], starts[ce[y]]):
+                tmp[p] = buf[z]
+                p += 1
+            out[k] = xxh32(tmp, 0, p, 0)
+            k += 1
+    return out[:k]
+
+
+@numba.njit(cache=True, nogil=True)
+def shingle_hashes(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndarray,
+                   window: int = PAIR_WINDOW) -> np.ndarray:
     """xxh32 of every shingle of the normalized code points norm[:n] (see `shingles`)."""
     if n == 0:
         return np.empty(0, dtype=np.uint32)
@@ -148,8 +195,10 @@ def shingle_hashes(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndar
             tok_s[t] = i + 1
     tok_e[t] = n
     t += 1
-    if kind == 2:
-        out = np.empty(t, dtype=np.uint32)
+    if kind == 2 or kind == 3:
+        # content-word stems: code point ranges [cs, ce)
+        cs = np.empty(t, dtype=np.int64)
+        ce = np.empty(t, dtype=np.int64)
         m = 0
         for i in range(t):
             s, e = tok_s[i], tok_e[i]
@@ -159,9 +208,15 @@ def shingle_hashes(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndar
             k = np.searchsorted(stop, h)
             if k < stop.shape[0] and stop[k] == h:
                 continue
-            out[m] = xxh32(buf, starts[s], starts[min(s + size, e)], 0)
+            cs[m] = s
+            ce[m] = min(s + size, e)
             m += 1
-        return out[:m]
+        if kind == 2 or m <= 1:
+            out = np.empty(m, dtype=np.uint32)
+            for i in range(m):
+                out[i] = xxh32(buf, starts[cs[i]], starts[ce[i]], 0)
+            return out
+        return _pair_hashes(norm, buf, starts, cs, ce, m, window)
     if t <= size:
         return _whole(buf, starts[n])
     m = t - size + 1

@@ -22,6 +22,8 @@ Scores per pair (all in [0, 1]):
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 import pyarrow as pa
@@ -159,28 +161,54 @@ def _profile(cps: np.ndarray, table: np.ndarray, stop: np.ndarray) -> tuple[np.n
     return out[:m], new_off
 
 
-class Profiles:
-    """Profiles of many documents, flattened: tokens, per-document sentence offsets."""
+PROFILE_BATCH = 2048  # texts folded at a time: the code-point buffer is 4 bytes per character
 
-    def __init__(self, texts: list[str]):
-        buf, offsets = fold_batch(texts)
-        toks, sent_offs, doc_sent = [], [np.zeros(1, dtype=np.int64)], np.zeros(len(texts) + 1, dtype=np.int64)
-        base = 0
-        for i in range(len(texts)):
-            t, o = _profile(buf[offsets[i]:offsets[i + 1]], WORD_CHAR, _STOP_HASHES)
-            toks.append(t)
-            sent_offs.append(o[1:] + base)
-            base += t.shape[0]
-            doc_sent[i + 1] = doc_sent[i] + o.shape[0] - 1
-        self.tokens = np.concatenate(toks) if toks else np.empty(0, dtype=np.uint64)
-        self.sent_offsets = np.concatenate(sent_offs)
-        self.doc_sents = doc_sent
+
+def _profile_part(texts: list[str | None]) -> tuple[np.ndarray, ...]:
+    """Profiles of a few texts: tokens, sentence lengths, sentences per text, whitespace words per text, and
+    each text's distinct tokens with their count."""
+    buf, offsets = fold_batch([t or "" for t in texts])
+    toks, sent_lens, sets = [], [], []
+    doc_sents = np.zeros(len(texts), dtype=np.int64)
+    set_lens = np.zeros(len(texts), dtype=np.int64)
+    for i in range(len(texts)):
+        t, o = _profile(buf[offsets[i]:offsets[i + 1]], WORD_CHAR, _STOP_HASHES)
+        toks.append(t)
+        sent_lens.append(np.diff(o))
+        doc_sents[i] = o.shape[0] - 1
+        sets.append(np.unique(t))
+        set_lens[i] = sets[-1].shape[0]
+    words = np.array([len(t.split()) if t else 0 for t in texts], dtype=np.int64)
+    cat = lambda xs, dt: np.concatenate(xs) if xs else np.empty(0, dtype=dt)  # noqa: E731
+    return (cat(toks, np.uint64), cat(sent_lens, np.int64), doc_sents, words, cat(sets, np.uint64), set_lens)
+
+
+class Profiles:
+    """Profiles of many documents, flattened: tokens, sentence offsets, per-document sentence offsets, and the
+    whitespace word count of each text. Built PROFILE_BATCH texts at a time on all cores (the kernel releases
+    the GIL), so memory follows the profiles, not the texts."""
+
+    def __init__(self, texts: pa.Array | pa.ChunkedArray | list[str | None]):
+        parts = [texts[i:i + PROFILE_BATCH] for i in range(0, len(texts), PROFILE_BATCH)]
+        parts = [p.to_pylist() if not isinstance(p, list) else p for p in parts]
+        with ThreadPoolExecutor(max_workers=numba.get_num_threads()) as ex:
+            done = list(ex.map(_profile_part, parts))
+        self.tokens = np.concatenate([d[0] for d in done]) if done else np.empty(0, dtype=np.uint64)
+        sent_lens = np.concatenate([d[1] for d in done]) if done else np.empty(0, dtype=np.int64)
+        self.sent_offsets = np.concatenate([[0], np.cumsum(sent_lens)]).astype(np.int64)
+        doc_sents = np.concatenate([d[2] for d in done]) if done else np.empty(0, dtype=np.int64)
+        self.doc_sents = np.concatenate([[0], np.cumsum(doc_sents)]).astype(np.int64)
+        self.words = np.concatenate([d[3] for d in done]) if done else np.empty(0, dtype=np.int64)
+        self.doc_tokens = np.concatenate([d[4] for d in done]) if done else np.empty(0, dtype=np.uint64)
+        set_lens = np.concatenate([d[5] for d in done]) if done else np.empty(0, dtype=np.int64)
+        self.doc_offsets = np.concatenate([[0], np.cumsum(set_lens)]).astype(np.int64)
+        self.numbers = _numbers(self.tokens, self.sent_offsets)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _inter(t: np.ndarray, a0: int, a1: int, b0: int, b1: int) -> tuple[int, int, int, int, int]:
-    """Sorted-merge intersection of t[a0:a1] and t[b0:b1]: (common words, common numbers, numbers in a,
-    numbers in b, words in a)."""
+def _common(t: np.ndarray, a0: int, a1: int, b0: int, b1: int) -> tuple[int, int]:
+    """Sorted-merge intersection of t[a0:a1] and t[b0:b1]: (common words, common numbers). Numbers carry the
+    top bit, so they sort after the words."""
     i, j = a0, b0
     cw = cn = 0
     while i < a1 and j < b1:
@@ -195,30 +223,32 @@ def _inter(t: np.ndarray, a0: int, a1: int, b0: int, b1: int) -> tuple[int, int,
             i += 1
         else:
             j += 1
-    na = nb = 0
-    for k in range(a0, a1):
-        if t[k] >> np.uint64(63):
-            na += 1
-    for k in range(b0, b1):
-        if t[k] >> np.uint64(63):
-            nb += 1
-    return cw, cn, na, nb, (a1 - a0) - na
+    return cw, cn
+
+
+@numba.njit(cache=True, nogil=True)
+def _numbers(t: np.ndarray, so: np.ndarray) -> np.ndarray:
+    """Numbers per sentence."""
+    out = np.zeros(so.shape[0] - 1, dtype=np.int64)
+    for s in range(out.shape[0]):
+        for k in range(so[s], so[s + 1]):
+            if t[k] >> np.uint64(63):
+                out[s] += 1
+    return out
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _score_kernel(t, so, ds, ia, ib, aligned, jac, con):
+def _score_kernel(t, so, ds, nums, dt, do, ia, ib, aligned, jac, con):
     for k in numba.prange(ia.shape[0]):
         a, b = ia[k], ib[k]
-        sa0, sa1, sb0, sb1 = ds[a], ds[a + 1], ds[b], ds[b + 1]
-        A = np.unique(t[so[sa0]:so[sa1]])
-        both = np.concatenate((A, np.unique(t[so[sb0]:so[sb1]])))
-        cw, cn, _, _, _ = _inter(both, 0, A.shape[0], A.shape[0], both.shape[0])
+        cw, cn = _common(dt, do[a], do[a + 1], do[b], do[b + 1])
         inter = cw + cn
-        size_b = both.shape[0] - A.shape[0]
-        union = A.shape[0] + size_b - inter
+        size_a, size_b = do[a + 1] - do[a], do[b + 1] - do[b]
+        union = size_a + size_b - inter
         jac[k] = inter / union if union else 0.0
-        small = min(A.shape[0], size_b)
+        small = min(size_a, size_b)
         con[k] = inter / small if small else 0.0
+        sa0, sa1, sb0, sb1 = ds[a], ds[a + 1], ds[b], ds[b + 1]
         # shorter document by content words is the one whose sentences must find counterparts
         if so[sa1] - so[sa0] > so[sb1] - so[sb0]:
             sa0, sa1, sb0, sb1 = sb0, sb1, sa0, sa1
@@ -230,11 +260,16 @@ def _score_kernel(t, so, ds, ia, ib, aligned, jac, con):
             total += size
             if size == 0:
                 continue
+            na = nums[s]
+            wa = size - na
             for r in range(sb0, sb1):
                 b0, b1 = so[r], so[r + 1]
-                cw, cn, na, nb, wa = _inter(t, a0, a1, b0, b1)
+                nb = nums[r]
                 wb = (b1 - b0) - nb
-                if wa + wb == 0 or 2.0 * cw / (wa + wb) < SENT_MATCH:
+                if wa + wb == 0 or 4 * min(wa, wb) < wa + wb:
+                    continue  # Dice >= 0.5 is out of reach for sentences this different in size
+                cw, cn = _common(t, a0, a1, b0, b1)
+                if 2.0 * cw / (wa + wb) < SENT_MATCH:
                     continue
                 if cn < max(na, nb):
                     continue  # same template, different figures
@@ -248,8 +283,9 @@ def score_pairs(profiles: Profiles, ia: np.ndarray, ib: np.ndarray) -> tuple[np.
     n = len(ia)
     aligned, jac, con = (np.zeros(n, dtype=np.float32) for _ in range(3))
     if n:
-        _score_kernel(profiles.tokens, profiles.sent_offsets, profiles.doc_sents, ia.astype(np.int64),
-                      ib.astype(np.int64), aligned, jac, con)
+        p = profiles
+        _score_kernel(p.tokens, p.sent_offsets, p.doc_sents, p.numbers, p.doc_tokens, p.doc_offsets,
+                      ia.astype(np.int64), ib.astype(np.int64), aligned, jac, con)
     return aligned, jac, con
 
 
@@ -260,14 +296,13 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
     ia, ib = positions(cands["doc_a"], docs["doc_id"]), positions(cands["doc_b"], docs["doc_id"])
     sigs = np.asarray(docs["minhash"].combine_chunks().flatten().to_numpy(), dtype=np.uint32).reshape(-1, p.num_perm)
     est = (sigs[ia] == sigs[ib]).mean(axis=1).astype(np.float32)
-    texts = docs["text"].to_pylist()
-    has_text = np.array([t is not None for t in texts], dtype=bool)
-    aligned, jac, con = score_pairs(Profiles([t or "" for t in texts]), ia, ib)
+    has_text = docs["text"].is_valid().to_numpy(zero_copy_only=False)
+    prof = Profiles(docs["text"])
+    aligned, jac, con = score_pairs(prof, ia, ib)
     both = has_text[ia] & has_text[ib]
     score = np.where(both, aligned, est).astype(np.float32)
     # briefs (a few sentences) align too easily with other items of the same template: they must be near-identical
-    words = np.array([len(t.split()) if t else 0 for t in texts])
-    shorter = np.minimum(words[ia], words[ib])
+    shorter = np.minimum(prof.words[ia], prof.words[ib])
     brief = both & (shorter < p.brief_words) & ((aligned < BRIEF_ALIGNED) | (jac < BRIEF_JACCARD))
     short = both & (shorter < SHORT_WORDS) & ((aligned < SHORT_ALIGNED) | (jac < SHORT_JACCARD))
     score = np.where(brief | short, np.minimum(score, KEEP_SCORE), score)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
+import dedup
 from click.testing import CliRunner
 
 from dedup.cli import main
@@ -100,7 +102,7 @@ def test_stats_json(cli_index: Path) -> None:
     code, out, _ = run("stats", "--index", str(cli_index), "--json")
     st = json.loads(out)
     assert code == 0 and st["documents"] == 327 and st["clusters"] >= 13 and st["pairs"] >= st["linked_pairs"]
-    assert st["bytes"] > 0 and st["params"]["num_perm"] == 128
+    assert st["bytes"] > 0 and st["params"]["num_perm"] == dedup.Params().num_perm
 
 
 def test_errors_are_one_line_with_exit_codes(tmp_path: Path, cli_index: Path) -> None:

@@ -31,7 +31,8 @@ def test_round_trip_tables_and_manifest(sample_index: Path, articles: list[dict]
         assert key in manifest["params"]
     p = ix.params
     linkable = sum(1 for r in docs.to_pylist() if r["words"] >= p.min_words)
-    assert ix.table("buckets").num_rows == 2 * p.bands * linkable  # whole text + lead
+    # whole text + lead, one row per band, degenerate bands (held by a single shingle) left out: few
+    assert 0.97 * 2 * p.bands * linkable < ix.table("buckets").num_rows <= 2 * p.bands * linkable
     # stored signatures equal freshly computed ones and load into datasketch
     sig = ix.sql("SELECT minhash FROM signatures WHERE doc_id = $i", {"i": a["id"]})["minhash"][0].as_py()
     fresh = sketch_batch([a["text"]], p.shingle, p.shingle_size, p.num_perm, p.seed).signatures[0]
@@ -62,7 +63,7 @@ def test_parameter_mismatch_is_refused_and_index_unchanged(tmp_path: Path) -> No
         dedup.ingest([ARTICLES / "seeds"], idx, params=dedup.Params(shingle="word", shingle_size=3))
     assert (idx / "manifest.json").read_bytes() == before
     # same explicit parameters are fine
-    s = dedup.ingest([ARTICLES / "seeds"], idx, requested={"num_perm": 128, "shingle": "stem"})
+    s = dedup.ingest([ARTICLES / "seeds"], idx, requested={"num_perm": dedup.Params().num_perm, "shingle": "pair"})
     assert s.unchanged == 2
 
 

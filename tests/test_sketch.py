@@ -7,7 +7,7 @@ import pytest
 import xxhash
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
-from dedup.bands import band_keys, bucket_key
+from dedup.bands import band_keys, bucket_key, degenerate, inverse_multipliers
 from dedup.normalize import normalize_text, tokens
 from dedup.params import Params, ParamsError, optimal_bands
 from dedup.shingle import shingles
@@ -33,9 +33,9 @@ def test_normalize_folds_unicode_case_and_punctuation_on_real_text() -> None:
     assert tokens("U.S.-led") == ["u", "s", "led"]
 
 
-@pytest.mark.parametrize("kind,size", [("stem", 4), ("stem", 6), ("char", 5), ("char", 3), ("word", 1), ("word", 5)])
+@pytest.mark.parametrize("kind,size", [("pair", 4), ("pair", 6), ("stem", 4), ("stem", 6), ("char", 5), ("char", 3), ("word", 1), ("word", 5)])
 def test_signatures_are_bit_identical_to_datasketch(articles: list[dict], kind: str, size: int) -> None:
-    texts = [a["text"] for a in articles[::5]] + list(seed_texts()) + ["Ünïcödé 日本語 ﬁ", "a", "tiny text", "the of"]
+    texts = [a["text"] for a in articles[::5]] + list(seed_texts()) + ["Ünïcödé 日本語 ﬁ", "a", "tiny text", "the of", "Straße strasse STRASSE été"]
     sk = sketch_batch(texts, kind, size, 128, 7, lead_words=40)
     for text, sig, lead, n in zip(texts, sk.signatures, sk.lead, sk.shingles):
         for got, lead_words in ((sig, 0), (lead, 40)):
@@ -55,6 +55,24 @@ def test_stem_shingles_keep_content_word_stems() -> None:
     assert len(a & b) / len(a | b) > len(c5a & c5b) / len(c5a | c5b) + 0.1  # stems survive the round trip better
 
 
+def test_pair_shingles_are_unordered_stem_pairs_that_survive_translation(articles: list[dict]) -> None:
+    orig, copy = seed_texts()
+    assert shingles(orig, "pair", 4)[:4] == [b"stat unit", b"unit vowe", b"stat vowe", b"frid stat"]
+    assert shingles("the market of property", "pair", 4) == shingles("property market", "pair", 4)
+    assert shingles("Straße", "pair", 4) == [b"stra"]  # one content word: its stem alone
+    a, b = set(shingles(orig, "pair", 4)), set(shingles(copy, "pair", 4))
+    w5a, w5b = set(shingles(orig, "word", 5)), set(shingles(copy, "word", 5))
+    assert len(a & b) / len(a | b) > 2 * len(w5a & w5b) / len(w5a | w5b)  # the MT copy keeps its pairs
+    # unrelated real articles share few pairs, although they share many single stems
+    texts = [x["text"] for x in articles[:60]]
+    jac = lambda x, y: len(x & y) / len(x | y)  # noqa: E731
+    pairs = [set(shingles(t, "pair", 4)) for t in texts]
+    stems = [set(shingles(t, "stem", 4)) for t in texts]
+    bg_pairs = np.mean([jac(pairs[i], pairs[j]) for i in range(60) for j in range(i)])
+    bg_stems = np.mean([jac(stems[i], stems[j]) for i in range(60) for j in range(i)])
+    assert bg_pairs < bg_stems / 4 and bg_pairs < 0.02
+
+
 def test_stored_signatures_work_in_datasketch_lsh(articles: list[dict]) -> None:
     orig, copy = seed_texts()
     texts = [orig, copy] + [a["text"] for a in articles[:100]]
@@ -67,17 +85,32 @@ def test_stored_signatures_work_in_datasketch_lsh(articles: list[dict]) -> None:
 
 def test_band_keys_match_reference_and_datasketch_band_choice() -> None:
     p = Params()
-    sk = sketch_batch(list(seed_texts()), p.shingle, p.shingle_size, 128, 1, p.lead_words)
+    sk = sketch_batch(list(seed_texts()), p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
     sigs = sk.signatures
-    keys = band_keys(sigs, p.bands, p.rows)
+    a_inv, b = inverse_multipliers(p.num_perm, p.seed)
+    keys, ok = band_keys(sigs, p.bands, p.rows, a_inv, b)
     for d in range(2):
-        for b in range(p.bands):
-            assert int(keys[d, b]) == bucket_key(b, sigs[d, b * p.rows:(b + 1) * p.rows].tolist())
+        for i in range(p.bands):
+            rows = slice(i * p.rows, (i + 1) * p.rows)
+            assert int(keys[d, i]) == bucket_key(i, sigs[d, rows].tolist())
+            assert ok[d, i] == (not degenerate(sigs[d, rows].tolist(), a_inv[rows].tolist(), b[rows].tolist()))
     for t in (0.3, 0.5, 0.8):
         lsh = MinHashLSH(threshold=t, num_perm=128)
         assert optimal_bands(t, 128) == (lsh.b, lsh.r)
-    # the seed pair shares at least one bucket under the default banding
-    assert (keys[0] == keys[1]).any()
+    # the seed pair shares at least one usable bucket under the default banding
+    assert ((keys[0] == keys[1]) & ok[0]).any()
+
+
+def test_degenerate_bands_are_those_held_by_one_shingle() -> None:
+    """A band whose minima all come from one shingle is recognised from the signature alone."""
+    p = Params()
+    one = sketch_batch(["Chancellor"], "pair", 4, p.num_perm, p.seed).signatures  # a single shingle: "chan"
+    a_inv, b = inverse_multipliers(p.num_perm, p.seed)
+    _, ok = band_keys(one, p.bands, p.rows, a_inv, b)
+    assert not ok.any()
+    orig, _ = seed_texts()
+    _, ok = band_keys(sketch_batch([orig], "pair", 4, p.num_perm, p.seed).signatures, p.bands, p.rows, a_inv, b)
+    assert 0.9 < ok.mean() < 1.0 or ok.all()  # a long text has many shingles: few or no degenerate bands
 
 
 def test_params_validation() -> None:
