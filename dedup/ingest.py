@@ -30,7 +30,7 @@ from dedup.store import COMPACT_TMP, Writer, fetch, positions
 from dedup.verify import KEEP_SCORE, verify_pairs
 
 CHUNK = 20_000
-LINK_CHUNK = 50_000
+LINK_CHUNK = 100_000
 Progress = Callable[[str, int, int | None], None]
 
 
