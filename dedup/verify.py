@@ -164,44 +164,47 @@ def _profile(cps: np.ndarray, table: np.ndarray, stop: np.ndarray) -> tuple[np.n
 PROFILE_BATCH = 2048  # texts folded at a time: the code-point buffer is 4 bytes per character
 
 
+def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+
+def _offsets(lengths: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
 def _profile_part(texts: list[str | None]) -> tuple[np.ndarray, ...]:
     """Profiles of a few texts: tokens, sentence lengths, sentences per text, whitespace words per text, and
     each text's distinct tokens with their count."""
     buf, offsets = fold_batch([t or "" for t in texts])
     toks, sent_lens, sets = [], [], []
-    doc_sents = np.zeros(len(texts), dtype=np.int64)
-    set_lens = np.zeros(len(texts), dtype=np.int64)
     for i in range(len(texts)):
         t, o = _profile(buf[offsets[i]:offsets[i + 1]], WORD_CHAR, _STOP_HASHES)
         toks.append(t)
         sent_lens.append(np.diff(o))
-        doc_sents[i] = o.shape[0] - 1
         sets.append(np.unique(t))
-        set_lens[i] = sets[-1].shape[0]
     words = np.array([len(t.split()) if t else 0 for t in texts], dtype=np.int64)
-    cat = lambda xs, dt: np.concatenate(xs) if xs else np.empty(0, dtype=dt)  # noqa: E731
-    return (cat(toks, np.uint64), cat(sent_lens, np.int64), doc_sents, words, cat(sets, np.uint64), set_lens)
+    return (_cat(toks, np.uint64), _cat(sent_lens, np.int64), np.array([len(x) for x in sent_lens], np.int64),
+            words, _cat(sets, np.uint64), np.array([len(x) for x in sets], np.int64))
 
 
 class Profiles:
-    """Profiles of many documents, flattened: tokens, sentence offsets, per-document sentence offsets, and the
-    whitespace word count of each text. Built PROFILE_BATCH texts at a time on all cores (the kernel releases
-    the GIL), so memory follows the profiles, not the texts."""
+    """Profiles of many documents, flattened: tokens grouped by sentence (`sent_offsets`), sentences grouped by
+    document (`doc_sents`), numbers per sentence, each document's distinct tokens (`doc_tokens`, `doc_offsets`)
+    and the whitespace word count of each text. Built PROFILE_BATCH texts at a time on all cores (the kernel
+    releases the GIL), so memory follows the profiles, not the texts."""
 
     def __init__(self, texts: pa.Array | pa.ChunkedArray | list[str | None]):
         parts = [texts[i:i + PROFILE_BATCH] for i in range(0, len(texts), PROFILE_BATCH)]
-        parts = [p.to_pylist() if not isinstance(p, list) else p for p in parts]
+        parts = [p if isinstance(p, list) else p.to_pylist() for p in parts]
         with ThreadPoolExecutor(max_workers=numba.get_num_threads()) as ex:
             done = list(ex.map(_profile_part, parts))
-        self.tokens = np.concatenate([d[0] for d in done]) if done else np.empty(0, dtype=np.uint64)
-        sent_lens = np.concatenate([d[1] for d in done]) if done else np.empty(0, dtype=np.int64)
-        self.sent_offsets = np.concatenate([[0], np.cumsum(sent_lens)]).astype(np.int64)
-        doc_sents = np.concatenate([d[2] for d in done]) if done else np.empty(0, dtype=np.int64)
-        self.doc_sents = np.concatenate([[0], np.cumsum(doc_sents)]).astype(np.int64)
-        self.words = np.concatenate([d[3] for d in done]) if done else np.empty(0, dtype=np.int64)
-        self.doc_tokens = np.concatenate([d[4] for d in done]) if done else np.empty(0, dtype=np.uint64)
-        set_lens = np.concatenate([d[5] for d in done]) if done else np.empty(0, dtype=np.int64)
-        self.doc_offsets = np.concatenate([[0], np.cumsum(set_lens)]).astype(np.int64)
+        col = lambda k, dt: _cat([d[k] for d in done], dt)  # noqa: E731
+        self.tokens = col(0, np.uint64)
+        self.sent_offsets = _offsets(col(1, np.int64))
+        self.doc_sents = _offsets(col(2, np.int64))
+        self.words = col(3, np.int64)
+        self.doc_tokens = col(4, np.uint64)
+        self.doc_offsets = _offsets(col(5, np.int64))
         self.numbers = _numbers(self.tokens, self.sent_offsets)
 
 
