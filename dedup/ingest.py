@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 import duckdb
+import numba
 import numpy as np
 import pyarrow as pa
 import xxhash
@@ -31,6 +33,7 @@ from dedup.verify import KEEP_SCORE, verify_pairs
 
 CHUNK = 20_000
 LINK_CHUNK = 100_000
+VERIFY_DOCS = 40_000  # documents whose texts are held at once while verifying
 Progress = Callable[[str, int, int | None], None]
 
 
@@ -95,6 +98,30 @@ def _records(sources: list, fields: FieldMap, max_chars: int) -> Iterator[Record
         yield from read_file(f, fields, max_chars)
 
 
+@numba.njit(cache=True)
+def group_cuts(a: np.ndarray, b: np.ndarray, n_ids: int, max_docs: int) -> np.ndarray:
+    """Boundaries [0, ..., len(a)] of consecutive runs of pairs (a[k], b[k]) that each involve at most
+    `max_docs` distinct documents (a single pair always makes a run)."""
+    seen = np.zeros(n_ids, dtype=np.bool_)
+    used = np.empty(2 * a.shape[0], dtype=np.int64)
+    cuts = [0]
+    n_used = 0
+    for k in range(a.shape[0]):
+        extra = (0 if seen[a[k]] else 1) + (0 if seen[b[k]] or b[k] == a[k] else 1)
+        if n_used + extra > max_docs and k > cuts[-1]:
+            for u in range(n_used):
+                seen[used[u]] = False
+            n_used = 0
+            cuts.append(k)
+        for d in (a[k], b[k]):
+            if not seen[d]:
+                seen[d] = True
+                used[n_used] = d
+                n_used += 1
+    cuts.append(a.shape[0])
+    return np.array(cuts, dtype=np.int64)
+
+
 def _chunks(it: Iterator, n: int) -> Iterator[list]:
     buf: list = []
     for x in it:
@@ -130,29 +157,40 @@ class _Batch:
         else:
             self.s.rejected += 1
 
-    def add(self, chunk: list[Record | Rejection]) -> None:
+    def accept(self, chunk: list[Record | Rejection]) -> tuple[list[Record], list[Rejection]]:
+        """First row per id wins: the records to index and the rows rejected so far (recorded by the caller,
+        in input order, via `record`)."""
         recs: list[Record] = []
+        rejected: list[Rejection] = []
         for r in chunk:
             if isinstance(r, Rejection):
                 if r.line is not None:
                     self.s.read += 1
-                self.reject(r)
+                rejected.append(r)
                 continue
             self.s.read += 1
             first = self.winner.get(r.doc_id)
             if first is not None:
                 where = first[0] if first[1] is None else f"{first[0]}:{first[1]}"
-                self.reject(Rejection(r.file, r.line, r.doc_id, "id", "duplicate_id",
-                                      f"id already seen at {where} in this batch; the first row wins"))
+                rejected.append(Rejection(r.file, r.line, r.doc_id, "id", "duplicate_id",
+                                          f"id already seen at {where} in this batch; the first row wins"))
                 continue
             self.winner[r.doc_id] = (r.file, r.line)
             recs.append(r)
-        if recs:
-            self._index(recs)
         if self.progress:
             self.progress("read", self.s.read, None)
+        return recs, rejected
 
-    def _index(self, recs: list[Record]) -> None:
+    def record(self, rejected: list[Rejection]) -> None:
+        for r in rejected:
+            self.reject(r)
+
+    def index(self, recs: list[Record]) -> list[Rejection]:
+        """Sketch, band and stage a chunk of records; returns those with nothing to fingerprint. Runs in a
+        worker thread while the next chunk is read: the kernel, Parquet and DuckDB release the GIL."""
+        rejected: list[Rejection] = []
+        if not recs:
+            return rejected
         hashes = [text_hash(r.text) for r in recs]
         old = self._stored_hashes([r.doc_id for r in recs])
         keep = []
@@ -162,17 +200,17 @@ class _Batch:
             else:
                 keep.append((r, h))
         if not keep:
-            return
+            return rejected
         p = self.p
         sk = sketch_batch([r.text for r, _ in keep], p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
         ok = sk.shingles > 0
         for (r, _), good in zip(keep, ok):
             if not good:
-                self.reject(Rejection(r.file, r.line, r.doc_id, "text", "no_words",
-                                      "text has no content words to fingerprint"))
+                rejected.append(Rejection(r.file, r.line, r.doc_id, "text", "no_words",
+                                          "text has no content words to fingerprint"))
         idx = np.flatnonzero(ok)
         if not len(idx):
-            return
+            return rejected
         rows = [keep[i] for i in idx]
         ids = [r.doc_id for r, _ in rows]
         for d in ids:
@@ -200,6 +238,7 @@ class _Batch:
             rows_ = bucket_rows(np.array(ids, dtype=object)[linkable], sigs[linkable],
                                 lead[linkable] if len(lead) else lead, p)
             self.new_bucket_files.append(self.w.stage("buckets", rows_, sort_by=["band", "bucket"]))
+        return rejected
 
     def _stored_hashes(self, ids: list[str]) -> dict[str, int]:
         files = self.w.current_files("documents")
@@ -245,6 +284,15 @@ class _Batch:
                 self._verify(cands)
 
     def _verify(self, cands: pa.Table) -> None:
+        """Verify candidates a group at a time: each group involves at most VERIFY_DOCS documents, whose texts
+        are read for it, so memory stays bounded however many documents the candidates touch."""
+        cands = cands.sort_by([("doc_b", "ascending"), ("doc_a", "ascending")])
+        ids = pa.concat_arrays([cands["doc_a"].combine_chunks(), cands["doc_b"].combine_chunks()]).unique()
+        cuts = group_cuts(positions(cands["doc_a"], ids), positions(cands["doc_b"], ids), len(ids), VERIFY_DOCS)
+        for start, end in zip(cuts[:-1], cuts[1:]):
+            self._verify_group(cands.slice(start, end - start))
+
+    def _verify_group(self, cands: pa.Table) -> None:
         w, p, s = self.w, self.p, self.s
         ids = pa.concat_arrays([cands["doc_a"].combine_chunks(), cands["doc_b"].combine_chunks()]).unique()
         self.con.register("pair_ids", pa.table({"doc_id": ids}))
@@ -335,8 +383,16 @@ def ingest(sources: Iterable, index: str | os.PathLike, params: Params | None = 
         job.s.stale_lock = w.stale_holder
         try:
             t = time.perf_counter()
-            for chunk in _chunks(_records(sources, fields, max_chars), CHUNK):
-                job.add(chunk)
+            with ThreadPoolExecutor(max_workers=1) as worker:  # chunk k is indexed while k + 1 is read
+                pending = None
+                for chunk in _chunks(_records(sources, fields, max_chars), CHUNK):
+                    recs, rejected = job.accept(chunk)
+                    if pending is not None:
+                        job.record(pending.result())
+                    job.record(rejected)
+                    pending = worker.submit(job.index, recs)
+                if pending is not None:
+                    job.record(pending.result())
             job.s.timings["read+sketch+store"] = time.perf_counter() - t
             summary = job.finish()
             t = time.perf_counter()

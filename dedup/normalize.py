@@ -28,7 +28,9 @@ WORD_CHAR: np.ndarray = _word_char_table()
 
 
 def fold(text: str) -> str:
-    """NFKC then case folding: the part of normalization done in CPython."""
+    """NFKC then case folding: the part of normalization done in CPython (on ASCII both are just lower())."""
+    if text.isascii():
+        return text.lower()
     return unicodedata.normalize("NFKC", text).casefold()
 
 
@@ -44,12 +46,35 @@ def normalize_text(text: str) -> str:
 
 
 def fold_batch(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Fold a batch and pack it as one uint32 code-point buffer plus offsets (len = n + 1) for the kernel."""
-    folded = [fold(t) for t in texts]
+    """Fold a batch and pack it as one UTF-8 buffer plus byte offsets (len = n + 1); kernels decode each text
+    with `utf8_decode` (UTF-8 is a quarter of the size of code points, and encoding it is a copy for ASCII)."""
+    folded = [fold(t).encode("utf-8", "surrogatepass") for t in texts]
     offsets = np.zeros(len(folded) + 1, dtype=np.int64)
     np.cumsum([len(s) for s in folded], out=offsets[1:])
-    buf = np.frombuffer("".join(folded).encode("utf-32-le"), dtype=np.uint32)
-    return buf, offsets
+    return np.frombuffer(b"".join(folded), dtype=np.uint8), offsets
+
+
+@numba.njit(cache=True, nogil=True)
+def utf8_decode(b: np.ndarray) -> np.ndarray:
+    """Code points of well-formed UTF-8 bytes (as produced by `fold_batch`)."""
+    out = np.empty(b.shape[0], dtype=np.uint32)
+    i = n = 0
+    while i < b.shape[0]:
+        c = np.uint32(b[i])
+        if c < 0x80:
+            i += 1
+        elif c < 0xE0:
+            c = ((c & 0x1F) << 6) | (b[i + 1] & 0x3F)
+            i += 2
+        elif c < 0xF0:
+            c = ((c & 0x0F) << 12) | ((b[i + 1] & 0x3F) << 6) | (b[i + 2] & 0x3F)
+            i += 3
+        else:
+            c = ((c & 0x07) << 18) | ((b[i + 1] & 0x3F) << 12) | ((b[i + 2] & 0x3F) << 6) | (b[i + 3] & 0x3F)
+            i += 4
+        out[n] = c
+        n += 1
+    return out[:n]
 
 
 @numba.njit(cache=True, nogil=True)

@@ -16,7 +16,7 @@ import numba
 import numpy as np
 from datasketch import MinHash
 
-from dedup.normalize import WORD_CHAR, fold_batch, squeeze
+from dedup.normalize import WORD_CHAR, fold_batch, squeeze, utf8_decode
 from dedup.shingle import KINDS, STOP_HASHES, lead_length, shingle_hashes
 
 EMPTY = np.uint32(0xFFFFFFFF)
@@ -58,7 +58,7 @@ def minhash(hashes: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -
 def _sketch_kernel(buf, offsets, table, kind, size, stop, lead_words, a, b, sigs, lead_sigs, n_words, n_shingles):
     n_docs = offsets.shape[0] - 1
     for d in numba.prange(n_docs):
-        cps = buf[offsets[d]:offsets[d + 1]]
+        cps = utf8_decode(buf[offsets[d]:offsets[d + 1]])
         norm = np.empty(cps.shape[0], dtype=np.uint32)
         n = squeeze(cps, table, norm)
         words = 0

@@ -28,7 +28,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from dedup.normalize import WORD_CHAR, fold_batch
+from dedup.normalize import WORD_CHAR, fold_batch, utf8_decode
 from dedup.params import Params
 from dedup.shingle import STOPWORDS
 from dedup.store import positions
@@ -178,7 +178,7 @@ def _profile_part(texts: list[str | None]) -> tuple[np.ndarray, ...]:
     buf, offsets = fold_batch([t or "" for t in texts])
     toks, sent_lens, sets = [], [], []
     for i in range(len(texts)):
-        t, o = _profile(buf[offsets[i]:offsets[i + 1]], WORD_CHAR, _STOP_HASHES)
+        t, o = _profile(utf8_decode(buf[offsets[i]:offsets[i + 1]]), WORD_CHAR, _STOP_HASHES)
         toks.append(t)
         sent_lens.append(np.diff(o))
         sets.append(np.unique(t))
