@@ -267,16 +267,17 @@ class _Batch:
         return s
 
     def _link(self) -> None:
-        """Candidates, verification and staging of pairs, LINK_CHUNK new documents at a time."""
+        """Candidates, verification and staging of pairs, a part of the batch at a time: the bucket files of
+        LINK_CHUNK // CHUNK consecutive chunks against the index and the rest of the batch."""
         w = self.w
-        # This batch's own buckets are "new"; a replacement also stages rewritten copies of old bucket files,
-        # whose documents count as already indexed.
-        new_buckets = [str(w.root / f) for f in self.new_bucket_files]
-        fresh = set(new_buckets)
-        old_buckets = [f for f in w.current_files("buckets") if f not in fresh]
-        chunks = max(1, -(-len(self.indexed_ids) // LINK_CHUNK))
-        for i in range(chunks):
-            cands = candidate_pairs(self.con, new_buckets, old_buckets, i, chunks, self.p.min_bands)
+        # This batch's own buckets; a replacement also stages rewritten copies of old bucket files, whose
+        # documents count as already indexed.
+        new = [str(w.root / f) for f in self.new_bucket_files]
+        fresh = set(new)
+        old = [f for f in w.current_files("buckets") if f not in fresh]
+        per = max(1, LINK_CHUNK // CHUNK)
+        for i in range(0, len(new), per):
+            cands = candidate_pairs(self.con, new[i:i + per], old + new[i + per:], self.p.min_bands)
             self.s.candidates += cands.num_rows
             if self.progress:
                 self.progress("candidates", self.s.candidates, None)

@@ -13,29 +13,27 @@ import pyarrow as pa
 from dedup.store import fetch
 
 
-def candidate_pairs(con: duckdb.DuckDBPyConnection, new_files: list[str], old_files: list[str], chunk: int,
-                    chunks: int, min_bands: int = 1) -> pa.Table:
-    """Distinct (doc_a < doc_b) pairs sharing buckets in at least `min_bands` bands, one of them a document of
-    this batch (buckets in `new_files`) in chunk `chunk` of `chunks`, the other any indexed document (buckets in
-    `old_files`) or a document of this batch in the same or a later chunk — so each pair comes up exactly once
-    over the chunks. A document's chunk is hash(doc_id) mod chunks: chunks bound the memory of a large batch
-    without a join against lists of ids. Requiring several shared bands is a property of the pair alone, so it
-    keeps incremental ingest equal to a one-shot ingest, and it removes the many pairs of unrelated texts that
-    meet in one band by chance."""
-    if not new_files:
+def candidate_pairs(con: duckdb.DuckDBPyConnection, chunk_files: list[str], later_files: list[str],
+                    min_bands: int = 1) -> pa.Table:
+    """Distinct (doc_a < doc_b) pairs sharing buckets in at least `min_bands` bands, one of them a document whose
+    buckets are in `chunk_files` (part of this batch), the other in `later_files` (everything already indexed
+    plus this batch's later parts) or in the same part. Walking a batch part by part, each pair comes up exactly
+    once, and each part's join reads only the files it needs. Requiring several shared bands is a property of
+    the pair alone, so it keeps incremental ingest equal to a one-shot ingest, and it removes the many pairs of
+    unrelated texts that meet in one band by chance."""
+    if not chunk_files:
         return pa.table({"doc_a": pa.array([], pa.string()), "doc_b": pa.array([], pa.string())})
-    older = "SELECT bucket, doc_id, true AS other FROM read_parquet($old) UNION ALL " if old_files else ""
+    later = "SELECT bucket, doc_id, true AS other FROM read_parquet($later) UNION ALL " if later_files else ""
     # The band number seeds each bucket key, so equal keys mean the same band: the join needs the key alone.
-    # Integers are written into the SQL: as prepared parameters they stop DuckDB from pushing the filters down.
+    # min_bands is written into the SQL: as a prepared parameter it keeps DuckDB from planning the HAVING well.
     sql = f"""
-        WITH n AS (SELECT bucket, doc_id FROM read_parquet($new) WHERE hash(doc_id) % {int(chunks)} = {int(chunk)}),
-             o AS ({older}SELECT bucket, doc_id, hash(doc_id) % {int(chunks)} > {int(chunk)} AS other FROM read_parquet($new)
-                   WHERE hash(doc_id) % {int(chunks)} >= {int(chunk)})
+        WITH n AS (SELECT bucket, doc_id FROM read_parquet($chunk)),
+             o AS ({later}SELECT bucket, doc_id, false AS other FROM read_parquet($chunk))
         SELECT least(n.doc_id, o.doc_id) AS doc_a, greatest(n.doc_id, o.doc_id) AS doc_b
         FROM n JOIN o ON n.bucket = o.bucket AND (o.other OR n.doc_id < o.doc_id)
         GROUP BY ALL HAVING count(*) >= {int(min_bands)}
     """
-    params = {"new": new_files}
-    if old_files:
-        params["old"] = old_files
+    params = {"chunk": chunk_files}
+    if later_files:
+        params["later"] = later_files
     return fetch(con, sql, params)

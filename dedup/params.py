@@ -43,7 +43,7 @@ class Params:
     threshold: float = 0.1
     bands: int = 0
     rows: int = 0
-    min_bands: int = 2
+    min_bands: int = 3
     # Verification and clustering: they change `pairs` and `clusters`, so they are part of the contract too.
     min_words: int = 25
     brief_words: int = 60

@@ -98,7 +98,11 @@ def _sentence(keys: np.ndarray, nxt: np.ndarray, v: int, seed: int) -> np.ndarra
 
 def build_corpus(chain: Markov, n: int, copy_share: float, out: Path, prefix: str = "d") -> Path:
     """Write n documents (Parquet, id/text/published_at) with `copy_share` planted copies; ids start with
-    `prefix` (another prefix gives another, disjoint corpus)."""
+    `prefix` (another prefix gives another, disjoint corpus). Deterministic, so a corpus already written to
+    `out` by an earlier run is reused."""
+    path = out / f"corpus_{prefix}{n}.parquet"
+    if path.exists():
+        return path
     rng = random.Random(SEED + n + ord(prefix))
     nrng = np.random.default_rng(SEED + n + ord(prefix))
     ids, texts, dates = [], [], []
@@ -113,7 +117,6 @@ def build_corpus(chain: Markov, n: int, copy_share: float, out: Path, prefix: st
         ids.append(f"{prefix}{i:07d}")
         texts.append(text)
         dates.append(f"2026-{1 + i * 12 // n:02d}-{1 + i % 28:02d}")
-    path = out / f"corpus_{prefix}{n}.parquet"
     pq.write_table(pa.table({"id": ids, "text": texts, "published_at": dates}), path, compression="zstd")
     return path
 

@@ -139,6 +139,21 @@ def test_k_batches_equal_one_shot(k: int, records: list[dict], one_shot: Path, t
     assert total == [(len(final),)]
 
 
+def test_small_parts_equal_one_shot(records: list[dict], one_shot: Path, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch larger than one link part (and one verification group) gives the same pairs and clusters:
+    each pair comes up in exactly one part."""
+    ingest_module = __import__("sys").modules["dedup.ingest"]
+    monkeypatch.setattr(ingest_module, "CHUNK", 40)
+    monkeypatch.setattr(ingest_module, "LINK_CHUNK", 80)
+    monkeypatch.setattr(ingest_module, "VERIFY_DOCS", 25)
+    idx = tmp_path / "idx"
+    dedup.ingest([table(records)], idx)
+    assert len(dedup.Index(idx).snapshot.files("buckets")) >= 8  # the batch really was cut into parts
+    assert pair_scores(idx) == pair_scores(one_shot)
+    assert partition_of(idx) == partition_of(one_shot)
+
+
 def test_rerun_same_batch_changes_nothing(records: list[dict], tmp_path: Path) -> None:
     idx = tmp_path / "idx"
     rows = list(records)
