@@ -96,11 +96,25 @@ def assign_ids(labels: np.ndarray, previous: np.ndarray, age: np.ndarray, next_i
         return Assignment(cluster_ids, events, next_id)
     order = np.argsort(age, kind="stable")
     uniq, inv = np.unique(labels, return_inverse=True)
-    members: list[list[int]] = [[] for _ in uniq]
-    for i in order:
-        members[inv[i]].append(int(i))
+    # Fast path, most of a large index: a singleton whose previous id no other cluster holds keeps that id
+    # silently (what the general rules below give it too).
+    sizes = np.bincount(inv, minlength=len(uniq))
+    has_prev = previous >= 0
+    held = np.unique(np.stack([inv[has_prev], previous[has_prev]]), axis=1)[1]  # (cluster, previous id) once
+    pid, holders = np.unique(held, return_counts=True)
+    sole = np.zeros(n, dtype=bool)
+    sole[has_prev] = holders[np.searchsorted(pid, previous[has_prev])] == 1
+    quiet = (sizes[inv] == 1) & sole
+    cluster_ids[quiet] = previous[quiet]
+    slow = np.flatnonzero(sizes >= 2)  # clusters left to the general rules, plus singletons not on the fast path
+    slow = np.union1d(slow, inv[(sizes[inv] == 1) & ~quiet])
+    slot = np.full(len(uniq), -1, dtype=np.int64)
+    slot[slow] = np.arange(len(slow))
+    members: list[list[int]] = [[] for _ in slow]
+    for i in order[slot[inv[order]] >= 0]:
+        members[slot[inv[i]]].append(int(i))
     oldest = [int(age[m[0]]) for m in members]
-    known, known_counts = np.unique(previous[previous >= 0], return_counts=True)
+    known, known_counts = np.unique(previous[has_prev], return_counts=True)
     prev_size = dict(zip(known.tolist(), known_counts.tolist()))
     claims: dict[int, list[tuple[int, int, int]]] = {}
     prev_ids_of: list[list[int]] = []

@@ -328,10 +328,8 @@ class _Batch:
         res = assign_ids(labels, docs["prev"].to_numpy(), np.arange(n), w.manifest.next_cluster_id)
         self.next_cluster_id = res.next_id
         cid = res.cluster_ids
-        uniq, inv, counts = np.unique(cid, return_inverse=True, return_counts=True)
-        first = np.full(len(uniq), -1, dtype=np.int64)
-        for i in range(n - 1, -1, -1):  # oldest member (lowest position) is the representative
-            first[inv[i]] = i
+        # the oldest member (lowest position: first occurrence) is the representative
+        _, first, inv, counts = np.unique(cid, return_index=True, return_inverse=True, return_counts=True)
         ids = docs["doc_id"]
         w.replace_all("clusters", pa.table({
             "doc_id": ids, "cluster_id": cid, "size": counts[inv].astype(np.int32),
