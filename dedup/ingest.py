@@ -32,7 +32,7 @@ from dedup.store import COMPACT_TMP, Writer, fetch, positions
 from dedup.verify import KEEP_SCORE, verify_pairs
 
 CHUNK = 20_000
-LINK_CHUNK = 100_000
+LINK_CHUNK = 50_000
 VERIFY_DOCS = 40_000  # documents whose texts are held at once while verifying
 Progress = Callable[[str, int, int | None], None]
 
@@ -141,8 +141,10 @@ class _Batch:
         self.store_text, self.strict, self.progress = store_text, strict, progress
         self.batch = w.manifest.next_batch
         self.s = Summary(batch=self.batch)
-        # bounded memory: DuckDB spills its joins inside the index rather than growing with the corpus
-        self.con = duckdb.connect(config={"temp_directory": str(w.root / COMPACT_TMP), "memory_limit": "1GB"})
+        # bounded memory: DuckDB spills its joins inside the index rather than growing with the corpus; order of
+        # results is never relied on (staged tables are sorted), and keeping it costs memory in large joins
+        self.con = duckdb.connect(config={"temp_directory": str(w.root / COMPACT_TMP), "memory_limit": "1GB",
+                                          "preserve_insertion_order": False})
         self.winner: dict[str, tuple[str, int | None]] = {}
         self.replaced: set[str] = set()
         self.indexed_ids: list[str] = []
