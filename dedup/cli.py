@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dedup.ingest import StrictError, ingest
-from dedup.params import ParamsError
+from dedup.params import SHINGLE_KINDS, ParamsError
 from dedup.query import Index
 from dedup.readers import FieldMap, InputError
 from dedup.store import IndexError_, LockedError
@@ -95,8 +95,8 @@ _index_opt = click.option("--index", "index", required=True, type=click.Path(fil
 @click.option("--url-field", default="url", show_default=True)
 @click.option("--published-at-field", default="published_at", show_default=True)
 @click.option("--lang-field", default="lang", show_default=True)
-@click.option("--shingle", type=click.Choice(["stem", "char", "word"]),
-              help="[new index] shingle kind (default stem: content-word stems).")
+@click.option("--shingle", type=click.Choice(SHINGLE_KINDS),
+              help="[new index] shingle kind (default pair: unordered pairs of nearby content-word stems).")
 @click.option("--lead-words", type=int, help="[new index] words of the lead that get their own bands (0 = none).")
 @click.option("--min-bands", type=int, help="[new index] bands a pair must share to become a candidate.")
 @click.option("--shingle-size", type=int, help="[new index] shingle size n.")

@@ -112,3 +112,12 @@ def test_errors_are_one_line_with_exit_codes(tmp_path: Path, cli_index: Path) ->
     assert code == 5 and "num_perm" in err
     code, _, err = run("ingest", str(tmp_path / "nofile.jsonl"), "--index", str(tmp_path / "i"))
     assert code == 2 and "no such file" in err
+
+
+def test_every_shingle_kind_can_be_named_and_must_match_the_index(tmp_path: Path) -> None:
+    seeds = str(ARTICLES / "seeds")
+    idx = str(tmp_path / "i")
+    code, _, err = run("ingest", seeds, "--index", idx, "--shingle", dedup.Params().shingle)  # the default, named
+    assert code == 0, err
+    code, _, err = run("ingest", seeds, "--index", idx, "--shingle", "stem")
+    assert code != 0 and "shingle" in err
