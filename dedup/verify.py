@@ -161,7 +161,7 @@ def _profile(cps: np.ndarray, table: np.ndarray, stop: np.ndarray) -> tuple[np.n
     return out[:m], new_off
 
 
-PROFILE_BATCH = 2048  # texts folded at a time: the code-point buffer is 4 bytes per character
+PROFILE_BATCH = 2048  # texts folded at a time: bounds the folded copies held besides the profiles
 
 
 def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
@@ -269,8 +269,8 @@ def _score_kernel(t, so, ds, nums, dt, do, ia, ib, aligned, jac, con):
                 b0, b1 = so[r], so[r + 1]
                 nb = nums[r]
                 wb = (b1 - b0) - nb
-                if wa + wb == 0 or 4 * min(wa, wb) < wa + wb:
-                    continue  # Dice >= 0.5 is out of reach for sentences this different in size
+                if wa + wb == 0 or 2.0 * min(wa, wb) < SENT_MATCH * (wa + wb):
+                    continue  # Dice >= SENT_MATCH is out of reach for sentences this different in size
                 cw, cn = _common(t, a0, a1, b0, b1)
                 if 2.0 * cw / (wa + wb) < SENT_MATCH:
                     continue
