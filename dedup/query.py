@@ -16,6 +16,7 @@ from dedup.sketch import sketch_batch
 from dedup.store import Snapshot, fetch, positions
 from dedup.verify import verify_pairs
 
+_SCORES = ["score", "aligned", "jaccard", "containment", "jaccard_est", "linked"]
 
 
 class Index:
@@ -52,32 +53,26 @@ class Index:
         return self.sql("SELECT doc_id, cluster_id FROM clusters ORDER BY cluster_id, doc_id")
 
     def similar(self, doc_id: str | None = None, text: str | None = None, limit: int = 20) -> pa.Table:
-        """Near-duplicates of an indexed document or of a new text, with their scores, best first."""
-        p = self.params
+        """Near-duplicates of an indexed document or of a new text, with their scores, best first.
+
+        An indexed document's candidates were verified when it was linked and every pair scoring ≥ 0.2 is in
+        `pairs`, so it is answered from there (a few small reads, whatever the index size). A new text goes the
+        ingest path: its buckets are probed and its candidates verified."""
         if (doc_id is None) == (text is None):
             raise ValueError("give exactly one of doc_id or text")
         if doc_id is not None:
-            row = self.sql("SELECT text FROM documents WHERE doc_id = $id", {"id": doc_id})
-            if not row.num_rows:
-                raise KeyError(doc_id)
-            text = row["text"][0].as_py()
-            me = doc_id
-        else:
-            me = "\x00query"
-        if text is not None:
-            sk = sketch_batch([text], p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
-            sig, lead = sk.signatures, sk.lead
-        else:  # stored without text: the whole-text signature is all we have
-            stored = self.sql("SELECT minhash FROM signatures WHERE doc_id = $id", {"id": doc_id})
-            sig = np.asarray(stored["minhash"][0].values.to_numpy(), dtype=np.uint32)[None, :]
-            lead = np.empty((0, p.num_perm), dtype=np.uint32)
-        probe = bucket_rows(np.array([me], dtype=object), sig, lead, p).select(["band", "bucket"])
+            return self._stored_similar(doc_id, limit)
+        p = self.params
+        me = "\x00query"
+        sk = sketch_batch([text], p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
+        sig = sk.signatures
+        probe = bucket_rows(np.array([me], dtype=object), sig, sk.lead, p).select(["band", "bucket"])
         self.con.register("probe", probe)
         # the bucket filter is pushed into the Parquet scan; only the few hits are then matched band by band
         cands = self.sql("WITH hits AS (SELECT band, bucket, doc_id FROM buckets WHERE list_contains($keys, bucket)) "
-                         "SELECT h.doc_id FROM hits h JOIN probe USING (band, bucket) WHERE h.doc_id <> $me "
+                         "SELECT h.doc_id FROM hits h JOIN probe USING (band, bucket) "
                          "GROUP BY h.doc_id HAVING count(*) >= $k",
-                         {"keys": probe["bucket"].to_pylist(), "me": me, "k": p.min_bands})
+                         {"keys": probe["bucket"].to_pylist(), "k": p.min_bands})
         self.con.unregister("probe")
         if not cands.num_rows:
             return _empty_similar()
@@ -91,16 +86,30 @@ class Index:
                               "minhash": pa.array([sig[0].tolist()], pa.list_(pa.uint32()))})
         docs = pa.concat_tables([docs, query_doc.cast(docs.schema)])
         pairs = verify_pairs(pa.table({"doc_a": [me] * cands.num_rows, "doc_b": cands["doc_id"]}), docs, p)
-        self.con.register("scored", pairs)
-        self.con.register("found", docs.select(["doc_id", "title", "source"]))
-        out = self.sql("""SELECT s.doc_b AS doc_id, d.title, d.source, c.cluster_id, s.score, s.aligned,
-                                 s.jaccard, s.containment, s.jaccard_est, s.linked
-                          FROM scored s JOIN found d ON d.doc_id = s.doc_b
+        scored = pairs.select(["doc_b", *_SCORES]).rename_columns(["doc_id", *_SCORES])
+        return self._describe(scored, limit)
+
+    def _stored_similar(self, doc_id: str, limit: int) -> pa.Table:
+        if not self.sql("SELECT 1 FROM documents WHERE doc_id = $id LIMIT 1", {"id": doc_id}).num_rows:
+            raise KeyError(doc_id)
+        cols = ", ".join(_SCORES)
+        scored = self.sql(f"SELECT doc_b AS doc_id, {cols} FROM pairs WHERE doc_a = $id UNION ALL "
+                          f"SELECT doc_a, {cols} FROM pairs WHERE doc_b = $id", {"id": doc_id})
+        return self._describe(scored, limit) if scored.num_rows else _empty_similar()
+
+    def _describe(self, scored: pa.Table, limit: int) -> pa.Table:
+        """The best `limit` of (doc_id, scores...) with each document's title, source and cluster."""
+        self.con.register("scored", scored)
+        ids = scored["doc_id"].to_pylist()
+        out = self.sql(f"""WITH best AS (SELECT * FROM scored ORDER BY score DESC, doc_id LIMIT $lim)
+                          SELECT b.doc_id, d.title, d.source, c.cluster_id, {", ".join("b." + s for s in _SCORES)}
+                          FROM best b
+                          LEFT JOIN (SELECT doc_id, title, source FROM documents
+                                     WHERE list_contains($ids, doc_id)) d ON d.doc_id = b.doc_id
                           LEFT JOIN (SELECT doc_id, cluster_id FROM clusters WHERE list_contains($ids, doc_id)) c
-                            ON c.doc_id = s.doc_b
-                          ORDER BY s.score DESC, s.doc_b LIMIT $lim""", {"lim": limit, "ids": ids})
+                            ON c.doc_id = b.doc_id
+                          ORDER BY b.score DESC, b.doc_id""", {"lim": limit, "ids": ids})
         self.con.unregister("scored")
-        self.con.unregister("found")
         return out
 
     def stats(self) -> dict:

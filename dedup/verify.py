@@ -240,6 +240,36 @@ def _numbers(t: np.ndarray, so: np.ndarray) -> np.ndarray:
     return out
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _aligned(t, so, nums, sa0, sa1, sb0, sb1):
+    """Share of the content words of sentences sa0..sa1 that sit in a sentence with a counterpart among
+    sb0..sb1."""
+    total = 0
+    matched = 0
+    for s in range(sa0, sa1):
+        a0, a1 = so[s], so[s + 1]
+        size = a1 - a0
+        total += size
+        if size == 0:
+            continue
+        na = nums[s]
+        wa = size - na
+        for r in range(sb0, sb1):
+            b0, b1 = so[r], so[r + 1]
+            nb = nums[r]
+            wb = (b1 - b0) - nb
+            if wa + wb == 0 or 2.0 * min(wa, wb) < SENT_MATCH * (wa + wb):
+                continue  # Dice >= SENT_MATCH is out of reach for sentences this different in size
+            cw, cn = _common(t, a0, a1, b0, b1)
+            if 2.0 * cw / (wa + wb) < SENT_MATCH:
+                continue
+            if cn < max(na, nb):
+                continue  # same template, different figures
+            matched += size
+            break
+    return matched / total if total else 0.0
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _score_kernel(t, so, ds, nums, dt, do, ia, ib, aligned, jac, con):
     for k in numba.prange(ia.shape[0]):
@@ -252,33 +282,15 @@ def _score_kernel(t, so, ds, nums, dt, do, ia, ib, aligned, jac, con):
         small = min(size_a, size_b)
         con[k] = inter / small if small else 0.0
         sa0, sa1, sb0, sb1 = ds[a], ds[a + 1], ds[b], ds[b + 1]
-        # shorter document by content words is the one whose sentences must find counterparts
-        if so[sa1] - so[sa0] > so[sb1] - so[sb0]:
-            sa0, sa1, sb0, sb1 = sb0, sb1, sa0, sa1
-        total = 0
-        matched = 0
-        for s in range(sa0, sa1):
-            a0, a1 = so[s], so[s + 1]
-            size = a1 - a0
-            total += size
-            if size == 0:
-                continue
-            na = nums[s]
-            wa = size - na
-            for r in range(sb0, sb1):
-                b0, b1 = so[r], so[r + 1]
-                nb = nums[r]
-                wb = (b1 - b0) - nb
-                if wa + wb == 0 or 2.0 * min(wa, wb) < SENT_MATCH * (wa + wb):
-                    continue  # Dice >= SENT_MATCH is out of reach for sentences this different in size
-                cw, cn = _common(t, a0, a1, b0, b1)
-                if 2.0 * cw / (wa + wb) < SENT_MATCH:
-                    continue
-                if cn < max(na, nb):
-                    continue  # same template, different figures
-                matched += size
-                break
-        aligned[k] = matched / total if total else 0.0
+        # the shorter document (by content words) is the one whose sentences must find counterparts; between
+        # two of one length the better direction counts, so the score does not depend on the pair's order
+        words_a, words_b = so[sa1] - so[sa0], so[sb1] - so[sb0]
+        if words_a > words_b:
+            aligned[k] = _aligned(t, so, nums, sb0, sb1, sa0, sa1)
+        elif words_a < words_b:
+            aligned[k] = _aligned(t, so, nums, sa0, sa1, sb0, sb1)
+        else:
+            aligned[k] = max(_aligned(t, so, nums, sa0, sa1, sb0, sb1), _aligned(t, so, nums, sb0, sb1, sa0, sa1))
 
 
 def score_pairs(profiles: Profiles, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -119,3 +119,18 @@ def test_similar_finds_the_seed_copy(sample_index: Path) -> None:
     assert set(out["doc_id"].to_pylist()[:2]) == {SEED_COPY, SEED_ORIGINAL}
     with pytest.raises(KeyError):
         ix.similar(doc_id="no-such-doc")
+
+
+def test_similar_by_id_reads_what_probing_its_text_finds(sample_index: Path) -> None:
+    """`similar(doc_id=...)` answers from the stored pairs; probing the buckets with the document's text and
+    verifying again must find the same documents with the same scores (the stored ones are those >= 0.2)."""
+    ix = dedup.Index(sample_index)
+    ids = ix.sql("SELECT doc_a FROM pairs UNION SELECT doc_b FROM pairs ORDER BY 1")["doc_a"].to_pylist()
+    assert len(ids) >= 20
+    for doc_id in ids[::3]:
+        stored = ix.similar(doc_id=doc_id, limit=1000).to_pydict()
+        text = ix.sql("SELECT text FROM documents WHERE doc_id = $i", {"i": doc_id})["text"][0].as_py()
+        probed = ix.similar(text=text, limit=1000).to_pydict()
+        again = {(d, round(s, 4)) for d, s in zip(probed["doc_id"], probed["score"]) if d != doc_id and s >= 0.2}
+        assert {(d, round(s, 4)) for d, s in zip(stored["doc_id"], stored["score"])} == again, doc_id
+        assert stored["score"] == sorted(stored["score"], reverse=True)
