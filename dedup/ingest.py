@@ -24,15 +24,15 @@ import xxhash
 
 from dedup.bands import bucket_rows
 from dedup.cluster import assign_ids, partition
-from dedup.link import candidate_pairs
+from dedup.link import Numbering, candidate_pairs
 from dedup.params import Params
 from dedup.readers import DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expand_paths, read_file, records_from_table
 from dedup.sketch import sketch_batch
-from dedup.store import COMPACT_TMP, Writer, fetch, positions
+from dedup.store import COMPACT_TMP, Writer, fetch, positions, rows_of
 from dedup.verify import KEEP_SCORE, verify_pairs
 
 CHUNK = 20_000
-LINK_CHUNK = 50_000
+LINK_CHUNK = 100_000  # documents whose bucket rows are held in memory while linking (~14 bytes a row)
 VERIFY_DOCS = 40_000  # documents whose texts are held at once while verifying
 Progress = Callable[[str, int, int | None], None]
 
@@ -260,9 +260,7 @@ class _Batch:
             for t in ("documents", "signatures", "buckets"):
                 w.rewrite_without(t, "doc_id", self.replaced, committed_only=True)
             w.rewrite_without("pairs", ("doc_a", "doc_b"), self.replaced)
-        t = time.perf_counter()
         self._link()
-        self.s.timings["link+verify"] = time.perf_counter() - t
         t = time.perf_counter()
         self._cluster()
         self.s.timings["cluster"] = time.perf_counter() - t
@@ -277,14 +275,25 @@ class _Batch:
         new = [str(w.root / f) for f in self.new_bucket_files]
         fresh = set(new)
         old = [f for f in w.current_files("buckets") if f not in fresh]
+        if not new:
+            return
+        numbering = Numbering(fetch(self.con, "SELECT doc_id FROM read_parquet($f)",
+                                    {"f": w.current_files("documents")})["doc_id"])
         per = max(1, LINK_CHUNK // CHUNK)
+        timings = self.s.timings
+        timings["link"] = timings["verify"] = 0.0
         for i in range(0, len(new), per):
-            cands = candidate_pairs(self.con, new[i:i + per], old + new[i + per:], self.p.min_bands)
+            t = time.perf_counter()
+            cands = candidate_pairs(new[i:i + per], old + new[i + per:], numbering, 2 * self.p.bands,
+                                    self.p.min_bands, threads=numba.get_num_threads())
+            timings["link"] += time.perf_counter() - t
             self.s.candidates += cands.num_rows
             if self.progress:
                 self.progress("candidates", self.s.candidates, None)
+            t = time.perf_counter()
             if cands.num_rows:
                 self._verify(cands)
+            timings["verify"] += time.perf_counter() - t
 
     def _verify(self, cands: pa.Table) -> None:
         """Verify candidates a group at a time: each group involves at most VERIFY_DOCS documents, whose texts
@@ -298,13 +307,10 @@ class _Batch:
     def _verify_group(self, cands: pa.Table) -> None:
         w, p, s = self.w, self.p, self.s
         ids = pa.concat_arrays([cands["doc_a"].combine_chunks(), cands["doc_b"].combine_chunks()]).unique()
-        self.con.register("pair_ids", pa.table({"doc_id": ids}))
-        docs = fetch(
-            self.con,
-            "SELECT d.doc_id, d.text, s.minhash FROM read_parquet($d) d JOIN read_parquet($s) s USING (doc_id) "
-            "WHERE d.doc_id IN (SELECT doc_id FROM pair_ids)",
-            {"d": w.current_files("documents"), "s": w.current_files("signatures")})
-        self.con.unregister("pair_ids")
+        threads = numba.get_num_threads()
+        docs = rows_of(w.current_files("documents"), ["text"], ids, threads)
+        sigs = rows_of(w.current_files("signatures"), ["minhash"], ids, threads)
+        docs = docs.append_column("minhash", sigs["minhash"].take(positions(docs["doc_id"], sigs["doc_id"])))
         pairs = verify_pairs(cands, docs, p)
         pairs = pairs.filter(pa.compute.greater_equal(pairs["score"], KEEP_SCORE))
         s.pairs += pairs.num_rows

@@ -1,0 +1,60 @@
+"""The candidate stage's merge join against the plain SQL join it replaces, on the real sample."""
+
+from __future__ import annotations
+
+import sys
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+import dedup
+from dedup.link import Numbering, candidate_pairs
+
+from conftest import load_articles
+
+
+@pytest.fixture(scope="module")
+def many_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], pa.Array, int]:
+    """The sample ingested 30 documents a chunk, so its buckets lie in many sorted files."""
+    ingest_module = sys.modules["dedup.ingest"]
+    mp = pytest.MonkeyPatch()
+    mp.setattr(ingest_module, "CHUNK", 30)
+    idx = tmp_path_factory.mktemp("link") / "idx"
+    rows = load_articles()
+    dedup.ingest([pa.table({"id": [r["id"] for r in rows], "text": [r["text"] for r in rows]})], idx)
+    mp.undo()
+    ix = dedup.Index(idx)
+    files = [str(f) for f in ix.snapshot.files("buckets")]
+    return files, ix.table("documents")["doc_id"], 2 * ix.params.bands
+
+
+def reference(files: list[str], part: list[str], min_bands: int) -> set[tuple[str, str]]:
+    """Pairs with a document of `part` sharing >= min_bands buckets: a self-join over all bucket rows."""
+    return {tuple(r) for r in duckdb.execute(f"""
+        SELECT a.doc_id, b.doc_id FROM read_parquet($f) a JOIN read_parquet($f) b
+          ON a.bucket = b.bucket AND a.doc_id < b.doc_id
+        WHERE a.doc_id IN (SELECT doc_id FROM read_parquet($p)) OR b.doc_id IN (SELECT doc_id FROM read_parquet($p))
+        GROUP BY ALL HAVING count(*) >= {min_bands}""", {"f": files, "p": part}).fetchall()}
+
+
+@pytest.mark.parametrize("min_bands", [1, 2, 3])
+def test_merge_join_equals_sql_join(many_files: tuple[list[str], pa.Array, int], min_bands: int) -> None:
+    files, ids, n_bands = many_files
+    assert len(files) >= 10
+    numbering = Numbering(ids)
+    for part in (files[:1], files[3:6], files):
+        got = candidate_pairs(part, [f for f in files if f not in part], numbering, n_bands, min_bands)
+        pairs = set(zip(got["doc_a"].to_pylist(), got["doc_b"].to_pylist()))
+        assert len(pairs) == got.num_rows and all(a < b for a, b in pairs)
+        assert pairs == reference(files, part, min_bands)
+        assert pairs or part is not files  # the whole sample has copies
+
+
+def test_numbering_finds_every_id_and_refuses_strangers() -> None:
+    ids = pa.array(["b", "a", "ä", "a\u0301", "", "abc", "ab", "Z", "日本", "x" * 300])
+    numbering = Numbering(ids)
+    shuffled = pa.array(["日本", "", "ab", "x" * 300, "Z", "a\u0301", "ä", "abc", "a", "b"])
+    assert [ids[int(n)].as_py() for n in numbering.numbers(shuffled)] == shuffled.to_pylist()
+    with pytest.raises(KeyError):
+        numbering.numbers(pa.array(["a", "abcd"]))
