@@ -85,17 +85,23 @@ def band_keys(sigs: np.ndarray, bands: int, rows: int, a_inv: np.ndarray, b: np.
     return out, ok
 
 
-def bucket_rows(ids: np.ndarray, sigs: np.ndarray, lead: np.ndarray, p: Params) -> pa.Table:
-    """The `buckets` rows (band, bucket, doc_id) of documents with whole-text and (if any) lead signatures;
-    degenerate bands left out."""
+def bucket_rows(ids: np.ndarray | list[str] | pa.Array, sigs: np.ndarray, lead: np.ndarray, p: Params) -> pa.Table:
+    """The `buckets` rows (band, bucket, doc_id) of documents with whole-text and (if any) lead signatures,
+    degenerate bands left out, sorted by (band, bucket) as the bucket files are stored and merged."""
     a_inv, b = inverse_multipliers(p.num_perm, p.seed)
     parts = [(sigs, 0)] + ([(lead, p.bands)] if len(lead) else [])
-    band_col, key_col, id_col = [], [], []
+    band_col, key_col, doc_col = [], [], []
     for s, first in parts:
         keys, ok = band_keys(s, p.bands, p.rows, a_inv, b, first)
-        ok = ok.ravel()
-        band_col.append(np.tile(np.arange(first, first + p.bands, dtype=np.int16), len(ids))[ok])
-        key_col.append(keys.ravel()[ok])
-        id_col.append(np.repeat(ids, p.bands)[ok])
+        for i in range(p.bands):  # one small sort per band instead of a two-key sort of all rows
+            docs = np.flatnonzero(ok[:, i])
+            docs = docs[np.argsort(keys[docs, i])]
+            band_col.append(np.full(len(docs), first + i, dtype=np.int16))
+            key_col.append(keys[docs, i])
+            doc_col.append(docs)
     return pa.table({"band": np.concatenate(band_col), "bucket": np.concatenate(key_col),
-                     "doc_id": pa.array(np.concatenate(id_col), pa.string())})
+                     "doc_id": _strings(ids).take(pa.array(np.concatenate(doc_col)))})
+
+
+def _strings(ids: np.ndarray | list[str] | pa.Array) -> pa.Array:
+    return ids if isinstance(ids, pa.Array) else pa.array(ids, pa.string())

@@ -237,9 +237,9 @@ class _Batch:
         }))
         linkable = np.flatnonzero(words >= p.min_words)
         if len(linkable):
-            rows_ = bucket_rows(np.array(ids, dtype=object)[linkable], sigs[linkable],
+            rows_ = bucket_rows(pa.array(ids, pa.string()).take(pa.array(linkable)), sigs[linkable],
                                 lead[linkable] if len(lead) else lead, p)
-            self.new_bucket_files.append(self.w.stage("buckets", rows_, sort_by=["band", "bucket"]))
+            self.new_bucket_files.append(self.w.stage("buckets", rows_))  # bucket_rows sorts them
         return rejected
 
     def _stored_hashes(self, ids: list[str]) -> dict[str, int]:

@@ -231,6 +231,15 @@ FROM clusters c JOIN documents d USING (doc_id);""",
 ]
 
 
+# The columns worth a Parquet dictionary where not all are: random bucket keys and MinHash values only pay for
+# trying one (a bucket file of 20k documents: 0.60 s and 47 MB with, 0.24 s and 40 MB without).
+_DICTIONARY_COLUMNS = {"buckets": ["band", "doc_id"], "signatures": ["doc_id"]}
+
+
+def _dictionary(name: str) -> bool | list[str]:
+    return _DICTIONARY_COLUMNS.get(name, True)
+
+
 def _row_group_size(name: str) -> int:
     return 64 * 1024 if name == "buckets" else 128 * 1024
 
@@ -256,7 +265,7 @@ def write_table(root: Path, name: str, table: pa.Table, generation: int, sort_by
     rel, path = _new_file(root, name, generation)
     try:
         pq.write_table(table, path, compression="zstd", row_group_size=_row_group_size(name),
-                       write_statistics=True)
+                       use_dictionary=_dictionary(name), write_statistics=True)
         _fsync_file(path)
     except BaseException:
         path.unlink(missing_ok=True)  # not staged yet: nobody else would remove it before the next writer
@@ -593,7 +602,8 @@ def _write_sorted(con: duckdb.DuckDBPyConnection, root: Path, name: str, files: 
             if writer is None:
                 rel, path = _new_file(root, name, generation)
                 out.append(rel)
-                writer = pq.ParquetWriter(path, schema, compression="zstd", write_statistics=True)
+                writer = pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=_dictionary(name),
+                                          write_statistics=True)
                 in_file = 0
             take = min(tbl.num_rows, max_rows - in_file)
             writer.write_table(tbl.slice(0, take), row_group_size=rg)
