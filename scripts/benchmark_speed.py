@@ -21,6 +21,7 @@ import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -142,6 +143,12 @@ def run_ingest(corpus: Path, index: Path, store_text: bool = True, threads: int 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def fresh(index: Path) -> Path:
+    """An index path with nothing at it (a rerun with the same --work starts from empty indexes)."""
+    shutil.rmtree(index, ignore_errors=True)
+    return index
+
+
 def dir_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*.parquet"))
 
@@ -226,7 +233,7 @@ def main() -> None:
     rows = []
     for n in sizes:
         corpus = build_corpus(chain, n, args.copy_share, work)
-        res = run_ingest(corpus, work / f"idx_{n}")
+        res = run_ingest(corpus, fresh(work / f"idx_{n}"))
         s = res["summary"]
         row = {"docs": n, "wall_s": res["wall"], "docs_per_s": n / res["wall"],
                "docs_per_s_core": n / res["wall"] / (os.cpu_count() or 1), "peak_rss_mib": res["maxrss_mib"],
@@ -235,9 +242,9 @@ def main() -> None:
         ids = [f"d{i:07d}" for i in random.Random(1).sample(range(n), 20)]
         row["similar_ms_median"], row["similar_ms_p95"] = similar_latency(work / f"idx_{n}", ids)
         if n == sizes[0]:
-            nt = run_ingest(corpus, work / f"idx_{n}_notext", store_text=False)
+            nt = run_ingest(corpus, fresh(work / f"idx_{n}_notext"), store_text=False)
             row["bytes_per_doc_no_text"] = dir_bytes(work / f"idx_{n}_notext") / n
-            one = run_ingest(corpus, work / f"idx_{n}_1core", threads=1)
+            one = run_ingest(corpus, fresh(work / f"idx_{n}_1core"), threads=1)
             row["one_core_docs_per_s"] = n / one["wall"]
             row["two_vs_one_core"] = row["docs_per_s"] / row["one_core_docs_per_s"]
             del nt
@@ -245,7 +252,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     # issue 4: a nightly batch of the smallest size into the largest index vs. the same batch into an empty one
     nightly = build_corpus(chain, sizes[0], args.copy_share, work, prefix="n")
-    into_empty = run_ingest(nightly, work / "idx_nightly_empty")
+    into_empty = run_ingest(nightly, fresh(work / "idx_nightly_empty"))
     into_big = run_ingest(nightly, work / f"idx_{sizes[-1]}")
     texts = pq.read_table(work / f"corpus_d{sizes[0]}.parquet", columns=["text"])["text"].to_pylist()[:5000]
     rates = signature_rates(texts)
