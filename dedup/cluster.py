@@ -48,8 +48,11 @@ def partition(n: int, ia: np.ndarray, ib: np.ndarray, score: np.ndarray, link_th
     ea, eb, es, ec = ia[inside][order], ib[inside][order], score[inside][order], comp_a[inside][order]
     bounds = np.searchsorted(ec, big, side="left"), np.searchsorted(ec, big, side="right")
     next_label = labels.max() + 1
-    for c, lo, hi in zip(big, *bounds):
-        nodes = np.flatnonzero(labels == c)  # ascending = canonical order
+    by_label = np.argsort(labels, kind="stable")  # each component's nodes together, ascending = canonical order
+    sorted_labels = labels[by_label]
+    first, last = np.searchsorted(sorted_labels, big, "left"), np.searchsorted(sorted_labels, big, "right")
+    for lo, hi, n0, n1 in zip(*bounds, first, last):
+        nodes = by_label[n0:n1]
         local = np.searchsorted(nodes, ea[lo:hi]), np.searchsorted(nodes, eb[lo:hi])
         sub = _average_linkage(len(nodes), local[0], local[1], es[lo:hi], cluster_threshold)
         labels[nodes] = next_label + sub

@@ -256,10 +256,24 @@ def _fsync_file(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def write_table(root: Path, name: str, table: pa.Table, generation: int, sort_by: list[str] | None = None
-                ) -> str:
-    """Write one Parquet file for `name` (cast to its schema) and return its path relative to root."""
+# Key-value metadata of a bucket file that holds every bucket row of each document it names (files written by
+# ingest, and rewrites of such files): the link stage can then count a document's shared bands file by file.
+WHOLE_DOCUMENTS = b"dedup.whole_documents"
+
+
+def whole_documents(path: str | Path) -> bool:
+    """Does this bucket file hold all bucket rows of each of its documents (see WHOLE_DOCUMENTS)?"""
+    meta = pq.read_schema(path).metadata or {}
+    return meta.get(WHOLE_DOCUMENTS) == b"1"
+
+
+def write_table(root: Path, name: str, table: pa.Table, generation: int, sort_by: list[str] | None = None,
+                whole: bool = False) -> str:
+    """Write one Parquet file for `name` (cast to its schema) and return its path relative to root. `whole`:
+    a bucket file holding every row of its documents (WHOLE_DOCUMENTS)."""
     table = table.select(SCHEMAS[name].names).cast(SCHEMAS[name])
+    if whole:
+        table = table.replace_schema_metadata({WHOLE_DOCUMENTS: b"1"})
     if sort_by and table.num_rows:
         table = table.sort_by([(c, "ascending") for c in sort_by])
     rel, path = _new_file(root, name, generation)
@@ -409,9 +423,9 @@ class Writer:
             for p in self.root.glob(pattern):
                 p.unlink(missing_ok=True)
 
-    def stage(self, name: str, table: pa.Table, sort_by: list[str] | None = None) -> str:
+    def stage(self, name: str, table: pa.Table, sort_by: list[str] | None = None, whole: bool = False) -> str:
         """Write a new file for `name`, to be listed at the next commit; returns its path relative to the root."""
-        rel = write_table(self.root, name, table, self.manifest.generation + 1, sort_by)
+        rel = write_table(self.root, name, table, self.manifest.generation + 1, sort_by, whole)
         self.staged[name].append(rel)
         return rel
 
@@ -440,6 +454,7 @@ class Writer:
             if not hit:
                 continue
             kept = fetch(con, f"SELECT * FROM read_parquet({path}) t WHERE NOT ({cond})")
+            whole = name == "buckets" and whole_documents(self.root / rel)  # dropping whole documents keeps it so
             dropped += hit
             if rel in self.staged[name]:
                 self.staged[name].remove(rel)
@@ -447,7 +462,7 @@ class Writer:
             else:
                 self.dropped[name].append(rel)
             if kept.num_rows:
-                self.stage(name, kept)
+                self.stage(name, kept, whole=whole)
         return dropped
 
     def abort(self) -> None:
