@@ -562,7 +562,8 @@ def report(composition: dict, results: dict[str, dict]) -> str:
         "broken round trips dropped: {broken_roundtrips}.".format(**composition),
         f"Ambiguity rule: two natural documents of different stories whose exact character 5-gram "
         f"sets have Jaccard >= {AMBIGUOUS_JACCARD} or containment >= {AMBIGUOUS_CONTAINMENT} "
-        f"(candidates: MinHash LSH, {TRUTH_LSH_BANDS[0]} bands x {TRUTH_LSH_BANDS[1]} rows) make "
+        f"(candidates: MinHash LSH, {TRUTH_LSH_BANDS[0]} bands x {TRUTH_LSH_BANDS[1]} rows, and every pair a "
+        "method puts in one cluster) make "
         "their two stories ambiguous; every document pair between the two stories is left out of "
         "precision, recall, F1 and ARI (neither a positive nor a negative pair). \"Merged stories\" "
         "counts predicted clusters spanning 2+ stories after joining ambiguous stories.",
