@@ -10,6 +10,7 @@ batch size. Identity rules:
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import os
 import time
@@ -334,7 +335,9 @@ class _Batch:
         edges = fetch(
             self.con,
             "SELECT doc_a, doc_b, score FROM read_parquet($p)", {"p": w.current_files("pairs")})
-        ia, ib = positions(edges["doc_a"], docs["doc_id"]), positions(edges["doc_b"], docs["doc_id"])
+        # one look-up for both ends: each call hashes every document id again
+        ends = positions(pa.chunked_array(edges["doc_a"].chunks + edges["doc_b"].chunks, pa.string()), docs["doc_id"])
+        ia, ib = ends[:edges.num_rows], ends[edges.num_rows:]
         labels = partition(n, ia, ib, edges["score"].to_numpy(zero_copy_only=False), self.p.verify_threshold,
                            self.p.cluster_threshold)
         res = assign_ids(labels, docs["prev"].to_numpy(), np.arange(n), w.manifest.next_cluster_id)
@@ -384,23 +387,23 @@ def _release_memory() -> None:
     the C heap."""
     gc.collect()
     pa.default_memory_pool().release_unused()
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
     """glibc, told to map every array of 4 MB or more on its own, so that freeing it returns it to the system:
     by default the threshold grows with the arrays freed, and NumPy arrays of tens of MB freed in two threads
-    were left as holes in the heap. None elsewhere (the settings are only an optimisation)."""
+    were left as holes in the heap. Called when an ingest starts, not on import: a program that only imports
+    dedup keeps its allocator settings. None elsewhere (the settings are only an optimisation)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, 4 << 20)  # M_MMAP_THRESHOLD
         return libc
     except (OSError, AttributeError):
         return None
-
-
-_LIBC = _libc()
 
 
 def ingest(sources: Iterable, index: str | os.PathLike, params: Params | None = None, *,
@@ -414,6 +417,7 @@ def ingest(sources: Iterable, index: str | os.PathLike, params: Params | None = 
     sources = list(sources)
     inputs = [os.fsdecode(s).encode("utf-8", "replace").decode("utf-8")
               if not isinstance(s, (pa.Table, pa.RecordBatch)) else "<table>" for s in sources]
+    _libc()
     with Writer(index, params=params, requested=requested) as w:
         job = _Batch(w, store_text, strict, progress)
         job.s.stale_lock = w.stale_holder
