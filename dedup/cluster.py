@@ -99,18 +99,24 @@ def assign_ids(labels: np.ndarray, previous: np.ndarray, age: np.ndarray, next_i
         return Assignment(cluster_ids, events, next_id)
     order = np.argsort(age, kind="stable")
     uniq, inv = np.unique(labels, return_inverse=True)
-    # Fast path, most of a large index: a singleton whose previous id no other cluster holds keeps that id
-    # silently (what the general rules below give it too).
-    sizes = np.bincount(inv, minlength=len(uniq))
+    # Fast path, nearly all of a large index: a cluster whose members all had one previous id, which no other
+    # cluster holds, keeps that id silently (what the general rules below give it too). Only clusters a batch
+    # touched — new members, merges, splits — go through the rules, one by one.
     has_prev = previous >= 0
     held = np.unique(np.stack([inv[has_prev], previous[has_prev]]), axis=1)[1]  # (cluster, previous id) once
     pid, holders = np.unique(held, return_counts=True)
-    sole = np.zeros(n, dtype=bool)
-    sole[has_prev] = holders[np.searchsorted(pid, previous[has_prev])] == 1
-    quiet = (sizes[inv] == 1) & sole
+    lo = np.full(len(uniq), np.iinfo(np.int64).max)
+    hi = np.full(len(uniq), -1, dtype=np.int64)
+    np.minimum.at(lo, inv, previous)
+    np.maximum.at(hi, inv, previous)
+    one = (lo == hi) & (lo >= 0)
+    one[one] = holders[np.searchsorted(pid, lo[one])] == 1
+    quiet = one[inv]
     cluster_ids[quiet] = previous[quiet]
-    slow = np.flatnonzero(sizes >= 2)  # clusters left to the general rules, plus singletons not on the fast path
-    slow = np.union1d(slow, inv[(sizes[inv] == 1) & ~quiet])
+    # a new document alone in its cluster gets a new id, in age order among all clusters that get one
+    sizes = np.bincount(inv, minlength=len(uniq))
+    single_new = (sizes == 1) & (hi < 0)
+    slow = np.flatnonzero(~one & ~single_new)
     slot = np.full(len(uniq), -1, dtype=np.int64)
     slot[slow] = np.arange(len(slow))
     members: list[list[int]] = [[] for _ in slow]
@@ -118,7 +124,7 @@ def assign_ids(labels: np.ndarray, previous: np.ndarray, age: np.ndarray, next_i
         members[slot[inv[i]]].append(int(i))
     oldest = [int(age[m[0]]) for m in members]
     known, known_counts = np.unique(previous[has_prev], return_counts=True)
-    prev_size = dict(zip(known.tolist(), known_counts.tolist()))
+    prev_size = lambda ids: known_counts[np.searchsorted(known, np.asarray(ids, dtype=np.int64))]  # noqa: E731 (previous cluster sizes)
     claims: dict[int, list[tuple[int, int, int]]] = {}
     prev_ids_of: list[list[int]] = []
     for c, mem in enumerate(members):
@@ -132,7 +138,7 @@ def assign_ids(labels: np.ndarray, previous: np.ndarray, age: np.ndarray, next_i
     for c, mem in enumerate(members):
         mine = [pid for pid in prev_ids_of[c] if winner[pid] == c]
         lost = [pid for pid in prev_ids_of[c] if winner[pid] != c]
-        stories = [pid for pid in mine if prev_size[pid] >= 2]
+        stories = [p for p, size in zip(mine, prev_size(mine)) if size >= 2]
         if stories:
             keep = min(stories)
             cluster_ids[mem] = keep
@@ -142,16 +148,20 @@ def assign_ids(labels: np.ndarray, previous: np.ndarray, age: np.ndarray, next_i
         elif mine:
             keep = min(mine)
             cluster_ids[mem] = keep
-            lost_stories = [p for p in lost if prev_size[p] >= 2]
+            lost_stories = [p for p, size in zip(lost, prev_size(lost)) if size >= 2]
             if lost_stories:
                 events.append(("split", keep, lost_stories, len(mem)))
             elif len(mem) >= 2:
                 events.append(("new", keep, [], len(mem)))
         else:
             fresh.append((c, "split" if lost else "new", lost))
-    for c, kind, lost in sorted(fresh, key=lambda t: oldest[t[0]]):
-        cluster_ids[members[c]] = next_id
+    singles = np.flatnonzero(single_new[inv])  # documents
+    first_age = np.concatenate([[oldest[c] for c, _, _ in fresh], age[singles]]).astype(np.int64)
+    new_ids = np.empty(len(first_age), dtype=np.int64)
+    new_ids[np.argsort(first_age, kind="stable")] = next_id + np.arange(len(first_age))
+    cluster_ids[singles] = new_ids[len(fresh):]
+    for (c, kind, lost), cid in sorted(zip(fresh, new_ids[:len(fresh)].tolist()), key=lambda t: t[1]):
+        cluster_ids[members[c]] = cid
         if kind == "split" or len(members[c]) >= 2:
-            events.append((kind, next_id, lost, len(members[c])))
-        next_id += 1
-    return Assignment(cluster_ids, events, next_id)
+            events.append((kind, cid, lost, len(members[c])))
+    return Assignment(cluster_ids, events, next_id + len(first_age))

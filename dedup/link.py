@@ -50,12 +50,17 @@ class Numbering:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def find(self, values: pa.Array) -> np.ndarray:
+        """The number of each of `values`, -1 for those not among the ids."""
+        found = _search(self.offsets, self.data, *_buffers(values))
+        return np.where(found >= 0, self.order[found], -1) if len(self.order) else found
+
     def numbers(self, values: pa.Array) -> np.ndarray:
         """The number of each of `values` (all must be among the ids)."""
-        found = _search(self.offsets, self.data, *_buffers(values))
+        found = self.find(values)
         if len(found) and found.min() < 0:
             raise KeyError("document id missing from the index")
-        return self.order[found]
+        return found
 
 
 def _buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -172,19 +172,55 @@ def _offsets(lengths: np.ndarray) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
 
+@numba.njit(cache=True, nogil=True)
+def _flatten(parts: list, dtype: type) -> np.ndarray:
+    """numba: concatenation of a list of 1-D arrays."""
+    total = 0
+    for x in parts:
+        total += x.shape[0]
+    out = np.empty(total, dtype=dtype)
+    k = 0
+    for x in parts:
+        out[k:k + x.shape[0]] = x
+        k += x.shape[0]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _profile_texts(buf: np.ndarray, offsets: np.ndarray, table: np.ndarray, stop: np.ndarray, space: np.ndarray
+                   ) -> tuple[np.ndarray, ...]:
+    """Profiles of the folded texts packed in `buf` (see `_profile_part`), all in one call without the GIL."""
+    n = offsets.shape[0] - 1
+    toks, lens, sets = [np.empty(0, np.uint64)], [np.empty(0, np.int64)], [np.empty(0, np.uint64)]
+    n_sents, words, n_sets = np.empty(n, np.int64), np.zeros(n, np.int64), np.empty(n, np.int64)
+    for i in range(n):
+        cps = utf8_decode(buf[offsets[i]:offsets[i + 1]])
+        t, o = _profile(cps, table, stop)
+        toks.append(t)
+        lens.append(o[1:] - o[:-1])
+        n_sents[i] = o.shape[0] - 1
+        u = np.unique(t)
+        sets.append(u)
+        n_sets[i] = u.shape[0]
+        inside = False
+        for c in cps:  # whitespace-separated words, as str.split() counts them
+            if space[c]:
+                inside = False
+            elif not inside:
+                inside = True
+                words[i] += 1
+    return (_flatten(toks, np.uint64), _flatten(lens, np.int64), n_sents, words,
+            _flatten(sets, np.uint64), n_sets)
+
+
+SPACE: np.ndarray = np.array([chr(c).isspace() for c in range(0x110000)], dtype=np.bool_)
+
+
 def _profile_part(texts: list[str | None]) -> tuple[np.ndarray, ...]:
     """Profiles of a few texts: tokens, sentence lengths, sentences per text, whitespace words per text, and
     each text's distinct tokens with their count."""
     buf, offsets = fold_batch([t or "" for t in texts])
-    toks, sent_lens, sets = [], [], []
-    for i in range(len(texts)):
-        t, o = _profile(utf8_decode(buf[offsets[i]:offsets[i + 1]]), WORD_CHAR, _STOP_HASHES)
-        toks.append(t)
-        sent_lens.append(np.diff(o))
-        sets.append(np.unique(t))
-    words = np.array([len(t.split()) if t else 0 for t in texts], dtype=np.int64)
-    return (_cat(toks, np.uint64), _cat(sent_lens, np.int64), np.array([len(x) for x in sent_lens], np.int64),
-            words, _cat(sets, np.uint64), np.array([len(x) for x in sets], np.int64))
+    return _profile_texts(buf, offsets, WORD_CHAR, _STOP_HASHES, SPACE)
 
 
 class Profiles:

@@ -72,3 +72,8 @@ def test_numbering_finds_every_id_and_refuses_strangers() -> None:
     assert [ids[int(n)].as_py() for n in numbering.numbers(shuffled)] == shuffled.to_pylist()
     with pytest.raises(KeyError):
         numbering.numbers(pa.array(["a", "abcd"]))
+    # find: -1 for ids not indexed (how ingest tells new documents from known ones)
+    found = numbering.find(pa.array(["abcd", "ab", "à", "日本", "x" * 299]))
+    assert found[[0, 2, 4]].tolist() == [-1, -1, -1]
+    assert [ids[int(n)].as_py() for n in found[[1, 3]]] == ["ab", "日本"]
+    assert Numbering(pa.array([], pa.string())).find(pa.array(["a"])).tolist() == [-1]
