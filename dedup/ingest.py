@@ -15,7 +15,7 @@ import gc
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -152,6 +152,8 @@ class _Batch:
         self.replaced: set[str] = set()
         self.indexed_ids: list[str] = []
         self.new_bucket_files: list[str] = []  # buckets of this batch's documents (not rewritten old files)
+        self.writer = ThreadPoolExecutor(max_workers=1)  # writes chunk k's files while chunk k + 1 is sketched
+        self.pending_write: Future | None = None
         # ids and text hashes of the indexed documents, looked up chunk by chunk (a query per chunk read every
         # documents file again: 2 s of a nightly batch into a 1M index)
         known = fetch(self.con, "SELECT doc_id, text_hash FROM read_parquet($f)",
@@ -197,8 +199,8 @@ class _Batch:
             self.reject(r)
 
     def index(self, recs: list[Record]) -> list[Rejection]:
-        """Sketch, band and stage a chunk of records; returns those with nothing to fingerprint. Runs in a
-        worker thread while the next chunk is read: the kernel, Parquet and DuckDB release the GIL."""
+        """Sketch a chunk of records and hand it to the writer thread (band and stage); returns the records with
+        nothing to fingerprint. Runs in a worker thread while the next chunk is read: the kernel releases the GIL."""
         rejected: list[Rejection] = []
         if not recs:
             return rejected
@@ -230,6 +232,22 @@ class _Batch:
         self.indexed_ids.extend(ids)
         sigs, words, shingles = sk.signatures[idx], sk.words[idx], sk.shingles[idx]
         lead = sk.lead[idx] if len(sk.lead) else sk.lead
+        # Written in the writer thread once the previous chunk's files are: Parquet writing releases the GIL, so
+        # it overlaps with sketching the next chunk (100k documents: 14.1 → 10.7-12.2 s); one chunk at most
+        # waits, so memory stays bounded.
+        self.wait_for_writes()
+        self.pending_write = self.writer.submit(self._stage_chunk, ids, rows, sigs, words, shingles, lead)
+        return rejected
+
+    def wait_for_writes(self) -> None:
+        """Until the files of every chunk sketched so far are staged (raises what writing them raised)."""
+        if self.pending_write is not None:
+            self.pending_write.result()
+            self.pending_write = None
+
+    def _stage_chunk(self, ids: list[str], rows: list, sigs: np.ndarray, words: np.ndarray, shingles: np.ndarray,
+                     lead: np.ndarray) -> None:
+        p = self.p
         self.w.stage("documents", pa.table({
             "doc_id": ids, "title": [r.title for r, _ in rows], "source": [r.source for r, _ in rows],
             "url": [r.url for r, _ in rows], "published_at": [r.published_at for r, _ in rows],
@@ -249,7 +267,6 @@ class _Batch:
             rows_ = bucket_rows(pa.array(ids, pa.string()).take(pa.array(linkable)), sigs[linkable],
                                 lead[linkable] if len(lead) else lead, p)
             self.new_bucket_files.append(self.w.stage("buckets", rows_, whole=True))  # bucket_rows sorts them
-        return rejected
 
     def _stored_hashes(self, ids: list[str]) -> dict[str, int]:
         """Text hash of each of `ids` already in the index."""
@@ -436,13 +453,17 @@ def ingest(sources: Iterable, index: str | os.PathLike, params: Params | None = 
                     pending = worker.submit(job.index, recs)
                 if pending is not None:
                     job.record(pending.result())
+                job.wait_for_writes()
             job.s.timings["read+sketch+store"] = time.perf_counter() - t
             summary = job.finish()
             t = time.perf_counter()
             job.commit(started, inputs)
             summary.timings["commit"] = time.perf_counter() - t
         except BaseException:
+            job.writer.shutdown(wait=True, cancel_futures=True)  # nothing may land after the abort
             w.abort()
             raise
+        finally:
+            job.writer.shutdown(wait=False)
     summary.seconds = time.time() - started.timestamp()
     return summary
