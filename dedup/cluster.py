@@ -124,7 +124,11 @@ def assign_ids(labels: np.ndarray, previous: np.ndarray, age: np.ndarray, next_i
         members[slot[inv[i]]].append(int(i))
     oldest = [int(age[m[0]]) for m in members]
     known, known_counts = np.unique(previous[has_prev], return_counts=True)
-    prev_size = lambda ids: known_counts[np.searchsorted(known, np.asarray(ids, dtype=np.int64))]  # noqa: E731 (previous cluster sizes)
+
+    def prev_size(ids: list[int]) -> np.ndarray:
+        """Sizes of these previous clusters."""
+        return known_counts[np.searchsorted(known, np.asarray(ids, dtype=np.int64))]
+
     claims: dict[int, list[tuple[int, int, int]]] = {}
     prev_ids_of: list[list[int]] = []
     for c, mem in enumerate(members):
