@@ -369,10 +369,22 @@ def _loads(data: bytes) -> tuple[object, list[str]]:
     return raw, flags
 
 
+JSONL_BLOCK = 2048  # parsed lines validated together, so their texts are scanned in one Arrow call
+
+
 def _read_jsonl(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record | Rejection]:
     f = _name(path)
     n = 0
     rows = 0
+    block: list[Rejection | tuple[int, dict, list[str]]] = []
+
+    def validated() -> Iterator[Record | Rejection]:
+        texts = [b[1].get(fields.text) for b in block if not isinstance(b, Rejection)]
+        plain = iter(plain_texts(pa.array([t if isinstance(t, str) else None for t in texts], pa.string())))
+        for b in block:
+            yield b if isinstance(b, Rejection) else validate(b[1], fields, f, b[0], max_chars, b[2], next(plain))
+        block.clear()
+
     with _open_stream(path) as stream:
         try:
             for n, data in enumerate(stream, start=1):
@@ -384,17 +396,21 @@ def _read_jsonl(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record
                 try:
                     raw, flags = _loads(data)
                 except ValueError as e:
-                    yield Rejection(f, n, None, None, "malformed_json", str(e))
+                    block.append(Rejection(f, n, None, None, "malformed_json", str(e)))
                     continue
                 if not isinstance(raw, dict):
                     what = "an array" if isinstance(raw, list) else type(raw).__name__
-                    yield Rejection(f, n, None, None, "malformed_json",
-                                    f"expected one JSON object per line, got {what}")
+                    block.append(Rejection(f, n, None, None, "malformed_json",
+                                           f"expected one JSON object per line, got {what}"))
                     continue
-                yield validate(raw, fields, f, n, max_chars, flags)
+                block.append((n, raw, flags))
+                if len(block) >= JSONL_BLOCK:
+                    yield from validated()
         except (OSError, EOFError, pa.ArrowException) as e:
+            yield from validated()
             yield Rejection(f, None, None, None, "truncated_file", f"read error after line {n}: {e}")
             return
+    yield from validated()
     if rows == 0:
         yield Rejection(f, None, None, None, "empty_file", "no rows")
 

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dedup.readers import (_CONTROL, _MOJIBAKE_START, FieldMap, InputError, Record, Rejection, expand_paths,
-                           plain_texts, read_file)
+from dedup.readers import (_CONTROL, _MOJIBAKE_START, DEFAULT_MAX_CHARS, FieldMap, InputError, Record, Rejection,
+                           expand_paths, plain_texts, read_file, validate)
 
 from conftest import ARTICLES, SEED_COPY
 
@@ -52,11 +52,10 @@ def test_same_records_from_jsonl_gz_csv_parquet(tmp_path: Path, articles: list[d
     assert any(r[4] is not None for r in results["a.csv"])
 
 
-def test_parquet_texts_scanned_by_arrow_give_the_records_of_the_python_scans(tmp_path: Path,
-                                                                             articles: list[dict]) -> None:
-    """Arrow batches are scanned for control characters and mojibake by Arrow's RE2; rows it finds clean skip the
-    Python scans. Real texts, their mojibake (UTF-8 read as cp1252) and texts with C0/C1 controls must give the
-    same records and flags as from JSONL, where every row is scanned in Python."""
+def test_texts_scanned_by_arrow_give_the_records_of_the_python_scans(tmp_path: Path, articles: list[dict]) -> None:
+    """Parquet batches and blocks of JSONL lines are scanned for control characters and mojibake by Arrow's RE2;
+    rows it finds clean skip the Python scans. Real texts, their mojibake (UTF-8 read as cp1252) and texts with
+    C0/C1 controls must give the records and flags that scanning every row in Python gives."""
     rows = []
     for i, r in enumerate(articles[:60]):
         text = r["text"]
@@ -67,18 +66,18 @@ def test_parquet_texts_scanned_by_arrow_give_the_records_of_the_python_scans(tmp
         rows.append({"id": r["id"], "text": text})
     assert plain_texts(pa.array([r["text"] for r in rows])).tolist() == [
         not (_CONTROL.search(r["text"]) or _MOJIBAKE_START.search(r["text"])) for r in rows]
+    scanned = [validate(dict(r), FieldMap(), "x", i, DEFAULT_MAX_CHARS) for i, r in enumerate(rows, 1)]
+    expected = [(r.doc_id, r.text, sorted(r.flags)) for r in scanned]
+    flags = [f for _, _, fl in expected for f in fl]
+    assert "mojibake_suspected" in flags and "control_chars_removed" in flags
     with open(tmp_path / "a.jsonl", "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "a.parquet")
-    got = {}
     for name in ("a.jsonl", "a.parquet"):
         recs, rej = _read(tmp_path / name)
         assert not rej, rej
-        got[name] = [(r.doc_id, r.text, sorted(r.flags)) for r in recs]
-    assert got["a.jsonl"] == got["a.parquet"]
-    flags = [f for _, _, fl in got["a.parquet"] for f in fl]
-    assert "mojibake_suspected" in flags and "control_chars_removed" in flags
+        assert [(r.doc_id, r.text, sorted(r.flags)) for r in recs] == expected, name
 
 
 def test_field_mapping(tmp_path: Path, articles: list[dict]) -> None:
