@@ -174,7 +174,7 @@ def plain_texts(col: pa.Array) -> np.ndarray | None:
     (so `validate` can skip scanning them); None when the column is not valid UTF-8 text."""
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         return None
-    suspect = pc.or_(pc.match_substring_regex(col, _CONTROL_RE2), pc.match_substring_regex(col, _MOJIBAKE_START_RE2))
+    suspect = pc.match_substring_regex(col, f"{_CONTROL_RE2}|{_MOJIBAKE_START_RE2}")  # one pass: RE2 runs a DFA
     return pc.invert(suspect).fill_null(False).to_numpy(zero_copy_only=False)
 
 
