@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-from datasketch import MinHash
 
 from dedup.normalize import WORD_CHAR, fold_batch, squeeze, utf8_decode
 from dedup.shingle import KINDS, STOP_HASHES, lead_length, shingle_hashes
@@ -24,7 +23,10 @@ EMPTY = np.uint32(0xFFFFFFFF)
 
 @functools.lru_cache(maxsize=8)
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(a, b) uint32 arrays of datasketch's affine32 permutations."""
+    """(a, b) uint32 arrays of datasketch's affine32 permutations. datasketch is imported where it is used: it
+    takes 0.4 s (scipy), which reading an index (`dedup sql`, `similar --id`) does not need."""
+    from datasketch import MinHash
+
     a, b = MinHash(num_perm=num_perm, seed=seed).permutations
     return np.ascontiguousarray(a, dtype=np.uint32), np.ascontiguousarray(b, dtype=np.uint32)
 
@@ -106,6 +108,7 @@ def reference_signature(text: str, shingle: str, size: int, num_perm: int, seed:
                         ) -> np.ndarray:
     """The same signature computed by datasketch itself (slow; for tests and users' cross-checks)."""
     import xxhash
+    from datasketch import MinHash
 
     from dedup.shingle import shingles
 

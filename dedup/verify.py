@@ -213,7 +213,8 @@ def _profile_texts(buf: np.ndarray, offsets: np.ndarray, table: np.ndarray, stop
             _flatten(sets, np.uint64), n_sets)
 
 
-SPACE: np.ndarray = np.array([chr(c).isspace() for c in range(0x110000)], dtype=np.bool_)
+SPACE: np.ndarray = np.zeros(0x110000, dtype=np.bool_)  # what str.split() splits on; U+3000 is the last such
+SPACE[[c for c in range(0x3001) if chr(c).isspace()]] = True
 
 
 def _profile_part(texts: list[str | None]) -> tuple[np.ndarray, ...]:

@@ -181,3 +181,11 @@ def test_scores_do_not_depend_on_the_order_of_a_pair(articles: list[dict]) -> No
     forward, backward = score_pairs(prof, ia, ib), score_pairs(prof, ib, ia)
     for f, b in zip(forward, backward):
         np.testing.assert_array_equal(f, b)
+
+
+def test_profile_word_counts_are_those_of_str_split(articles: list[dict]) -> None:
+    """Briefs and short texts are told by whitespace words, counted in the profile kernel: they must be the
+    counts of str.split(), over every whitespace code point (the table lists those up to U+3000)."""
+    spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()]
+    texts = [a["text"] for a in articles[:40]] + ["a" + s + "b  c" + s for s in spaces] + ["", "  \n\t "]
+    assert Profiles(texts).words.tolist() == [len(t.split()) for t in texts]
