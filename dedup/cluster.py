@@ -103,18 +103,18 @@ def assign_ids(labels: np.ndarray, previous: np.ndarray, age: np.ndarray, next_i
     # cluster holds, keeps that id silently (what the general rules below give it too). Only clusters a batch
     # touched — new members, merges, splits — go through the rules, one by one.
     has_prev = previous >= 0
-    held = np.unique(np.stack([inv[has_prev], previous[has_prev]]), axis=1)[1]  # (cluster, previous id) once
-    pid, holders = np.unique(held, return_counts=True)
+    known, known_counts = np.unique(previous[has_prev], return_counts=True)  # previous ids and their sizes
+    sizes = np.bincount(inv, minlength=len(uniq))
     lo = np.full(len(uniq), np.iinfo(np.int64).max)
     hi = np.full(len(uniq), -1, dtype=np.int64)
     np.minimum.at(lo, inv, previous)
     np.maximum.at(hi, inv, previous)
     one = (lo == hi) & (lo >= 0)
-    one[one] = holders[np.searchsorted(pid, lo[one])] == 1
+    # every member had id lo; no other cluster holds lo when the cluster has all of lo's former members
+    one[one] = known_counts[np.searchsorted(known, lo[one])] == sizes[one]
     quiet = one[inv]
     cluster_ids[quiet] = previous[quiet]
     # a new document alone in its cluster gets a new id, in age order among all clusters that get one
-    sizes = np.bincount(inv, minlength=len(uniq))
     single_new = (sizes == 1) & (hi < 0)
     slow = np.flatnonzero(~one & ~single_new)
     slot = np.full(len(uniq), -1, dtype=np.int64)
@@ -123,7 +123,6 @@ def assign_ids(labels: np.ndarray, previous: np.ndarray, age: np.ndarray, next_i
     for i in order[slot[inv[order]] >= 0]:
         members[slot[inv[i]]].append(int(i))
     oldest = [int(age[m[0]]) for m in members]
-    known, known_counts = np.unique(previous[has_prev], return_counts=True)
 
     def prev_size(ids: list[int]) -> np.ndarray:
         """Sizes of these previous clusters."""
