@@ -23,6 +23,7 @@ import duckdb
 import numba
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import xxhash
 
 from dedup.bands import bucket_rows
@@ -300,8 +301,11 @@ class _Batch:
         old = [f for f in w.current_files("buckets") if f not in fresh]
         if not new:
             return
-        numbering = Numbering(fetch(self.con, "SELECT doc_id FROM read_parquet($f)",
-                                    {"f": w.current_files("documents")})["doc_id"])
+        # every document now indexed: those known before the batch, less the replaced versions, and this batch's
+        known = self.known.ids.cast(pa.string())
+        if self.replaced:
+            known = known.filter(pc.invert(pc.is_in(known, value_set=pa.array(sorted(self.replaced), pa.string()))))
+        numbering = Numbering(pa.concat_arrays([known, pa.array(self.indexed_ids, pa.string())]))
         per = max(1, LINK_CHUNK // CHUNK)
         _release_memory()
         timings = self.s.timings
@@ -337,9 +341,9 @@ class _Batch:
         sigs = rows_of(w.current_files("signatures"), ["minhash"], ids, threads)
         docs = docs.append_column("minhash", sigs["minhash"].take(positions(docs["doc_id"], sigs["doc_id"])))
         pairs = verify_pairs(cands, docs, p)
-        pairs = pairs.filter(pa.compute.greater_equal(pairs["score"], KEEP_SCORE))
+        pairs = pairs.filter(pc.greater_equal(pairs["score"], KEEP_SCORE))
         s.pairs += pairs.num_rows
-        s.linked += int(pa.compute.sum(pairs["linked"]).as_py() or 0)
+        s.linked += int(pc.sum(pairs["linked"]).as_py() or 0)
         pairs = pairs.append_column("batch", pa.array([self.batch] * pairs.num_rows, pa.int32()))
         w.stage("pairs", pairs, sort_by=["doc_a", "doc_b"])
 

@@ -120,10 +120,9 @@ def part_rows(paths: list[str], numbering: Numbering, n_bands: int, threads: int
     """The rows of a part's bucket files (each sorted by band and bucket), merged into one such order. Files are
     read in parallel threads and copied into place; bands are merged in parallel: a 100k-document part (19 M rows)
     holds ~500 MB at its peak, half of what concatenating and permuting took."""
-    total = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
-    band, keys, docs = np.empty(total, np.int16), np.empty(total, np.uint64), np.empty(total, np.int32)
     starts = np.zeros(len(paths) + 1, np.int64)
     np.cumsum([pq.ParquetFile(p).metadata.num_rows for p in paths], out=starts[1:])
+    band, keys, docs = np.empty(starts[-1], np.int16), np.empty(starts[-1], np.uint64), np.empty(starts[-1], np.int32)
 
     def load(i: int) -> None:
         b, k, d = read_rows(paths[i], numbering)

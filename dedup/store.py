@@ -192,9 +192,11 @@ def rows_of(paths: list[str], columns: list[str], ids: pa.Array, threads: int = 
     def one(path: str) -> list[pa.Table]:
         f, out = pq.ParquetFile(path), []
         for g in range(f.num_row_groups):
-            mask = pc.is_in(f.read_row_group(g, columns=["doc_id"])["doc_id"], value_set=ids)
+            found = f.read_row_group(g, columns=["doc_id"])
+            mask = pc.is_in(found["doc_id"], value_set=ids)
             if pc.any(mask).as_py():
-                out.append(f.read_row_group(g, columns=["doc_id", *columns]).filter(mask))
+                rest = f.read_row_group(g, columns=columns)
+                out.append(pa.table([*found.columns, *rest.columns], names=["doc_id", *columns]).filter(mask))
         return out
 
     with ThreadPoolExecutor(max_workers=threads) as ex:
