@@ -86,6 +86,8 @@ _index_opt = click.option("--index", "index", required=True, type=click.Path(fil
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object to stdout.")
 @click.option("--strict", is_flag=True, help="Stop at the first bad row and commit nothing.")
 @click.option("--no-store-text", is_flag=True, help="Do not keep document texts in the index.")
+@click.option("--store-signatures", is_flag=True,
+              help="Keep each document's MinHash values in `signatures` (for datasketch; 0.7 KB a document).")
 @click.option("--max-chars", type=click.IntRange(min=1), default=5_000_000, show_default=True,
               help="Reject longer texts (too_long).")
 @click.option("--id-field", default="id", show_default=True)
@@ -107,7 +109,7 @@ _index_opt = click.option("--index", "index", required=True, type=click.Path(fil
 @click.option("--rows", type=int, help="[new index] explicit rows per band (with --bands).")
 @_guard
 def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, no_store_text: bool,
-               max_chars: int, **opts: object) -> None:
+               store_signatures: bool, max_chars: int, **opts: object) -> None:
     """Add PATHS (JSONL[.gz|.zst], CSV, Parquet, .txt files or directories of them) to the index as one batch.
 
     \b
@@ -133,7 +135,7 @@ def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, 
             click.echo(f"\r{stage}: {n:,}   ", err=True, nl=False)
 
     s = ingest(list(paths), index, requested=requested, fields=fields, store_text=not no_store_text,
-               strict=strict, max_chars=max_chars, progress=progress)
+               store_signatures=store_signatures, strict=strict, max_chars=max_chars, progress=progress)
     if tty:
         click.echo("", err=True)
     for r in s.rejections[:50]:
@@ -261,6 +263,20 @@ def compact_cmd(index: str, as_json: bool) -> None:
     else:
         what = ", ".join(r.tables) if r.tables else "nothing to do"
         click.echo(f"compacted {r.files_before} files into {r.files_after} ({what}); {r.seconds:.1f}s", err=True)
+
+
+@main.command("upgrade")
+@_index_opt
+@_guard
+def upgrade_cmd(index: str) -> None:
+    """Convert an index written by an older dedup to the current format (one atomic commit, under the writer
+    lock; exit 4 if another writer holds it)."""
+    from dedup.params import FORMAT_VERSION
+    from dedup.store import upgrade
+
+    old = upgrade(index)
+    click.echo(f"{index}: format version {old} → {FORMAT_VERSION}" if old != FORMAT_VERSION
+               else f"{index}: already at format version {FORMAT_VERSION}", err=True)
 
 
 def _print_table(table: pa.Table, fmt: str) -> None:

@@ -140,9 +140,10 @@ def _chunks(it: Iterator, n: int) -> Iterator[list]:
 class _Batch:
     """State of one ingest between reading and commit."""
 
-    def __init__(self, w: Writer, store_text: bool, strict: bool, progress: Progress | None):
+    def __init__(self, w: Writer, store_text: bool, store_signatures: bool, strict: bool, progress: Progress | None):
         self.w, self.p = w, w.params
-        self.store_text, self.strict, self.progress = store_text, strict, progress
+        self.store_text, self.store_signatures = store_text, store_signatures
+        self.strict, self.progress = strict, progress
         self.batch = w.manifest.next_batch
         self.s = Summary(batch=self.batch)
         # bounded memory: DuckDB spills its joins inside the index rather than growing with the corpus; order of
@@ -258,11 +259,12 @@ class _Batch:
             "flags": [r.flags for r, _ in rows], "batch": pa.array([self.batch] * len(rows), pa.int32()),
             "file": [r.file for r, _ in rows], "line": [r.line for r, _ in rows],
         }))
-        self.w.stage("signatures", pa.table({
-            "doc_id": ids,
-            "minhash": pa.ListArray.from_arrays(np.arange(0, sigs.size + 1, p.num_perm, dtype=np.int32),
-                                                pa.array(sigs.ravel(), pa.uint32())),
-        }))
+        if self.store_signatures:  # nothing in dedup reads them back: they are for datasketch users
+            self.w.stage("signatures", pa.table({
+                "doc_id": ids,
+                "minhash": pa.ListArray.from_arrays(np.arange(0, sigs.size + 1, p.num_perm, dtype=np.int32),
+                                                    pa.array(sigs.ravel(), pa.uint32())),
+            }))
         linkable = np.flatnonzero(words >= p.min_words)
         if len(linkable):
             rows_ = bucket_rows(pa.array(ids, pa.string()).take(pa.array(linkable)), sigs[linkable],
@@ -312,7 +314,7 @@ class _Batch:
         timings["link"] = timings["verify"] = 0.0
         for i in range(0, len(new), per):
             t = time.perf_counter()
-            cands = candidate_pairs(new[i:i + per], old + new[i + per:], numbering, 2 * self.p.bands,
+            cands = candidate_pairs(new[i:i + per], old + new[i + per:], numbering, self.p.bands,
                                     self.p.min_bands, threads=numba.get_num_threads())
             timings["link"] += time.perf_counter() - t
             self.s.candidates += cands.num_rows
@@ -338,8 +340,6 @@ class _Batch:
         ids = pa.concat_arrays([cands["doc_a"].combine_chunks(), cands["doc_b"].combine_chunks()]).unique()
         threads = numba.get_num_threads()
         docs = rows_of(w.current_files("documents"), ["text"], ids, threads)
-        sigs = rows_of(w.current_files("signatures"), ["minhash"], ids, threads)
-        docs = docs.append_column("minhash", sigs["minhash"].take(positions(docs["doc_id"], sigs["doc_id"])))
         pairs = verify_pairs(cands, docs, p)
         pairs = pairs.filter(pc.greater_equal(pairs["score"], KEEP_SCORE))
         s.pairs += pairs.num_rows
@@ -432,18 +432,19 @@ def _libc() -> ctypes.CDLL | None:
 
 def ingest(sources: Iterable, index: str | os.PathLike, params: Params | None = None, *,
            requested: dict | None = None, fields: FieldMap = FieldMap(), store_text: bool = True,
-           strict: bool = False, max_chars: int = DEFAULT_MAX_CHARS, progress: Progress | None = None) -> Summary:
+           store_signatures: bool = False, strict: bool = False, max_chars: int = DEFAULT_MAX_CHARS, progress: Progress | None = None) -> Summary:
     """Ingest one batch — files, directories and/or Arrow tables — into the index at `index` (created if
     missing) and commit it atomically. `params` (all settings) or `requested` (only those the caller chose
-    explicitly) must agree with an existing index. Raises `StrictError` in strict mode at the first bad row.
-    """
+    explicitly) must agree with an existing index. `store_signatures` keeps each document's MinHash values in
+    `signatures` (for use with datasketch; 0.7 KB a document). Raises `StrictError` in strict mode at the first
+    bad row."""
     started = datetime.now()
     sources = list(sources)
     inputs = [os.fsdecode(s).encode("utf-8", "replace").decode("utf-8")
               if not isinstance(s, (pa.Table, pa.RecordBatch)) else "<table>" for s in sources]
     _libc()
     with Writer(index, params=params, requested=requested) as w:
-        job = _Batch(w, store_text, strict, progress)
+        job = _Batch(w, store_text, store_signatures, strict, progress)
         job.s.stale_lock = w.stale_holder
         try:
             t = time.perf_counter()

@@ -110,7 +110,7 @@ def read_rows(path: str, numbering: Numbering) -> tuple[np.ndarray, np.ndarray, 
     t = pq.read_table(path, columns=["band", "bucket", "doc_id"], read_dictionary=["doc_id"])
     ids = t["doc_id"].combine_chunks()
     if not isinstance(ids, pa.DictionaryArray):  # an empty file
-        return np.empty(0, np.int16), np.empty(0, np.uint64), np.empty(0, np.int32)
+        return np.empty(0, np.int16), np.empty(0, np.uint32), np.empty(0, np.int32)
     numbers = numbering.numbers(ids.dictionary).astype(np.int32)
     return (t["band"].to_numpy(), t["bucket"].to_numpy(),
             numbers[ids.indices.to_numpy(zero_copy_only=False)])
@@ -122,7 +122,7 @@ def part_rows(paths: list[str], numbering: Numbering, n_bands: int, threads: int
     holds ~500 MB at its peak, half of what concatenating and permuting took."""
     starts = np.zeros(len(paths) + 1, np.int64)
     np.cumsum([pq.ParquetFile(p).metadata.num_rows for p in paths], out=starts[1:])
-    band, keys, docs = np.empty(starts[-1], np.int16), np.empty(starts[-1], np.uint64), np.empty(starts[-1], np.int32)
+    band, keys, docs = np.empty(starts[-1], np.int16), np.empty(starts[-1], np.uint32), np.empty(starts[-1], np.int32)
 
     def load(i: int) -> None:
         b, k, d = read_rows(paths[i], numbering)
@@ -148,10 +148,10 @@ def _merge_runs(band, keys, docs, starts, n_bands):
     offsets = np.zeros(n_bands + 1, np.int64)
     for b in range(n_bands):
         offsets[b + 1] = offsets[b] + (seg[:, b + 1] - seg[:, b]).sum()
-    out_keys, out_docs = np.empty(offsets[-1], np.uint64), np.empty(offsets[-1], np.int32)
+    out_keys, out_docs = np.empty(offsets[-1], np.uint32), np.empty(offsets[-1], np.int32)
     for b in numba.prange(n_bands):
         lo, n = offsets[b], offsets[b + 1] - offsets[b]
-        ak, ad, bk, bd = out_keys[lo:lo + n], out_docs[lo:lo + n], np.empty(n, np.uint64), np.empty(n, np.int32)
+        ak, ad, bk, bd = out_keys[lo:lo + n], out_docs[lo:lo + n], np.empty(n, np.uint32), np.empty(n, np.int32)
         bounds = np.empty(k + 1, np.int64)
         pos = 0
         for r in range(k):
@@ -197,10 +197,11 @@ def _merge_band(ak, ad, bk, bd, bounds, runs):
 
 
 @numba.njit(cache=True, nogil=True)
-def _merge(offsets, pkeys, pdocs, fband, fkeys, fdocs, out_a, out_b):
-    """(smaller, larger document number) for every key a part row shares with a file row, band by band: a pair
-    is counted under one order, whichever side found it. Returns the number of matches;
-    if it exceeds the output size, only the count is exact (the caller retries with room for all)."""
+def _merge(offsets, pkeys, pdocs, fband, fkeys, fdocs, whole, out_a, out_b):
+    """(smaller document number, 2 × larger + 1 if the band is a lead band) for every key a part row shares with
+    a file row, band by band (bands below `whole` are whole-text bands): a pair is counted under one order,
+    whichever side found it. Returns the number of matches; if it exceeds the output size, only the count is
+    exact (the caller retries with room for all)."""
     n, m, i = fkeys.shape[0], 0, 0
     n_bands = offsets.shape[0] - 1
     while i < n:
@@ -209,6 +210,7 @@ def _merge(offsets, pkeys, pdocs, fband, fkeys, fdocs, out_a, out_b):
         while j < n and fband[j] == b:
             j += 1
         if 0 <= b < n_bands:
+            lead = 1 if b >= whole else 0
             x, xe, y = offsets[b], offsets[b + 1], i
             while x < xe and y < j:
                 if pkeys[x] < fkeys[y]:
@@ -226,7 +228,7 @@ def _merge(offsets, pkeys, pdocs, fband, fkeys, fdocs, out_a, out_b):
                         for v in range(y, y2):
                             if m < out_a.shape[0]:
                                 out_a[m] = min(pdocs[u], fdocs[v])
-                                out_b[m] = max(pdocs[u], fdocs[v])
+                                out_b[m] = 2 * max(pdocs[u], fdocs[v]) + lead
                             m += 1
                     x, y = x2, y2
         i = j
@@ -234,21 +236,24 @@ def _merge(offsets, pkeys, pdocs, fband, fkeys, fdocs, out_a, out_b):
 
 
 @numba.njit(cache=True, nogil=True)
-def _self_merge(keys, docs, out_a, out_b):
-    """(smaller, larger document number) for every two rows of the part with one key (keys of different bands
-    differ)."""
-    n, m, i = keys.shape[0], 0, 0
-    while i < n:
-        j = i + 1
-        while j < n and keys[j] == keys[i]:
-            j += 1
-        for u in range(i, j):
-            for v in range(u + 1, j):
-                if m < out_a.shape[0]:
-                    out_a[m] = min(docs[u], docs[v])
-                    out_b[m] = max(docs[u], docs[v])
-                m += 1
-        i = j
+def _self_merge(offsets, keys, docs, whole, out_a, out_b):
+    """(smaller document number, 2 × larger + 1 if a lead band) for every two rows of the part with one key in
+    one band."""
+    m = 0
+    for band in range(offsets.shape[0] - 1):
+        lead = 1 if band >= whole else 0
+        i, end = offsets[band], offsets[band + 1]
+        while i < end:
+            j = i + 1
+            while j < end and keys[j] == keys[i]:
+                j += 1
+            for u in range(i, j):
+                for v in range(u + 1, j):
+                    if m < out_a.shape[0]:
+                        out_a[m] = min(docs[u], docs[v])
+                        out_b[m] = 2 * max(docs[u], docs[v]) + lead
+                    m += 1
+            i = j
     return m
 
 
@@ -266,8 +271,8 @@ def _matches(kernel, *args) -> tuple[np.ndarray, np.ndarray]:
 
 @numba.njit(cache=True, nogil=True)
 def _count(a, b, n_docs, min_bands):
-    """Pairs (a, b) that occur at least `min_bands` times: grouped by a with a counting sort, then each
-    group's partners sorted and counted."""
+    """Pairs (a, b >> 1) that occur at least `min_bands` times, with how many of those are whole-text bands
+    (b even): grouped by a with a counting sort, then each group's partners sorted and counted."""
     start = np.zeros(n_docs + 1, np.int64)
     for x in a:
         start[x + 1] += 1
@@ -279,7 +284,7 @@ def _count(a, b, n_docs, min_bands):
         partners[fill[a[k]]] = b[k]
         fill[a[k]] += 1
     size = a.shape[0] // max(min_bands, 1) + 1  # a pair takes min_bands of the entries
-    out_a, out_b = np.empty(size, np.int32), np.empty(size, np.int32)
+    out_a, out_b, out_w = np.empty(size, np.int32), np.empty(size, np.int32), np.empty(size, np.int16)
     m = 0
     for d in range(n_docs):
         if start[d + 1] - start[d] < min_bands:
@@ -287,51 +292,53 @@ def _count(a, b, n_docs, min_bands):
         group = np.sort(partners[start[d]:start[d + 1]])
         i = 0
         while i < group.shape[0]:
-            j = i + 1
-            while j < group.shape[0] and group[j] == group[i]:
+            j, w = i, 0
+            while j < group.shape[0] and group[j] >> 1 == group[i] >> 1:
+                w += 1 - (group[j] & 1)
                 j += 1
             if j - i >= min_bands:
-                out_a[m], out_b[m] = d, group[i]
+                out_a[m], out_b[m], out_w[m] = d, group[i] >> 1, w
                 m += 1
             i = j
-    return out_a[:m], out_b[:m]
+    return out_a[:m], out_b[:m], out_w[:m]
 
 
-def _find(part: Rows, other_files: list[str], numbering: Numbering, min_bands: int, threads: int
-          ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[tuple[np.ndarray, np.ndarray]]]:
+def _find(part: Rows, other_files: list[str], numbering: Numbering, bands: int, min_bands: int, threads: int
+          ) -> tuple[list[tuple[np.ndarray, ...]], list[tuple[np.ndarray, np.ndarray]]]:
     """Matches of the part with itself and with each other file (the part is freed on return): (pairs already
     counted, matches still to count). A part, and a file that holds all rows of its documents, sees every band
     its pairs share, so their matches are counted at once and only pairs sharing `min_bands` are kept: a 100k
     part meets a 1M index in ~40 M single-band collisions, and holding them all took ~300 MB."""
     n = len(numbering)
 
-    def against(path: str) -> tuple[bool, tuple[np.ndarray, np.ndarray]]:
+    def against(path: str) -> tuple[bool, tuple[np.ndarray, ...]]:
         band, keys, docs = read_rows(path, numbering)
-        found = _matches(_merge, part.offsets, part.keys, part.docs, band, keys, docs)
+        found = _matches(_merge, part.offsets, part.keys, part.docs, band, keys, docs, bands)
         return (True, _count(*found, n, min_bands)) if whole_documents(path) else (False, found)
 
     with ThreadPoolExecutor(max_workers=threads) as ex:  # reading, merging and counting release the GIL
-        done = [(True, _count(*_matches(_self_merge, part.keys, part.docs), n, min_bands)),
+        done = [(True, _count(*_matches(_self_merge, part.offsets, part.keys, part.docs, bands), n, min_bands)),
                 *ex.map(against, other_files)]
     return [m for whole, m in done if whole], [m for whole, m in done if not whole]
 
 
-def candidate_pairs(part_files: list[str], other_files: list[str], numbering: Numbering, n_bands: int,
+def candidate_pairs(part_files: list[str], other_files: list[str], numbering: Numbering, bands: int,
                     min_bands: int = 1, threads: int = 2) -> pa.Table:
-    """Distinct (doc_a < doc_b) pairs sharing buckets in at least `min_bands` bands, one document's buckets in
-    `part_files` (a part of this batch), the other's in `other_files` (everything already indexed plus this
-    batch's later parts) or in the part itself. Walking a batch part by part, each pair comes up exactly once.
-    Requiring several shared bands is a property of the pair alone, so it keeps incremental ingest equal to a
-    one-shot ingest, and it removes the many pairs of unrelated texts that meet in one band by chance.
+    """Distinct (doc_a < doc_b) pairs sharing buckets in at least `min_bands` bands, with `bands`: how many of
+    them are whole-text bands (band numbers below `bands`; lead bands are `bands..2*bands-1`). One document's
+    buckets are in `part_files` (a part of this batch), the other's in `other_files` (everything already indexed
+    plus this batch's later parts) or in the part itself. Walking a batch part by part, each pair comes up
+    exactly once. Requiring several shared bands is a property of the pair alone, so it keeps incremental ingest
+    equal to a one-shot ingest, and it removes the many pairs of unrelated texts that meet in one band by chance.
     `numbering` knows every document id the files name."""
-    counted, found = _find(part_rows(part_files, numbering, n_bands, threads), other_files, numbering, min_bands,
-                           threads)
+    counted, found = _find(part_rows(part_files, numbering, 2 * bands, threads), other_files, numbering, bands,
+                           min_bands, threads)
     if found:  # files of older compactions mix parts of documents: their matches are counted together
         lo, hi = np.concatenate([a for a, _ in found]), np.concatenate([b for _, b in found])
         del found
         counted.append(_count(lo, hi, len(numbering), min_bands))
-    ia = np.concatenate([a for a, _ in counted])
-    ib = np.concatenate([b for _, b in counted])
+    ia, ib, shared = (np.concatenate([c[k] for c in counted]) for k in range(3))
     ids_a, ids_b = numbering.ids.take(pa.array(ia)), numbering.ids.take(pa.array(ib))
     first = pc.less(ids_a, ids_b)
-    return pa.table({"doc_a": pc.if_else(first, ids_a, ids_b), "doc_b": pc.if_else(first, ids_b, ids_a)})
+    return pa.table({"doc_a": pc.if_else(first, ids_a, ids_b), "doc_b": pc.if_else(first, ids_b, ids_a),
+                     "bands": shared})

@@ -11,7 +11,7 @@ import functools
 from dataclasses import dataclass
 
 FORMAT_NAME = "dedup-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 SHINGLE_KINDS = ("pair", "stem", "char", "word")
 

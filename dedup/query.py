@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from dedup.bands import bucket_rows
 from dedup.sketch import sketch_batch
-from dedup.store import Snapshot, fetch, positions
+from dedup.store import Snapshot, fetch
 from dedup.verify import verify_pairs
 
 _SCORES = ["score", "aligned", "jaccard", "containment", "jaccard_est", "linked"]
@@ -65,27 +65,22 @@ class Index:
         p = self.params
         me = "\x00query"
         sk = sketch_batch([text], p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
-        sig = sk.signatures
-        probe = bucket_rows(np.array([me], dtype=object), sig, sk.lead, p).select(["band", "bucket"])
+        probe = bucket_rows(np.array([me], dtype=object), sk.signatures, sk.lead, p).select(["band", "bucket"])
         self.con.register("probe", probe)
         # the bucket filter is pushed into the Parquet scan; only the few hits are then matched band by band
         cands = self.sql("WITH hits AS (SELECT band, bucket, doc_id FROM buckets WHERE list_contains($keys, bucket)) "
-                         "SELECT h.doc_id FROM hits h JOIN probe USING (band, bucket) "
-                         "GROUP BY h.doc_id HAVING count(*) >= $k",
-                         {"keys": probe["bucket"].to_pylist(), "k": p.min_bands})
+                         "SELECT h.doc_id, count(*) FILTER (WHERE h.band < $b) AS bands "
+                         "FROM hits h JOIN probe USING (band, bucket) GROUP BY h.doc_id HAVING count(*) >= $k",
+                         {"keys": probe["bucket"].to_pylist(), "k": p.min_bands, "b": p.bands})
         self.con.unregister("probe")
         if not cands.num_rows:
             return _empty_similar()
         ids = cands["doc_id"].to_pylist()
         # two filtered scans joined in memory: each filter is pushed into its Parquet scan
-        found = self.sql("SELECT doc_id, text, title, source FROM documents WHERE list_contains($ids, doc_id)",
-                         {"ids": ids})
-        sigs = self.sql("SELECT doc_id, minhash FROM signatures WHERE list_contains($ids, doc_id)", {"ids": ids})
-        docs = found.append_column("minhash", sigs["minhash"].take(positions(found["doc_id"], sigs["doc_id"])))
-        query_doc = pa.table({"doc_id": [me], "text": [text], "title": [None], "source": [None],
-                              "minhash": pa.array([sig[0].tolist()], pa.list_(pa.uint32()))})
-        docs = pa.concat_tables([docs, query_doc.cast(docs.schema)])
-        pairs = verify_pairs(pa.table({"doc_a": [me] * cands.num_rows, "doc_b": cands["doc_id"]}), docs, p)
+        docs = self.sql("SELECT doc_id, text FROM documents WHERE list_contains($ids, doc_id)", {"ids": ids})
+        docs = pa.concat_tables([docs, pa.table({"doc_id": [me], "text": [text]}).cast(docs.schema)])
+        pairs = verify_pairs(pa.table({"doc_a": [me] * cands.num_rows, "doc_b": cands["doc_id"],
+                                       "bands": cands["bands"]}), docs, p)
         scored = pairs.select(["doc_b", *_SCORES]).rename_columns(["doc_id", *_SCORES])
         return self._describe(scored, limit)
 

@@ -65,7 +65,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("flags", pa.list_(pa.string())), ("batch", pa.int32()), ("file", pa.string()), ("line", pa.int64()),
     ]),
     "signatures": pa.schema([("doc_id", pa.string()), ("minhash", pa.list_(pa.uint32()))]),
-    "buckets": pa.schema([("band", pa.int16()), ("bucket", pa.uint64()), ("doc_id", pa.string())]),
+    "buckets": pa.schema([("band", pa.int16()), ("bucket", pa.uint32()), ("doc_id", pa.string())]),
     "pairs": pa.schema([
         ("doc_a", pa.string()), ("doc_b", pa.string()), ("jaccard_est", pa.float32()),
         ("jaccard", pa.float32()), ("containment", pa.float32()), ("aligned", pa.float32()),
@@ -119,6 +119,7 @@ class Manifest:
     garbage: list[dict]
     created_at: float
     updated_at: float
+    version: int = FORMAT_VERSION  # of the manifest read; every commit writes FORMAT_VERSION
 
     def to_json(self) -> dict:
         return {
@@ -129,7 +130,9 @@ class Manifest:
         }
 
 
-def read_manifest(root: Path) -> Manifest:
+def read_manifest(root: Path, upgrading: bool = False) -> Manifest:
+    """The committed manifest. An index of an older format version is refused (`upgrading` accepts those that
+    `upgrade` can convert)."""
     path = root / MANIFEST
     if not root.is_dir():
         raise IndexError_(f"{root}: no such index directory")
@@ -141,11 +144,12 @@ def read_manifest(root: Path) -> Manifest:
         raise IndexError_(f"{path}: unreadable manifest: {e}") from e
     if d.get("format") != FORMAT_NAME:
         raise IndexError_(f"{path}: not a dedup index manifest")
-    if d.get("version") != FORMAT_VERSION:
+    if d.get("version") not in ((1, FORMAT_VERSION) if upgrading else (FORMAT_VERSION,)):
+        hint = f"; convert it with `dedup upgrade --index {root}`" if d.get("version") == 1 else ""
         raise IndexError_(f"{path}: index format version {d.get('version')} is not supported "
-                          f"(this dedup reads version {FORMAT_VERSION})")
+                          f"(this dedup reads version {FORMAT_VERSION}){hint}")
     return Manifest(Params.from_dict(d["params"]), d["generation"], d["tables"], d["next_cluster_id"],
-                    d["next_batch"], d["garbage"], d["created_at"], d["updated_at"])
+                    d["next_batch"], d["garbage"], d["created_at"], d["updated_at"], d["version"])
 
 
 class Snapshot:
@@ -242,12 +246,16 @@ def _options(name: str) -> dict:
     """Parquet writer options of a table: dictionaries only where they pay off, and the texts compressed harder
     (verifying a nightly batch against a large index decompresses most of its texts). A bucket file is one row group
     (a compacted one, two): bucket rows are sorted by key, so every row group names nearly every document of the
-    file, and reading 59 row groups' dictionaries of ids took 2/3 of the time to read a file's bucket keys."""
+    file, and reading 59 row groups' dictionaries of ids took 2/3 of the time to read a file's bucket keys. Its
+    keys, sorted within each band, are delta-encoded and left uncompressed: 2.5 bytes a row in a file of 20k
+    documents (4 plain, 3.2 with zstd), read 4× faster than zstd's plain 64-bit keys of format 1."""
     if name == "buckets":
-        return {"use_dictionary": _DICTIONARY_COLUMNS[name], "dictionary_pagesize_limit": 64 << 20}
+        return {"use_dictionary": _DICTIONARY_COLUMNS[name], "dictionary_pagesize_limit": 64 << 20,
+                "column_encoding": {"bucket": "DELTA_BINARY_PACKED"},
+                "compression": {"band": "zstd", "bucket": "none", "doc_id": "zstd"}}
     if name == "documents":  # zstd level 3 (not 1): texts 16 % smaller and 30 % faster to decompress
-        return {"use_dictionary": True, "compression_level": 3}
-    return {"use_dictionary": _DICTIONARY_COLUMNS.get(name, True)}
+        return {"use_dictionary": True, "compression": "zstd", "compression_level": 3}
+    return {"use_dictionary": _DICTIONARY_COLUMNS.get(name, True), "compression": "zstd"}
 
 
 def _row_group_size(name: str) -> int:
@@ -288,8 +296,8 @@ def write_table(root: Path, name: str, table: pa.Table, generation: int, sort_by
         table = table.sort_by([(c, "ascending") for c in sort_by])
     rel, path = _new_file(root, name, generation)
     try:
-        pq.write_table(table, path, compression="zstd", row_group_size=_row_group_size(name),
-                       write_statistics=True, **_options(name))
+        pq.write_table(table, path, row_group_size=_row_group_size(name), write_statistics=True,
+                       **_options(name))
         _fsync_file(path)
     except BaseException:
         path.unlink(missing_ok=True)  # not staged yet: nobody else would remove it before the next writer
@@ -325,7 +333,7 @@ class Writer:
     """The single writer of an index: holds the lock, stages files, commits atomically."""
 
     def __init__(self, root: str | os.PathLike, params: Params | None = None, requested: dict | None = None,
-                 create: bool = True):
+                 create: bool = True, upgrading: bool = False):
         self.root = Path(root).resolve()
         self._lock_fd: int | None = None
         self.stale_holder: str | None = None
@@ -337,7 +345,7 @@ class Writer:
         self._acquire_lock()
         try:
             if (self.root / MANIFEST).is_file():
-                self.manifest = read_manifest(self.root)
+                self.manifest = read_manifest(self.root, upgrading)
                 if params is not None:
                     self.manifest.params.check_requested(params.to_dict())
                 if requested:
@@ -602,6 +610,25 @@ def compact(root: str | os.PathLike, max_rows_per_file: int = COMPACT_MAX_ROWS) 
         return CompactResult(before, after, done, w.manifest.generation, time.time() - started)
 
 
+def upgrade(root: str | os.PathLike) -> int:
+    """Convert an index of format version 1 to the current version in one commit, under the writer lock; returns
+    the version it had. Version 2 keeps the high 32 bits of each 64-bit bucket key (the same order, so files stay
+    sorted), delta-encoded. Signatures and pairs stay as they are: the `jaccard_est` of pairs linked before the
+    upgrade came from the full signatures."""
+    with Writer(root, create=False, upgrading=True) as w:
+        old = w.manifest.version
+        if old == FORMAT_VERSION:
+            return old
+        for rel in w.manifest.tables["buckets"]:
+            path = w.root / rel
+            t = pq.read_table(path)
+            t = t.set_column(1, "bucket", pc.shift_right(t["bucket"], pa.scalar(32, pa.uint64())).cast(pa.uint32()))
+            w.dropped["buckets"].append(rel)
+            w.stage("buckets", t, whole=whole_documents(path))
+        w.commit(batch=False)
+        return old
+
+
 def _write_sorted(con: duckdb.DuckDBPyConnection, root: Path, name: str, files: list[str], generation: int,
                   max_rows: int) -> list[str]:
     """Stream `files` sorted by `COMPACT_ORDER[name]` into new files of at most `max_rows` rows each."""
@@ -627,8 +654,7 @@ def _write_sorted(con: duckdb.DuckDBPyConnection, root: Path, name: str, files: 
             if writer is None:
                 rel, path = _new_file(root, name, generation)
                 out.append(rel)
-                writer = pq.ParquetWriter(path, schema, compression="zstd", write_statistics=True,
-                                          **_options(name))
+                writer = pq.ParquetWriter(path, schema, write_statistics=True, **_options(name))
                 in_file = 0
             take = min(tbl.num_rows, max_rows - in_file)
             writer.write_table(tbl.slice(0, take), row_group_size=rg)
@@ -663,4 +689,4 @@ def _write_sorted(con: duckdb.DuckDBPyConnection, root: Path, name: str, files: 
 
 
 __all__ = ["Writer", "Snapshot", "Manifest", "read_manifest", "SCHEMAS", "TABLES", "IndexError_", "LockedError",
-           "ParamsError", "compact", "CompactResult"]
+           "ParamsError", "compact", "CompactResult", "upgrade"]

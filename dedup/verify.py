@@ -28,6 +28,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
+from dedup.bands import jaccard_estimate
 from dedup.normalize import WORD_CHAR, fold_batch, utf8_decode
 from dedup.params import Params
 from dedup.shingle import STOPWORDS
@@ -342,12 +343,12 @@ def score_pairs(profiles: Profiles, ia: np.ndarray, ib: np.ndarray) -> tuple[np.
 
 
 def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
-    """Score candidate pairs (doc_a, doc_b) using `docs` (doc_id, text, minhash) and decide which are linked.
+    """Score candidate pairs (doc_a, doc_b, bands: whole-text bands shared) using `docs` (doc_id, text) and
+    decide which are linked.
 
-    A document stored without text (`--no-store-text`) can only be judged by its MinHash estimate."""
+    A document stored without text (`--no-store-text`) can only be judged by the MinHash estimate."""
     ia, ib = positions(cands["doc_a"], docs["doc_id"]), positions(cands["doc_b"], docs["doc_id"])
-    sigs = np.asarray(docs["minhash"].combine_chunks().flatten().to_numpy(), dtype=np.uint32).reshape(-1, p.num_perm)
-    est = (sigs[ia] == sigs[ib]).mean(axis=1).astype(np.float32)
+    est = jaccard_estimate(cands["bands"].to_numpy(zero_copy_only=False), p).astype(np.float32)
     has_text = docs["text"].is_valid().to_numpy(zero_copy_only=False)
     prof = Profiles(docs["text"])
     aligned, jac, con = score_pairs(prof, ia, ib)

@@ -73,9 +73,9 @@ def assert_valid_index(idx: Path) -> dict:
     docs = ix.sql("SELECT doc_id FROM documents")["doc_id"].to_pylist()
     assert len(docs) == len(set(docs))
     assert sorted(ix.sql("SELECT doc_id FROM clusters")["doc_id"].to_pylist()) == sorted(docs)
-    assert ix.sql("SELECT count(*) AS n FROM signatures")["n"][0].as_py() == len(docs)
-    orphans = ix.sql("SELECT count(*) AS n FROM buckets WHERE doc_id NOT IN (SELECT doc_id FROM documents)")
-    assert orphans["n"][0].as_py() == 0
+    for t in ("buckets", "signatures"):
+        orphans = ix.sql(f"SELECT count(*) AS n FROM {t} WHERE doc_id NOT IN (SELECT doc_id FROM documents)")
+        assert orphans["n"][0].as_py() == 0
     ix.sql("SELECT * FROM cluster_summary"), ix.sql("SELECT * FROM copies")
     return ix.stats()
 

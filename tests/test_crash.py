@@ -34,7 +34,8 @@ VIEWS = TABLES + ("cluster_summary", "copies")
 
 
 def ingest_cmd(batch: Path, idx: Path) -> list[str]:
-    return [sys.executable, "-m", "dedup.cli", "ingest", str(batch), "--index", str(idx), "--json"]
+    return [sys.executable, "-m", "dedup.cli", "ingest", str(batch), "--index", str(idx), "--json",
+            "--store-signatures"]
 
 
 def popen(cmd: list[str]) -> subprocess.Popen:
@@ -113,7 +114,8 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> dict:
                                                                   for r in sample[140:150]]
                          + sample[150:] + copies)
     base = tmp / "base"
-    dedup.ingest([night1], base)  # in-process: also fills numba's on-disk cache before any subprocess runs
+    # in-process: also fills numba's on-disk cache before any subprocess runs
+    dedup.ingest([night1], base, store_signatures=True)
     return {"tmp": tmp, "night1": night1, "night2": night2, "base": base}
 
 
@@ -149,7 +151,7 @@ def test_sigkill_at_many_points_never_corrupts(nights: dict, tmp_path: Path) -> 
     base, night2 = nights["base"], nights["night2"]
     pre = check_readable(base)
     ref, work = tmp_path / "ref", tmp_path / "work"
-    args = lambda idx: ingest_cmd(night2, idx)[3:]  # noqa: E731  ["ingest", batch, "--index", idx, "--json"]
+    args = lambda idx: ingest_cmd(night2, idx)[3:]  # noqa: E731  ["ingest", batch, "--index", idx, ...]
 
     # the uninterrupted run: reference state, duration, and when the writer held the index (its lock line)
     shutil.copytree(base, ref)
@@ -257,7 +259,7 @@ def test_first_ingest_killed_then_rerun(nights: dict, tmp_path: Path) -> None:
     (idx / "lock").write_text("pid 4242 on host since 2025-01-01 00:00:00: dedup ingest x\n")
     with pytest.raises(dedup.IndexError, match="not a dedup index"):
         dedup.Index(idx)
-    s = dedup.ingest([nights["night1"]], idx)
+    s = dedup.ingest([nights["night1"]], idx, store_signatures=True)
     assert s.new == 150 and s.stale_lock and "pid 4242" in s.stale_lock
     check_clean(idx)
     shutil.rmtree(idx)
@@ -289,7 +291,7 @@ def test_first_ingest_killed_then_rerun(nights: dict, tmp_path: Path) -> None:
     (other / "tables").mkdir(parents=True)
     (other / "tables" / "notes.txt").write_text("mine")
     with pytest.raises(dedup.IndexError, match="not empty"):
-        dedup.ingest([nights["night1"]], other)
+        dedup.ingest([nights["night1"]], other, store_signatures=True)
 
 
 HOLDER = """
@@ -330,7 +332,8 @@ def test_second_writer_refused_and_dead_holder_detected(nights: dict, tmp_path: 
     # the holder died with the lock: the kernel released it, the next writer notes it and cleans up
     staged = [p for p in (idx / "tables" / "documents").iterdir() if p.name.startswith("00000002-")]
     assert staged  # the dead holder's half-written file
-    res = CliRunner().invoke(main, ["ingest", str(nights["night2"]), "--index", str(idx), "--json"])
+    res = CliRunner().invoke(main, ["ingest", str(nights["night2"]), "--index", str(idx), "--json",
+                                    "--store-signatures"])
     assert res.exit_code == 0, res.output
     s = json.loads(res.stdout)
     assert f"pid {holder.pid} " in s["stale_lock"] and "did not exit cleanly" in res.stderr
@@ -364,7 +367,7 @@ def test_readers_never_blocked_and_see_last_commit(nights: dict, tmp_path: Path)
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     # a writer commits while the old reader is open: the writer is not blocked, the reader keeps its snapshot
-    res = CliRunner().invoke(main, ["ingest", str(nights["night2"]), "--index", str(idx)])
+    res = CliRunner().invoke(main, ["ingest", str(nights["night2"]), "--index", str(idx), "--store-signatures"])
     assert res.exit_code == 0, res.output
     assert old_reader.sql("SELECT count(*) AS n FROM documents")["n"][0].as_py() == 150
     assert old_reader.sql("SELECT count(*) AS n FROM pairs")["n"][0].as_py() >= 0

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 import dedup
 from dedup.cli import main
 from dedup.readers import read_file
-from dedup.store import TABLES, read_manifest
+from dedup.store import TABLES, IndexError_, read_manifest, upgrade
 
 from conftest import ARTICLES, SEED_COPY, SEED_ORIGINAL, load_articles
 
@@ -387,3 +387,35 @@ def test_compact_changes_no_result(ten_batches: Path, one_shot: Path, tmp_path: 
 def test_compact_not_an_index(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["compact", "--index", str(tmp_path / "nope")])
     assert res.exit_code == 5 and "not a dedup index" in res.stderr
+
+
+def test_format_1_index_is_refused_until_upgraded_then_grows_like_a_new_one(articles: list[dict],
+                                                                            tmp_path: Path) -> None:
+    """tests/format_v1/idx was written by dedup with index format 1 (64-bit bucket keys): 68 articles, among them
+    the originals of the sample's machine-translated copies. It is refused with a hint, converted by `upgrade`,
+    and then a batch with the copies links to its documents exactly as a new index of everything would."""
+    idx = tmp_path / "idx"
+    shutil.copytree(Path(__file__).parent / "format_v1" / "idx", idx)
+    before = {f.name: f.read_bytes() for f in (idx / "tables" / "buckets").iterdir()}
+    with pytest.raises(IndexError_, match="dedup upgrade"):
+        dedup.Index(idx)
+    res = CliRunner().invoke(main, ["ingest", str(ARTICLES / "seeds"), "--index", str(idx)])
+    assert res.exit_code == 5 and "dedup upgrade" in res.output and "Traceback" not in res.output
+    assert {f.name: f.read_bytes() for f in (idx / "tables" / "buckets").iterdir()} == before  # untouched
+    res = CliRunner().invoke(main, ["upgrade", "--index", str(idx)])
+    assert res.exit_code == 0 and "version 1 → 2" in res.output
+    assert upgrade(idx) == 2  # a second run has nothing to do
+    ix = dedup.Index(idx)
+    assert ix.snapshot.manifest.version == 2 and ix.table("buckets").schema.field("bucket").type == pa.uint32()
+    old_ids = set(ix.table("documents")["doc_id"].to_pylist())
+    rest = [a for a in articles if a["id"] not in old_ids][:100] + [a for a in articles if "~mt-" in a["id"]]
+    rest = list({a["id"]: a for a in rest}.values())
+    assert sum("~mt-" in a["id"] for a in rest) >= 20
+    dedup.ingest([table(rest)], idx)
+    fresh = tmp_path / "fresh"
+    dedup.ingest([table([a for a in articles if a["id"] in old_ids]), table(rest)], fresh)
+    assert partition_of(idx) == partition_of(fresh)
+    linked = "SELECT doc_a, doc_b FROM pairs WHERE linked ORDER BY ALL"
+    assert _rows(idx, linked) == _rows(fresh, linked)
+    mt_links = [p for p in _rows(idx, linked) if "~mt-" in p[0] + p[1]]
+    assert len(mt_links) >= 20  # the copies found their originals in the converted buckets

@@ -29,14 +29,15 @@ def many_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], pa.
     mp.undo()
     ix = dedup.Index(idx)
     files = [str(f) for f in ix.snapshot.files("buckets")]
-    return files, ix.table("documents")["doc_id"], 2 * ix.params.bands
+    return files, ix.table("documents")["doc_id"], ix.params.bands
 
 
-def reference(files: list[str], part: list[str], min_bands: int) -> set[tuple[str, str]]:
-    """Pairs with a document of `part` sharing >= min_bands buckets: a self-join over all bucket rows."""
+def reference(files: list[str], part: list[str], min_bands: int, bands: int) -> set[tuple[str, str, int]]:
+    """Pairs with a document of `part` sharing >= min_bands buckets, with how many of them are whole-text bands:
+    a self-join over all bucket rows."""
     return {tuple(r) for r in duckdb.execute(f"""
-        SELECT a.doc_id, b.doc_id FROM read_parquet($f) a JOIN read_parquet($f) b
-          ON a.bucket = b.bucket AND a.doc_id < b.doc_id
+        SELECT a.doc_id, b.doc_id, count(*) FILTER (WHERE a.band < {bands}) FROM read_parquet($f) a
+          JOIN read_parquet($f) b ON a.band = b.band AND a.bucket = b.bucket AND a.doc_id < b.doc_id
         WHERE a.doc_id IN (SELECT doc_id FROM read_parquet($p)) OR b.doc_id IN (SELECT doc_id FROM read_parquet($p))
         GROUP BY ALL HAVING count(*) >= {min_bands}""", {"f": files, "p": part}).fetchall()}
 
@@ -46,8 +47,9 @@ def reference(files: list[str], part: list[str], min_bands: int) -> set[tuple[st
 def test_merge_join_equals_sql_join(many_files: tuple[list[str], pa.Array, int], min_bands: int, whole: bool,
                                     tmp_path: Path) -> None:
     """Files written by ingest hold whole documents and are counted file by file; files without that mark (as
-    older compactions wrote them) are counted together. Both must give the pairs of the plain SQL join."""
-    files, ids, n_bands = many_files
+    older compactions wrote them) are counted together. Both must give the pairs of the plain SQL join, and the
+    same count of shared whole-text bands."""
+    files, ids, bands = many_files
     assert len(files) >= 10 and all(whole_documents(f) for f in files if pq.read_metadata(f).num_rows)
     if not whole:
         plain = []
@@ -58,11 +60,13 @@ def test_merge_join_equals_sql_join(many_files: tuple[list[str], pa.Array, int],
         assert not any(whole_documents(f) for f in files)
     numbering = Numbering(ids)
     for part in (files[:1], files[3:6], files):
-        got = candidate_pairs(part, [f for f in files if f not in part], numbering, n_bands, min_bands)
-        pairs = set(zip(got["doc_a"].to_pylist(), got["doc_b"].to_pylist()))
-        assert len(pairs) == got.num_rows and all(a < b for a, b in pairs)
-        assert pairs == reference(files, part, min_bands)
+        got = candidate_pairs(part, [f for f in files if f not in part], numbering, bands, min_bands)
+        pairs = set(zip(got["doc_a"].to_pylist(), got["doc_b"].to_pylist(), got["bands"].to_pylist()))
+        assert len(pairs) == got.num_rows and all(a < b for a, b, _ in pairs)
+        assert pairs == reference(files, part, min_bands, bands)
         assert pairs or part is not files  # the whole sample has copies
+        # lead bands count towards min_bands, not towards the whole-text bands
+        assert any(n < min_bands for *_, n in pairs) or part is not files
 
 
 def test_numbering_finds_every_id_and_refuses_strangers() -> None:
