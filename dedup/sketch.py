@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 from dedup.normalize import WORD_CHAR, fold_batch, squeeze, utf8_decode
-from dedup.shingle import KINDS, STOP_HASHES, lead_length, shingle_hashes
+from dedup.shingle import KINDS, STOP_HASHES, shingle_hashes, whole_and_lead
 
 EMPTY = np.uint32(0xFFFFFFFF)
 
@@ -68,11 +68,13 @@ def _sketch_kernel(buf, offsets, table, kind, size, stop, lead_words, a, b, sigs
             if norm[i] == 32:
                 words += 1
         n_words[d] = words + 1 if n > 0 else 0
-        hashes = shingle_hashes(norm, n, kind, size, stop)
+        if lead_words > 0:
+            hashes, lead = whole_and_lead(norm, n, kind, size, stop, lead_words)
+            minhash(lead, a, b, lead_sigs[d])
+        else:
+            hashes = shingle_hashes(norm, n, kind, size, stop)
         n_shingles[d] = hashes.shape[0]
         minhash(hashes, a, b, sigs[d])
-        if lead_words > 0:
-            minhash(shingle_hashes(norm, lead_length(norm, n, lead_words), kind, size, stop), a, b, lead_sigs[d])
 
 
 @dataclass

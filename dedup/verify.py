@@ -31,7 +31,7 @@ import pyarrow as pa
 from dedup.bands import jaccard_estimate
 from dedup.normalize import WORD_CHAR, fold_batch, utf8_decode
 from dedup.params import Params
-from dedup.shingle import STOPWORDS
+from dedup.shingle import STOPWORDS, hash_set, in_set
 from dedup.store import positions
 
 SENT_MATCH = 0.5
@@ -50,7 +50,7 @@ def _fnv(word: str) -> int:
     return h
 
 
-_STOP_HASHES = np.array(sorted(_fnv(w) for w in STOPWORDS), dtype=np.uint64)
+_STOP_HASHES = hash_set(sorted(_fnv(w) for w in STOPWORDS))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -131,8 +131,7 @@ def _profile(cps: np.ndarray, table: np.ndarray, stop: np.ndarray) -> tuple[np.n
                 sent_of[nt] = sent
                 nt += 1
             else:
-                k = np.searchsorted(stop, word)
-                if i - start >= 2 and not (k < stop.shape[0] and stop[k] == word):
+                if i - start >= 2 and not in_set(stop, word):
                     toks[nt] = pref & np.uint64(0x7FFFFFFFFFFFFFFF)
                     sent_of[nt] = sent
                     nt += 1

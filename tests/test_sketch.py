@@ -10,7 +10,7 @@ from datasketch import LeanMinHash, MinHash, MinHashLSH
 from dedup.bands import band_keys, bucket_key, degenerate, inverse_multipliers
 from dedup.normalize import normalize_text, tokens
 from dedup.params import Params, ParamsError, optimal_bands
-from dedup.shingle import shingles
+from dedup.shingle import STOP_HASHES, STOPWORDS, hash_set, in_set, shingles
 from dedup.sketch import sketch_batch
 
 from conftest import ARTICLES, SEED_COPY, SEED_ORIGINAL
@@ -36,6 +36,8 @@ def test_normalize_folds_unicode_case_and_punctuation_on_real_text() -> None:
 @pytest.mark.parametrize("kind,size", [("pair", 4), ("pair", 6), ("stem", 4), ("stem", 6), ("char", 5), ("char", 3), ("word", 1), ("word", 5)])
 def test_signatures_are_bit_identical_to_datasketch(articles: list[dict], kind: str, size: int) -> None:
     texts = [a["text"] for a in articles[::5]] + list(seed_texts()) + ["Ünïcödé 日本語 ﬁ", "a", "tiny text", "the of", "Straße strasse STRASSE été"]
+    # leads (40 tokens) with one content word, and with two whose pairs reach past the lead
+    texts += ["Straße " + "the of " * 30 + "market property rises again", "alpha beta " + "the " * 38 + "gamma delta"]
     sk = sketch_batch(texts, kind, size, 128, 7, lead_words=40)
     for text, sig, lead, n in zip(texts, sk.signatures, sk.lead, sk.shingles):
         for got, lead_words in ((sig, 0), (lead, 40)):
@@ -120,3 +122,15 @@ def test_params_validation() -> None:
         Params(bands=20, rows=10)
     with pytest.raises(ParamsError):
         Params(bands=4)
+
+
+def test_hash_set_holds_exactly_its_members() -> None:
+    """The stop-word sets of the kernels: open addressing with linear probing, so members that land on one
+    slot must all be found and nothing else."""
+    rng = np.random.default_rng(3)
+    members = sorted({int(x) for x in rng.integers(1, 2**64 - 1, 170, dtype=np.uint64)} | {1, 1 + 1024, 1 + 2048})
+    table = hash_set(members)
+    probes = members + [int(x) for x in rng.integers(1, 2**64 - 1, 2000, dtype=np.uint64)] + [2, 1 + 4096]
+    assert [in_set(table, np.uint64(h)) for h in probes] == [h in set(members) for h in probes]
+    stops = [xxhash.xxh32_intdigest(w.encode()) for w in STOPWORDS]
+    assert all(in_set(STOP_HASHES, np.uint64(h)) for h in stops)
