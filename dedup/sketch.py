@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from dedup.normalize import WORD_CHAR, fold_batch, squeeze, utf8_decode
+from dedup.normalize import FAST_FOLD, WORD_CHAR, fast_fold, fold_batch, pack_batch, squeeze, utf8_decode
 from dedup.shingle import KINDS, STOP_HASHES, shingle_hashes, whole_and_lead
 
 EMPTY = np.uint32(0xFFFFFFFF)
@@ -57,10 +57,16 @@ def minhash(hashes: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _sketch_kernel(buf, offsets, table, kind, size, stop, lead_words, a, b, sigs, lead_sigs, n_words, n_shingles):
+def _sketch_kernel(buf, offsets, fold, table, kind, size, stop, lead_words, a, b, sigs, lead_sigs, n_words,
+                   n_shingles, slow):
+    """Sketch each text of (buf, offsets). With a `fold` table (`FAST_FOLD`) texts come unfolded, and a text that
+    needs CPython's folding is only marked in `slow`; with an empty one they come folded."""
     n_docs = offsets.shape[0] - 1
     for d in numba.prange(n_docs):
         cps = utf8_decode(buf[offsets[d]:offsets[d + 1]])
+        if fold.shape[0] and not fast_fold(cps, fold):
+            slow[d] = True
+            continue
         norm = np.empty(cps.shape[0], dtype=np.uint32)
         n = squeeze(cps, table, norm)
         words = 0
@@ -94,15 +100,25 @@ def sketch_batch(texts: list[str], shingle: str, size: int, num_perm: int, seed:
     A text with no shingles keeps the all-0xFFFFFFFF "empty" signature and a shingle count of 0.
     """
     a, b = permutations(num_perm, seed)
-    buf, offsets = fold_batch(texts)
     n = len(texts)
     sigs = np.empty((n, num_perm), dtype=np.uint32)
     lead = np.empty((n if lead_words else 0, num_perm), dtype=np.uint32)
     n_words = np.zeros(n, dtype=np.int32)
     n_shingles = np.zeros(n, dtype=np.int32)
+    slow = np.zeros(n, dtype=np.bool_)
     if n:
-        _sketch_kernel(buf, offsets, WORD_CHAR, KINDS[shingle], size, STOP_HASHES, lead_words, a, b, sigs,
-                       lead if lead_words else sigs, n_words, n_shingles)
+        # most texts are folded by the kernel itself (FAST_FOLD); the others by CPython, then sketched apart
+        args = (WORD_CHAR, KINDS[shingle], size, STOP_HASHES, lead_words, a, b)
+        _sketch_kernel(*pack_batch(texts), FAST_FOLD, *args, sigs, lead if lead_words else sigs, n_words,
+                       n_shingles, slow)
+        redo = np.flatnonzero(slow)
+        if len(redo):
+            part = Sketches(sigs[redo], lead[redo] if lead_words else lead, n_words[redo], n_shingles[redo])
+            _sketch_kernel(*fold_batch([texts[i] for i in redo]), np.empty(0, np.uint32), *args, part.signatures,
+                           part.lead if lead_words else part.signatures, part.words, part.shingles, slow[redo])
+            sigs[redo], n_words[redo], n_shingles[redo] = part.signatures, part.words, part.shingles
+            if lead_words:
+                lead[redo] = part.lead
     return Sketches(sigs, lead, n_words, n_shingles)
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 import pytest
 import xxhash
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from dedup.bands import band_keys, bucket_key, degenerate, inverse_multipliers
-from dedup.normalize import normalize_text, tokens
+from dedup.normalize import FAST_FOLD, FOLD_SLOW, WORD_CHAR, fast_fold, normalize_text, squeeze, tokens
 from dedup.params import Params, ParamsError, optimal_bands
 from dedup.shingle import STOP_HASHES, STOPWORDS, hash_set, in_set, shingles
 from dedup.sketch import sketch_batch
@@ -134,3 +136,30 @@ def test_hash_set_holds_exactly_its_members() -> None:
     assert [in_set(table, np.uint64(h)) for h in probes] == [h in set(members) for h in probes]
     stops = [xxhash.xxh32_intdigest(w.encode()) for w in STOPWORDS]
     assert all(in_set(STOP_HASHES, np.uint64(h)) for h in stops)
+
+
+def test_kernel_folding_equals_cpython_for_every_code_point_it_folds() -> None:
+    """The kernel folds texts made of Latin-1, Latin Extended and General Punctuation itself (FAST_FOLD); every
+    such code point, alone and between letters, must normalize exactly as NFKC + casefold in CPython does, and
+    texts with any other code point must be left to CPython."""
+    fast = [cp for cp in range(len(FAST_FOLD)) if FAST_FOLD[cp] != FOLD_SLOW]
+    assert len(fast) > 1000 and {ord("É"), 0x201C, ord("Ж"), 0xFFFD} <= set(fast) and ord("ß") not in fast
+    # no two of them compose or reorder under NFKC: folding one by one equals folding the whole text
+    nfkc = {cp: unicodedata.normalize("NFKC", chr(cp)) for cp in fast}
+    for x in fast:
+        for y in fast:
+            assert unicodedata.normalize("NFKC", chr(x) + chr(y)) == nfkc[x] + nfkc[y], (hex(x), hex(y))
+
+    def kernel_norm(text: str) -> str | None:
+        cps = np.array([ord(c) for c in text], dtype=np.uint32)
+        if not fast_fold(cps, FAST_FOLD):
+            return None
+        out = np.empty(len(cps), dtype=np.uint32)
+        return "".join(map(chr, out[:squeeze(cps, WORD_CHAR, out)]))
+
+    for cp in fast:
+        c = chr(cp)
+        for text in (c, f"Ab{c}cD{c}{c} {c}x", f"{c}É…“Q”"):
+            assert kernel_norm(text) == normalize_text(text), hex(cp)
+    for text in ("Straße", "ﬁne", "日本", "e\u0301", "ΐ", "½", "Ünïcödé 日本語"):
+        assert kernel_norm(text) is None
