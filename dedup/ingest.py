@@ -31,7 +31,9 @@ from dedup.bands import bucket_rows
 from dedup.cluster import assign_ids, partition
 from dedup.link import Numbering, candidate_pairs
 from dedup.params import Params
-from dedup.readers import DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expand_paths, read_file, records_from_table
+from dedup.normalize import utf8_buffers
+from dedup.readers import (DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expand_paths, read_file, record_texts,
+                           records_from_table)
 from dedup.sketch import sketch_batch
 from dedup.store import COMPACT_TMP, Writer, fetch, positions, rows_of
 from dedup.verify import KEEP_SCORE, verify_pairs
@@ -87,9 +89,11 @@ class StrictError(Exception):
         self.rejection = rejection
 
 
-def text_hash(text: str) -> int:
-    """Identity of a text version: decides unchanged vs replaced."""
-    return xxhash.xxh3_64_intdigest(text.encode("utf-8", "surrogatepass"))
+def text_hashes(texts: pa.Array) -> list[int]:
+    """The identity of each text's version (xxh3-64 of its UTF-8 bytes): decides unchanged vs replaced."""
+    offsets, data = utf8_buffers(texts)
+    view, bounds = memoryview(data), offsets.tolist()
+    return [xxhash.xxh3_64_intdigest(view[bounds[i]:bounds[i + 1]]) for i in range(len(bounds) - 1)]
 
 
 
@@ -207,18 +211,21 @@ class _Batch:
         rejected: list[Rejection] = []
         if not recs:
             return rejected
-        hashes = [text_hash(r.text) for r in recs]
+        texts = record_texts(recs)  # Arrow, straight from the input's buffers where it can
+        hashes = text_hashes(texts)
         old = self._stored_hashes([r.doc_id for r in recs])
-        keep = []
-        for r, h in zip(recs, hashes):
+        keep, at = [], []
+        for i, (r, h) in enumerate(zip(recs, hashes)):
             if old.get(r.doc_id) == h:
                 self.s.unchanged += 1
             else:
                 keep.append((r, h))
+                at.append(i)
         if not keep:
             return rejected
         p = self.p
-        sk = sketch_batch([r.text for r, _ in keep], p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
+        texts = texts.take(pa.array(at, pa.int64())) if len(at) < len(recs) else texts
+        sk = sketch_batch(texts, p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
         ok = sk.shingles > 0
         for (r, _), good in zip(keep, ok):
             if not good:
@@ -239,7 +246,8 @@ class _Batch:
         # it overlaps with sketching the next chunk (100k documents: 14.1 → 10.7-12.2 s); one chunk at most
         # waits, so memory stays bounded.
         self.wait_for_writes()
-        self.pending_write = self.writer.submit(self._stage_chunk, ids, rows, sigs, words, shingles, lead)
+        texts = texts.take(pa.array(idx)) if len(idx) < len(keep) else texts
+        self.pending_write = self.writer.submit(self._stage_chunk, ids, rows, texts, sigs, words, shingles, lead)
         return rejected
 
     def wait_for_writes(self) -> None:
@@ -248,15 +256,15 @@ class _Batch:
             self.pending_write.result()
             self.pending_write = None
 
-    def _stage_chunk(self, ids: list[str], rows: list, sigs: np.ndarray, words: np.ndarray, shingles: np.ndarray,
-                     lead: np.ndarray) -> None:
+    def _stage_chunk(self, ids: list[str], rows: list, texts: pa.Array, sigs: np.ndarray, words: np.ndarray,
+                     shingles: np.ndarray, lead: np.ndarray) -> None:
         p = self.p
         self.w.stage("documents", pa.table({
             "doc_id": ids, "title": [r.title for r, _ in rows], "source": [r.source for r, _ in rows],
             "url": [r.url for r, _ in rows], "published_at": [r.published_at for r, _ in rows],
             "lang": [r.lang for r, _ in rows], "words": words, "shingles": shingles,
             "text_hash": pa.array([h for _, h in rows], pa.uint64()),
-            "text": [r.text if self.store_text else None for r, _ in rows],
+            "text": texts if self.store_text else pa.nulls(len(rows), pa.large_string()),
             "flags": [r.flags for r, _ in rows], "batch": pa.array([self.batch] * len(rows), pa.int32()),
             "file": [r.file for r, _ in rows], "line": [r.line for r, _ in rows],
         }))
@@ -419,8 +427,8 @@ def _release_memory() -> None:
 
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Python's cyclic collector off for the batch: it walked the batch's records again and again (1.2 s of 25 s
-    of CPU at 100k); they hold no cycles, and `_release_memory` collects between stages."""
+    """Python's cyclic collector off while a batch is read: it walked the records again and again (1.2 s of 25 s of
+    CPU at 100k), which hold no cycles; `_release_memory` collects once reading is done."""
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -458,12 +466,13 @@ def ingest(sources: Iterable, index: str | os.PathLike, params: Params | None = 
     inputs = [os.fsdecode(s).encode("utf-8", "replace").decode("utf-8")
               if not isinstance(s, (pa.Table, pa.RecordBatch)) else "<table>" for s in sources]
     _libc()
-    with _collector_paused(), Writer(index, params=params, requested=requested) as w:
+    with Writer(index, params=params, requested=requested) as w:
         job = _Batch(w, store_text, store_signatures, strict, progress)
         job.s.stale_lock = w.stale_holder
         try:
             t = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=1) as worker:  # chunk k is indexed while k + 1 is read
+            # chunk k is indexed while k + 1 is read
+            with _collector_paused(), ThreadPoolExecutor(max_workers=1) as worker:
                 pending = None
                 for chunk in _chunks(_records(sources, fields, max_chars), CHUNK):
                     recs, rejected = job.accept(chunk)

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from dedup.normalize import utf8_buffers
 from dedup.store import whole_documents
 
 
@@ -45,14 +46,14 @@ class Numbering:
         ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
         self.ids = ids
         self.order = pc.sort_indices(ids).to_numpy().astype(np.int32)
-        self.offsets, self.data = _buffers(ids.take(pa.array(self.order)))
+        self.offsets, self.data = utf8_buffers(ids.take(pa.array(self.order)))
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def find(self, values: pa.Array) -> np.ndarray:
         """The number of each of `values`, -1 for those not among the ids."""
-        found = _search(self.offsets, self.data, *_buffers(values))
+        found = _search(self.offsets, self.data, *utf8_buffers(values))
         return np.where(found >= 0, self.order[found], -1) if len(self.order) else found
 
     def numbers(self, values: pa.Array) -> np.ndarray:
@@ -61,14 +62,6 @@ class Numbering:
         if len(found) and found.min() < 0:
             raise KeyError("document id missing from the index")
         return found
-
-
-def _buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets, UTF-8 bytes) of a string array."""
-    strings = strings.cast(pa.large_string())
-    _, offsets, data = strings.buffers()
-    offsets = np.frombuffer(offsets, np.int64)[strings.offset:strings.offset + len(strings) + 1]
-    return offsets, (np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8))
 
 
 @numba.njit(cache=True, nogil=True)

@@ -2,8 +2,10 @@
 
 Unicode NFKC, then case folding, then every character that is not a letter, digit or combining mark becomes a
 separator; runs of separators collapse to one space. The result is a sequence of word tokens joined by single
-spaces. NFKC and case folding run in CPython (C code, fast); the character classing runs in the numba kernel
-over code points, driven by the same `WORD_CHAR` table as the reference `normalize_text`, so both agree exactly.
+spaces. The numba kernel folds texts made of the common blocks (`FAST_BLOCKS`: Latin, Greek, Cyrillic,
+punctuation) itself, code point by code point, from a table that CPython's NFKC and case folding filled
+(`FAST_FOLD`); other texts are folded by CPython. The character classing runs in the kernel over code points,
+driven by the same `WORD_CHAR` table as the reference `normalize_text`, so both agree exactly.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import unicodedata
 
 import numba
 import numpy as np
+import pyarrow as pa
 
 
 def _word_char_table() -> np.ndarray:
@@ -51,8 +54,19 @@ def fold_batch(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return pack_batch([fold(t) for t in texts])
 
 
-def pack_batch(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """A batch as one UTF-8 buffer plus byte offsets (len = n + 1), as is."""
+def utf8_buffers(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(byte offsets, UTF-8 bytes) of an Arrow string array, without copying the bytes."""
+    strings = strings.cast(pa.large_string())
+    _, offsets, data = strings.buffers()
+    offsets = np.frombuffer(offsets, np.int64)[strings.offset:strings.offset + len(strings) + 1]
+    return offsets, (np.frombuffer(data, np.uint8) if data is not None else np.empty(0, np.uint8))
+
+
+def pack_batch(texts: list[str] | pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A batch as one UTF-8 buffer plus byte offsets (len = n + 1), as is (an Arrow array: its own buffers)."""
+    if isinstance(texts, pa.Array):
+        offsets, data = utf8_buffers(texts)
+        return data, offsets
     encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum([len(s) for s in encoded], out=offsets[1:])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+import pyarrow as pa
 
 from dedup.normalize import FAST_FOLD, WORD_CHAR, fast_fold, fold_batch, pack_batch, squeeze, utf8_decode
 from dedup.shingle import KINDS, STOP_HASHES, shingle_hashes, whole_and_lead
@@ -93,7 +94,7 @@ class Sketches:
     shingles: np.ndarray         # int32: shingle positions (0 = nothing to fingerprint)
 
 
-def sketch_batch(texts: list[str], shingle: str, size: int, num_perm: int, seed: int, lead_words: int = 0
+def sketch_batch(texts: list[str] | pa.Array, shingle: str, size: int, num_perm: int, seed: int, lead_words: int = 0
                  ) -> Sketches:
     """Signatures of a batch of raw texts (and of their leads when `lead_words` > 0).
 
@@ -114,7 +115,8 @@ def sketch_batch(texts: list[str], shingle: str, size: int, num_perm: int, seed:
         redo = np.flatnonzero(slow)
         if len(redo):
             part = Sketches(sigs[redo], lead[redo] if lead_words else lead, n_words[redo], n_shingles[redo])
-            _sketch_kernel(*fold_batch([texts[i] for i in redo]), np.empty(0, np.uint32), *args, part.signatures,
+            slow_texts = [texts[i].as_py() if isinstance(texts, pa.Array) else texts[i] for i in redo]
+            _sketch_kernel(*fold_batch(slow_texts), np.empty(0, np.uint32), *args, part.signatures,
                            part.lead if lead_words else part.signatures, part.words, part.shingles, slow[redo])
             sigs[redo], n_words[redo], n_shingles[redo] = part.signatures, part.words, part.shingles
             if lead_words:

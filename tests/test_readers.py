@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import random
 from datetime import datetime
 from pathlib import Path
 
@@ -12,8 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dedup.readers import (_CONTROL, _MOJIBAKE_START, DEFAULT_MAX_CHARS, FieldMap, InputError, Record, Rejection,
-                           expand_paths, plain_texts, read_file, validate)
+from dedup.readers import (_CONTROL, _MOJIBAKE_START, FieldMap, InputError, Record, Rejection,
+                           expand_paths, plain_texts, read_file, record_texts, validate)
 
 from conftest import ARTICLES, SEED_COPY
 
@@ -64,20 +65,28 @@ def test_texts_scanned_by_arrow_give_the_records_of_the_python_scans(tmp_path: P
         elif i % 3 == 2:
             text = text[:50] + ("\x07" if i % 2 else "\x85") + text[50:]
         rows.append({"id": r["id"], "text": text})
+    # texts the Arrow checks must leave to Python (blank, no ASCII letter, too long) and one with U+FFFD
+    rows += [{"id": "blank", "text": " \u3000\t "}, {"id": "greek", "text": "Αθήνα, ΣΑΣ"},
+             {"id": "long", "text": articles[0]["text"] * 40}, {"id": "fffd", "text": "caf\ufffd au lait"}]
     assert plain_texts(pa.array([r["text"] for r in rows])).tolist() == [
         not (_CONTROL.search(r["text"]) or _MOJIBAKE_START.search(r["text"])) for r in rows]
-    scanned = [validate(dict(r), FieldMap(), "x", i, DEFAULT_MAX_CHARS) for i, r in enumerate(rows, 1)]
-    expected = [(r.doc_id, r.text, sorted(r.flags)) for r in scanned]
-    flags = [f for _, _, fl in expected for f in fl]
-    assert "mojibake_suspected" in flags and "control_chars_removed" in flags
+    limit = 50_000
+    scanned = [validate(dict(r), FieldMap(), "x", i, limit) for i, r in enumerate(rows, 1)]
+    expected = [(r.doc_id, r.text, sorted(r.flags)) if isinstance(r, Record) else r.reason for r in scanned]
+    flags = [f for e in expected if isinstance(e, tuple) for f in e[2]]
+    assert "mojibake_suspected" in flags and "control_chars_removed" in flags and "has_replacement_char" in flags
+    assert expected[-4] == "empty_text" and expected[-2] == "too_long" and expected[-3][0] == "greek"
     with open(tmp_path / "a.jsonl", "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "a.parquet")
     for name in ("a.jsonl", "a.parquet"):
-        recs, rej = _read(tmp_path / name)
-        assert not rej, rej
-        assert [(r.doc_id, r.text, sorted(r.flags)) for r in recs] == expected, name
+        got = list(read_file(tmp_path / name, FieldMap(), limit))
+        assert [(r.doc_id, r.text, sorted(r.flags)) if isinstance(r, Record) else r.reason for r in got] == expected
+    # Parquet texts that pass Arrow's checks stay in their column, the others become Python strings
+    got = list(read_file(tmp_path / "a.parquet", FieldMap(), limit))
+    assert sum(r.string is None for r in got if isinstance(r, Record)) >= 30
+    assert got[-1].string is None and got[-3].string == "Αθήνα, ΣΑΣ"
 
 
 def test_field_mapping(tmp_path: Path, articles: list[dict]) -> None:
@@ -144,3 +153,18 @@ def test_directory_walk_reports_unsupported_files_and_missing_paths(tmp_path: Pa
     assert [s.reason for s in skipped] == ["unsupported_file"]
     with pytest.raises(InputError, match="no such file"):
         expand_paths([tmp_path / "missing.jsonl"])
+
+
+def test_record_texts_keep_record_order_across_columns_and_strings(articles: list[dict]) -> None:
+    """Ingest takes a chunk's texts from their Arrow columns (runs of rows sliced) and Python strings."""
+    rng = random.Random(1)
+    cols = [pa.array([a["text"] for a in articles[k * 40:(k + 1) * 40]]) for k in range(3)]
+    for _ in range(200):
+        recs = []
+        for _ in range(rng.randint(0, 30)):
+            if rng.random() < 0.3:
+                recs.append(Record("x", None, None, None, None, None, "f", 1, [], rng.choice(articles)["text"][:80]))
+            else:
+                recs.append(Record("x", None, None, None, None, None, "f", 1, [], None, rng.choice(cols),
+                                   rng.randrange(40) if rng.random() < 0.3 else 0))
+        assert record_texts(recs).to_pylist() == [r.text for r in recs]
