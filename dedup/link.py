@@ -263,23 +263,33 @@ def _matches(kernel, *args) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True, nogil=True)
-def _count(a, b, n_docs, min_bands):
+def _count(a, b, min_bands):
     """Pairs (a, b >> 1) that occur at least `min_bands` times, with how many of those are whole-text bands
-    (b even): grouped by a with a counting sort, then each group's partners sorted and counted."""
-    start = np.zeros(n_docs + 1, np.int64)
-    for x in a:
-        start[x + 1] += 1
-    for d in range(n_docs):
+    (b even). Matches are grouped by whichever end spans fewer document numbers (against an older file, the
+    batch's end: counting arrays of the batch's size, not of the index's), then each group's partners are
+    sorted and counted."""
+    if a.shape[0] == 0:
+        return np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.int16)
+    big = b >> 1
+    amin, bmin = a.min(), big.min()
+    by_b = big.max() - bmin < a.max() - amin
+    lo = bmin if by_b else amin
+    n = (big.max() if by_b else a.max()) - lo + 1
+    start = np.zeros(n + 1, np.int64)
+    for k in range(a.shape[0]):
+        start[(big[k] if by_b else a[k]) - lo + 1] += 1
+    for d in range(n):
         start[d + 1] += start[d]
     fill = start[:-1].copy()
-    partners = np.empty(a.shape[0], np.int32)
+    partners = np.empty(a.shape[0], np.int32)  # the other end, times two, plus one for a lead band
     for k in range(a.shape[0]):
-        partners[fill[a[k]]] = b[k]
-        fill[a[k]] += 1
+        g = (big[k] if by_b else a[k]) - lo
+        partners[fill[g]] = 2 * a[k] + (b[k] & 1) if by_b else b[k]
+        fill[g] += 1
     size = a.shape[0] // max(min_bands, 1) + 1  # a pair takes min_bands of the entries
     out_a, out_b, out_w = np.empty(size, np.int32), np.empty(size, np.int32), np.empty(size, np.int16)
     m = 0
-    for d in range(n_docs):
+    for d in range(n):
         if start[d + 1] - start[d] < min_bands:
             continue
         group = np.sort(partners[start[d]:start[d + 1]])
@@ -290,7 +300,8 @@ def _count(a, b, n_docs, min_bands):
                 w += 1 - (group[j] & 1)
                 j += 1
             if j - i >= min_bands:
-                out_a[m], out_b[m], out_w[m] = d, group[i] >> 1, w
+                other = group[i] >> 1
+                out_a[m], out_b[m], out_w[m] = (other, d + lo, w) if by_b else (d + lo, other, w)
                 m += 1
             i = j
     return out_a[:m], out_b[:m], out_w[:m]
@@ -302,15 +313,14 @@ def _find(part: Rows, other_files: list[str], numbering: Numbering, bands: int, 
     counted, matches still to count). A part, and a file that holds all rows of its documents, sees every band
     its pairs share, so their matches are counted at once and only pairs sharing `min_bands` are kept: a 100k
     part meets a 1M index in ~40 M single-band collisions, and holding them all took ~300 MB."""
-    n = len(numbering)
 
     def against(path: str) -> tuple[bool, tuple[np.ndarray, ...]]:
         band, keys, docs = read_rows(path, numbering)
         found = _matches(_merge, part.offsets, part.keys, part.docs, band, keys, docs, bands)
-        return (True, _count(*found, n, min_bands)) if whole_documents(path) else (False, found)
+        return (True, _count(*found, min_bands)) if whole_documents(path) else (False, found)
 
     with ThreadPoolExecutor(max_workers=threads) as ex:  # reading, merging and counting release the GIL
-        done = [(True, _count(*_matches(_self_merge, part.offsets, part.keys, part.docs, bands), n, min_bands)),
+        done = [(True, _count(*_matches(_self_merge, part.offsets, part.keys, part.docs, bands), min_bands)),
                 *ex.map(against, other_files)]
     return [m for whole, m in done if whole], [m for whole, m in done if not whole]
 
@@ -329,7 +339,7 @@ def candidate_pairs(part_files: list[str], other_files: list[str], numbering: Nu
     if found:  # files of older compactions mix parts of documents: their matches are counted together
         lo, hi = np.concatenate([a for a, _ in found]), np.concatenate([b for _, b in found])
         del found
-        counted.append(_count(lo, hi, len(numbering), min_bands))
+        counted.append(_count(lo, hi, min_bands))
     ia, ib, shared = (np.concatenate([c[k] for c in counted]) for k in range(3))
     ids_a, ids_b = numbering.ids.take(pa.array(ia)), numbering.ids.take(pa.array(ib))
     first = pc.less(ids_a, ids_b)

@@ -6,12 +6,13 @@ import sys
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 import dedup
-from dedup.link import Numbering, candidate_pairs
+from dedup.link import Numbering, _count, candidate_pairs
 from dedup.store import whole_documents
 
 from conftest import load_articles
@@ -81,3 +82,26 @@ def test_numbering_finds_every_id_and_refuses_strangers() -> None:
     assert found[[0, 2, 4]].tolist() == [-1, -1, -1]
     assert [ids[int(n)].as_py() for n in found[[1, 3]]] == ["ab", "日本"]
     assert Numbering(pa.array([], pa.string())).find(pa.array(["a"])).tolist() == [-1]
+
+
+@pytest.mark.parametrize("wide_end", ["smaller", "larger"])
+def test_count_keeps_pairs_with_enough_bands_whichever_end_it_groups_by(wide_end: str) -> None:
+    """Matches (smaller document, 2 × larger + lead flag) are grouped by the end spanning fewer numbers; both
+    ways must count exactly the pairs a plain Counter finds, with their whole-text bands."""
+    rng = np.random.default_rng(5 if wide_end == "smaller" else 6)
+    n = 20_000
+    if wide_end == "smaller":  # a batch (high numbers) against an older file (numbers all over the index)
+        big, small = rng.integers(19_000, 19_200, n), rng.integers(0, 18_000, n) % 300 * 60
+    else:
+        big, small = rng.integers(5_000, 19_000, n) % 400 * 40 + 3_000, rng.integers(0, 150, n)
+    lead = rng.integers(0, 2, n)
+    a, b = small.astype(np.int32), (2 * big + lead).astype(np.int32)
+    want: dict[tuple[int, int], list[int]] = {}
+    for x, y, f in zip(small.tolist(), big.tolist(), lead.tolist()):
+        want.setdefault((x, y), []).append(f)
+    for min_bands in (1, 2, 3):
+        got_a, got_b, got_w = _count(a, b, min_bands)
+        got = {(x, y): w for x, y, w in zip(got_a.tolist(), got_b.tolist(), got_w.tolist())}
+        assert len(got) == len(got_a)
+        assert got == {k: v.count(0) for k, v in want.items() if len(v) >= min_bands}
+        assert any(len(v) >= 3 for v in want.values())
