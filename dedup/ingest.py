@@ -89,6 +89,24 @@ class StrictError(Exception):
         self.rejection = rejection
 
 
+TEXT_COLUMN_BYTES = 1 << 30  # a string array's 32-bit offsets reach 2 GiB: the documents file's texts are cut
+
+
+def _text_column(texts: pa.Array) -> pa.ChunkedArray:
+    """A chunk's texts (no nulls) as the documents table's `string` column: in pieces of at most about
+    TEXT_COLUMN_BYTES, each with its own 32-bit offsets over the same bytes (20k long reports can exceed the
+    2 GiB a single string array holds)."""
+    offsets, data = utf8_buffers(texts)
+    marks = np.arange(offsets[0] + TEXT_COLUMN_BYTES, offsets[-1], TEXT_COLUMN_BYTES)
+    cuts = np.unique(np.concatenate([[0], np.searchsorted(offsets, marks, "right") - 1, [len(texts)]]))
+    pieces = []
+    for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+        rel = (offsets[a:b + 1] - offsets[a]).astype(np.int32)
+        pieces.append(pa.Array.from_buffers(pa.string(), b - a, [None, pa.py_buffer(rel),
+                                                                 pa.py_buffer(data[offsets[a]:offsets[b]])]))
+    return pa.chunked_array(pieces, pa.string())
+
+
 def text_hashes(texts: pa.Array) -> list[int]:
     """The identity of each text's version (xxh3-64 of its UTF-8 bytes): decides unchanged vs replaced."""
     offsets, data = utf8_buffers(texts)
@@ -264,7 +282,7 @@ class _Batch:
             "url": [r.url for r, _ in rows], "published_at": [r.published_at for r, _ in rows],
             "lang": [r.lang for r, _ in rows], "words": words, "shingles": shingles,
             "text_hash": pa.array([h for _, h in rows], pa.uint64()),
-            "text": texts if self.store_text else pa.nulls(len(rows), pa.large_string()),
+            "text": _text_column(texts) if self.store_text else pa.nulls(len(rows), pa.string()),
             "flags": [r.flags for r, _ in rows], "batch": pa.array([self.batch] * len(rows), pa.int32()),
             "file": [r.file for r, _ in rows], "line": [r.line for r, _ in rows],
         }))

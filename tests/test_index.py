@@ -170,3 +170,20 @@ def test_documents_stored_without_text_are_judged_by_the_band_estimate(articles:
     twins = [p for p in pairs if {p["doc_a"], p["doc_b"]} == {"twin-of-7", articles[7]["id"]}]
     # a band held by a single shingle is left out of the buckets, so even twins may miss one of 96
     assert len(twins) == 1 and twins[0]["jaccard_est"] > 0.98 and twins[0]["linked"]
+
+
+def test_texts_are_stored_in_pieces_under_the_string_array_limit(articles: list[dict], tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk's texts go to the documents file in pieces (a string array holds 2 GiB); here pieces of ~5 KB."""
+    import sys
+
+    ingest_module = sys.modules["dedup.ingest"]
+    monkeypatch.setattr(ingest_module, "TEXT_COLUMN_BYTES", 5_000)
+    pieces = []
+    real = ingest_module._text_column
+    monkeypatch.setattr(ingest_module, "_text_column", lambda t: pieces.append(real(t)) or pieces[-1])
+    rows = articles[:40]
+    dedup.ingest([pa.Table.from_pylist(rows)], tmp_path / "idx")
+    assert len(pieces) == 1 and pieces[0].num_chunks >= 40 * 2_000 // 5_000
+    stored = {r["doc_id"]: r["text"] for r in dedup.Index(tmp_path / "idx").table("documents").to_pylist()}
+    assert stored == {r["id"]: r["text"] for r in rows}
