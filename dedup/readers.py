@@ -223,22 +223,23 @@ class _Checked:
     replacement_char: bool
 
 
-def checked_texts(col: pa.Array, max_chars: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Which texts of an Arrow string column pass every check of `validate` without being looked at in Python,
-    and which of them hold U+FFFD; None if the column is not valid UTF-8 text. A text passes if it is plain (see
-    `plain_texts`), holds an ASCII letter or digit (so it is not blank) and is at most `max_chars` characters
-    long; the others are checked row by row, as Python strings. All scans run in C++, without the GIL."""
+def checked_texts(col: pa.Array, max_chars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Which texts of an Arrow string column are plain (`plain_texts`), which of those pass every check of
+    `validate` without being looked at in Python, and which hold U+FFFD; None if the column is not valid UTF-8
+    text. A text passes if it is plain, holds an ASCII letter or digit (so it is not blank) and is at most
+    `max_chars` characters long; the others are checked row by row, as Python strings. All scans run in C++,
+    without the GIL."""
     if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         return None
     try:
         col.validate(full=True)
     except pa.ArrowInvalid:
         return None
-    ok = pc.and_(pc.invert(pc.match_substring_regex(col, f"{_CONTROL_RE2}|{_MOJIBAKE_START_RE2}")),
-                 pc.match_substring_regex(col, "[0-9A-Za-z]"))
-    ok = pc.and_(ok, pc.less_equal(pc.utf8_length(col), max_chars))
+    plain = plain_texts(col)
+    ok = pc.and_(pc.match_substring_regex(col, "[0-9A-Za-z]"), pc.less_equal(pc.utf8_length(col), max_chars))
     fffd = pc.match_substring(col, "\ufffd")
-    return ok.fill_null(False).to_numpy(zero_copy_only=False), fffd.fill_null(False).to_numpy(zero_copy_only=False)
+    return (plain, plain & ok.fill_null(False).to_numpy(zero_copy_only=False),
+            fffd.fill_null(False).to_numpy(zero_copy_only=False))
 
 
 def validate(raw: dict, fields: FieldMap, file: str, line: int | None, max_chars: int,
@@ -621,17 +622,19 @@ def _batch_rows(batch: pa.RecordBatch, names: list[str], columns: list[str], tex
     others = dict.fromkeys(c for c in names if c not in columns)
     values, repaired = {}, {}
     checked = checked_texts(batch.column(text), max_chars) if text in columns else None
+    plain = fast = None  # without `checked`, the text column is not valid UTF-8 text: no row is plain
+    if checked is not None:
+        plain, fast, fffd = checked
     for name in columns:
-        if name == text and checked is not None:
+        if name == text and fast is not None:
             col = batch.column(name)
-            values[name] = [None if fast else col[i].as_py() for i, fast in enumerate(checked[0].tolist())]
+            values[name] = [None if ok else col[i].as_py() for i, ok in enumerate(fast.tolist())]
             repaired[name] = []
         else:
             values[name], repaired[name] = _column_values(batch.column(name))
-    plain = plain_texts(batch.column(text)) if text in columns and not repaired[text] else None
     for i in range(batch.num_rows):
         raw = {**others, **{name: values[name][i] for name in columns}}
-        ref = _Checked(batch.column(text), i, bool(checked[1][i])) if checked is not None and checked[0][i] else None
+        ref = _Checked(batch.column(text), i, bool(fffd[i])) if fast is not None and fast[i] else None
         yield (raw, ["utf8_repaired"] if any(r and r[i] for r in repaired.values()) else [],
                bool(plain[i]) if plain is not None else False, ref)
 

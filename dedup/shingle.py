@@ -41,7 +41,6 @@ new may might must shall per via yet don didn doesn isn wasn weren won wouldn co
 """.split()))
 
 
-
 def hash_set(hashes: list[int]) -> np.ndarray:
     """An open-addressing set of nonzero hash values for `in_set` (0 marks an empty slot): one probe or two
     where a binary search over the 170 stop words took eight (a third of the shingling time)."""
