@@ -10,6 +10,7 @@ driven by the same `WORD_CHAR` table as the reference `normalize_text`, so both 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import numba
@@ -18,12 +19,14 @@ import pyarrow as pa
 
 
 def _word_char_table() -> np.ndarray:
-    """1 for code points that belong to words (letters, digits, marks), 0 for separators."""
+    """1 for code points that belong to words (`str.isalnum()` or a combining mark), 0 for separators. Computed
+    over all code points at once in C (re's `[^\\W_]` is exactly `isalnum`): 0.2 s, where a Python loop took 0.5 s
+    of every run's start."""
+    chars = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
     table = np.zeros(0x110000, dtype=np.uint8)
-    for cp in range(0x110000):
-        c = chr(cp)
-        if c.isalnum() or unicodedata.category(c)[0] == "M":
-            table[cp] = 1
+    table[[m.start() for m in re.finditer(r"[^\W_]", chars)]] = 1
+    marks = frozenset(("Mn", "Mc", "Me"))
+    table[np.fromiter(map(marks.__contains__, map(unicodedata.category, chars)), np.bool_, 0x110000)] = 1
     return table
 
 

@@ -35,6 +35,14 @@ def test_normalize_folds_unicode_case_and_punctuation_on_real_text() -> None:
     assert tokens("U.S.-led") == ["u", "s", "led"]
 
 
+def test_word_char_table_marks_letters_digits_and_marks_of_every_code_point() -> None:
+    """WORD_CHAR is built from a regex over all code points at once; it must equal the definition, code point by
+    code point: `isalnum()` or a combining mark (Mn, Mc, Me)."""
+    want = np.array([chr(cp).isalnum() or unicodedata.category(chr(cp))[0] == "M" for cp in range(0x110000)])
+    assert np.array_equal(WORD_CHAR.astype(bool), want)
+    assert WORD_CHAR[ord("_")] == 0 and WORD_CHAR[0x0301] == 1 and WORD_CHAR[ord("٣")] == 1
+
+
 @pytest.mark.parametrize("kind,size", [("pair", 4), ("pair", 6), ("stem", 4), ("stem", 6), ("char", 5), ("char", 3), ("word", 1), ("word", 5)])
 def test_signatures_are_bit_identical_to_datasketch(articles: list[dict], kind: str, size: int) -> None:
     texts = [a["text"] for a in articles[::5]] + list(seed_texts()) + ["Ünïcödé 日本語 ﬁ", "a", "tiny text", "the of", "Straße strasse STRASSE été"]
