@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from dedup.readers import (_CONTROL, _MOJIBAKE_START, FieldMap, InputError, Record, Rejection,
-                           expand_paths, plain_texts, read_file, record_texts, validate)
+                           checked_texts, easy_rows, expand_paths, plain_texts, read_file, record_texts,
+                           validate)
 
 from conftest import ARTICLES, SEED_COPY
 
@@ -87,6 +88,49 @@ def test_texts_scanned_by_arrow_give_the_records_of_the_python_scans(tmp_path: P
     got = list(read_file(tmp_path / "a.parquet", FieldMap(), limit))
     assert sum(r.string is None for r in got if isinstance(r, Record)) >= 30
     assert got[-1].string is None and got[-3].string == "Αθήνα, ΣΑΣ"
+
+
+def test_rows_cleared_by_arrow_give_the_records_validate_gives(tmp_path: Path, articles: list[dict]) -> None:
+    """Parquet rows whose fields Arrow's kernels find clean become Records without `validate`; every field's
+    awkward values (white space around ids and titles, also Unicode spaces; control characters; empty, blank and
+    null values; dates good and bad; aware and naive timestamps) must give what `validate` gives row by row."""
+    ids = ["a", " padded ", "", None, "c\x01d", "x" * 2000, "\u3000wide", "tab\tin", "ok.1", "ok 2"]
+    optional = ["Plain title", None, "", "  ", " padded ", "tab\tinside", "bell\x07", "\u00a0nbsp", "end\u2029",
+                "Café “quoted”"]
+    dates = ["2024-01-02", "2024/01/02", "garbage", "", None, "2024-01-02T10:00:00+02:00", "2024-01-02T10:00Z"]
+    rows = []
+    for i, r in enumerate(articles[:70]):
+        text = r["text"] if i % 10 != 1 else r["text"][:40] + "\ufffd" + r["text"][40:]
+        row = {"id": ids[i // 3 % len(ids)] if i % 3 == 0 else f"{r['id']}-{i}", "text": text,
+               "published_at": dates[i % len(dates)]}
+        for k, name in enumerate(("title", "source", "url", "lang")):  # an awkward value in every fifth row
+            row[name] = optional[(i // 5 + k) % len(optional)] if (i + k) % 5 == 0 else f"{name} {r['id']}"
+        rows.append(row)
+
+    def fields_of(out: list) -> list:
+        return [(r.doc_id, r.text, r.title, r.source, r.url, r.published_at, r.lang, r.line, r.flags)
+                if isinstance(r, Record) else (r.line, r.field, r.reason) for r in out]
+
+    expected = fields_of([validate(dict(r), FieldMap(), "a.parquet", i, 50_000) for i, r in enumerate(rows, 1)])
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "a.parquet")
+    batch = pa.Table.from_pylist(rows).to_batches()[0]
+    easy = easy_rows(batch, FieldMap(), checked_texts(batch.column("text"), 50_000)[1])
+    assert 10 <= easy.sum() < len(rows)  # the lane is taken, and not by the awkward rows
+    assert fields_of(list(read_file(tmp_path / "a.parquet", FieldMap(), 50_000))) == expected
+    assert any(len(e) == 9 and e[2] == "padded" for e in expected)
+    assert any(len(e) == 9 and e[8] == ["has_replacement_char"] for e in expected)
+
+    # timestamps (aware and naive) and dates are taken as they are
+    when = [datetime(2024, 5, 1, 12, 30), None, datetime(1999, 12, 31)]
+    for typ in (pa.timestamp("us"), pa.timestamp("us", tz="Europe/Paris"), pa.date32()):
+        values = [w.date() if w and typ == pa.date32() else w for w in when] * 3
+        table = pa.table({"id": [r["id"] for r in articles[:9]], "text": [r["text"] for r in articles[:9]],
+                          "published_at": pa.array(values, typ)})
+        pq.write_table(table, tmp_path / "t.parquet")
+        want = fields_of([validate(dict(r), FieldMap(), "t.parquet", i, 50_000)
+                          for i, r in enumerate(table.to_pylist(), 1)])
+        assert fields_of(list(read_file(tmp_path / "t.parquet", FieldMap(), 50_000))) == want
+        assert want[0][5] is not None and want[1][5] is None
 
 
 def test_field_mapping(tmp_path: Path, articles: list[dict]) -> None:
