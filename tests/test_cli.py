@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -121,3 +123,17 @@ def test_every_shingle_kind_can_be_named_and_must_match_the_index(tmp_path: Path
     assert code == 0, err
     code, _, err = run("ingest", seeds, "--index", idx, "--shingle", "stem")
     assert code != 0 and "shingle" in err
+
+
+def test_console_command_exits_with_its_code_and_quietly_when_stdout_closes(cli_index: Path) -> None:
+    """`dedup` (cli.run) ends with os._exit: the exit code and everything printed must still come through, and a
+    reader that stops early (`dedup clusters | head`) is not an error."""
+    cmd = [sys.executable, "-c", "from dedup.cli import run; run()"]
+    done = subprocess.run(cmd + ["stats", "--index", str(cli_index), "--json"], capture_output=True, text=True)
+    assert done.returncode == 0 and json.loads(done.stdout)["documents"] > 300
+    done = subprocess.run(cmd + ["stats", "--index", str(cli_index / "missing")], capture_output=True, text=True)
+    assert done.returncode == 5 and "no such index" in done.stderr
+    p = subprocess.Popen(cmd + ["clusters", "--index", str(cli_index)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()  # before the command has printed anything: every write meets a closed pipe
+    assert p.wait(timeout=120) == 0 and p.stderr.read() == b""
