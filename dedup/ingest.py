@@ -92,27 +92,30 @@ class StrictError(Exception):
 TEXT_COLUMN_BYTES = 1 << 30  # a string array's 32-bit offsets reach 2 GiB: the documents file's texts are cut
 
 
-def _text_column(texts: pa.Array) -> pa.ChunkedArray:
+def _text_column(texts: pa.ChunkedArray) -> pa.ChunkedArray:
     """A chunk's texts (no nulls) as the documents table's `string` column: in pieces of at most about
     TEXT_COLUMN_BYTES, each with its own 32-bit offsets over the same bytes (20k long reports can exceed the
     2 GiB a single string array holds)."""
-    offsets, data = utf8_buffers(texts)
-    marks = np.arange(offsets[0] + TEXT_COLUMN_BYTES, offsets[-1], TEXT_COLUMN_BYTES)
-    cuts = np.unique(np.concatenate([[0], np.searchsorted(offsets, marks, "right") - 1, [len(texts)]]))
     pieces = []
-    for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
-        rel = (offsets[a:b + 1] - offsets[a]).astype(np.int32)
-        pieces.append(pa.Array.from_buffers(pa.string(), b - a, [None, pa.py_buffer(rel),
-                                                                 pa.py_buffer(data[offsets[a]:offsets[b]])]))
+    for chunk in texts.chunks:
+        offsets, data = utf8_buffers(chunk)
+        marks = np.arange(offsets[0] + TEXT_COLUMN_BYTES, offsets[-1], TEXT_COLUMN_BYTES)
+        cuts = np.unique(np.concatenate([[0], np.searchsorted(offsets, marks, "right") - 1, [len(chunk)]]))
+        for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+            rel = (offsets[a:b + 1] - offsets[a]).astype(np.int32)
+            pieces.append(pa.Array.from_buffers(pa.string(), b - a, [None, pa.py_buffer(rel),
+                                                                     pa.py_buffer(data[offsets[a]:offsets[b]])]))
     return pa.chunked_array(pieces, pa.string())
 
 
-def text_hashes(texts: pa.Array) -> list[int]:
+def text_hashes(texts: pa.ChunkedArray) -> list[int]:
     """The identity of each text's version (xxh3-64 of its UTF-8 bytes): decides unchanged vs replaced."""
-    offsets, data = utf8_buffers(texts)
-    view, bounds = memoryview(data), offsets.tolist()
-    return [xxhash.xxh3_64_intdigest(view[bounds[i]:bounds[i + 1]]) for i in range(len(bounds) - 1)]
-
+    out: list[int] = []
+    for chunk in texts.chunks:
+        offsets, data = utf8_buffers(chunk)
+        view, bounds = memoryview(data), offsets.tolist()
+        out.extend(xxhash.xxh3_64_intdigest(view[bounds[i]:bounds[i + 1]]) for i in range(len(bounds) - 1))
+    return out
 
 
 def _records(sources: list, fields: FieldMap, max_chars: int) -> Iterator[Record | Rejection]:

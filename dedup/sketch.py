@@ -94,8 +94,8 @@ class Sketches:
     shingles: np.ndarray         # int32: shingle positions (0 = nothing to fingerprint)
 
 
-def sketch_batch(texts: list[str] | pa.Array, shingle: str, size: int, num_perm: int, seed: int, lead_words: int = 0
-                 ) -> Sketches:
+def sketch_batch(texts: list[str] | pa.Array | pa.ChunkedArray, shingle: str, size: int, num_perm: int, seed: int,
+                 lead_words: int = 0) -> Sketches:
     """Signatures of a batch of raw texts (and of their leads when `lead_words` > 0).
 
     A text with no shingles keeps the all-0xFFFFFFFF "empty" signature and a shingle count of 0.
@@ -110,12 +110,16 @@ def sketch_batch(texts: list[str] | pa.Array, shingle: str, size: int, num_perm:
     if n:
         # most texts are folded by the kernel itself (FAST_FOLD); the others by CPython, then sketched apart
         args = (WORD_CHAR, KINDS[shingle], size, STOP_HASHES, lead_words, a, b)
-        _sketch_kernel(*pack_batch(texts), FAST_FOLD, *args, sigs, lead if lead_words else sigs, n_words,
-                       n_shingles, slow)
+        start = 0
+        for part in texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]:  # each with its own buffers
+            at = slice(start, start + len(part))
+            _sketch_kernel(*pack_batch(part), FAST_FOLD, *args, sigs[at], lead[at] if lead_words else sigs[at],
+                           n_words[at], n_shingles[at], slow[at])
+            start += len(part)
         redo = np.flatnonzero(slow)
         if len(redo):
             part = Sketches(sigs[redo], lead[redo] if lead_words else lead, n_words[redo], n_shingles[redo])
-            slow_texts = [texts[i].as_py() if isinstance(texts, pa.Array) else texts[i] for i in redo]
+            slow_texts = [texts[i] if isinstance(texts, list) else texts[i].as_py() for i in redo]
             _sketch_kernel(*fold_batch(slow_texts), np.empty(0, np.uint32), *args, part.signatures,
                            part.lead if lead_words else part.signatures, part.words, part.shingles, slow[redo])
             sigs[redo], n_words[redo], n_shingles[redo] = part.signatures, part.words, part.shingles

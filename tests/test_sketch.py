@@ -5,6 +5,7 @@ from __future__ import annotations
 import unicodedata
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import xxhash
 from datasketch import LeanMinHash, MinHash, MinHashLSH
@@ -56,6 +57,12 @@ def test_signatures_are_bit_identical_to_datasketch(articles: list[dict], kind: 
             m.update_batch(sh)
             assert np.array_equal(got, m.hashvalues)
         assert n == len(shingles(text, kind, size))
+    # the same texts as Arrow chunks (how ingest passes them: slices of the input's columns), each sketched with
+    # its own buffers, the CPython-folded ones included
+    chunked = pa.chunked_array([pa.array(texts[:7]), pa.array(texts[7:8]), pa.array(texts[8:])])
+    ck = sketch_batch(chunked, kind, size, 128, 7, lead_words=40)
+    for name in ("signatures", "lead", "words", "shingles"):
+        assert np.array_equal(getattr(ck, name), getattr(sk, name)), name
 
 
 def test_stem_shingles_keep_content_word_stems() -> None:
