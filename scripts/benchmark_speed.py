@@ -136,6 +136,39 @@ print(json.dumps({"summary": s.to_json(), "wall": wall,
 """
 
 
+KERNEL_CHILD = r"""
+import sys, time, numba, pyarrow.parquet as pq
+from dedup.params import Params
+from dedup.sketch import sketch_batch
+numba.set_num_threads(1)
+p = Params()
+texts = pq.read_table(sys.argv[1], columns=["text"])["text"].slice(0, 4000).combine_chunks()
+sketch_batch(texts.slice(0, 10), p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
+t = time.perf_counter()
+for _ in range(3):
+    sketch_batch(texts, p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
+print(time.perf_counter() - t)
+"""
+
+
+def two_core_ceiling(corpus: Path, repeats: int = 3) -> tuple[float, list[float]]:
+    """How much faster two cores are than one on this machine for work that shares nothing: the kernel on one
+    thread in one process, then in two processes at once (one core each); the median of `repeats` ratios of
+    throughput. Virtual cores of a shared host do not give 2×, and an ingest cannot beat this figure."""
+    def kernel(cores: list[int]) -> list[float]:
+        procs = [subprocess.Popen(["taskset", "-c", str(c), sys.executable, "-c", KERNEL_CHILD, str(corpus)],
+                                  stdout=subprocess.PIPE, text=True, env={**os.environ, "NUMBA_NUM_THREADS": "1"})
+                 for c in cores]
+        return [float(pr.communicate()[0].strip().splitlines()[-1]) for pr in procs]
+
+    ratios = []
+    for _ in range(repeats):
+        alone = kernel([0])[0]
+        together = max(kernel([0, 1]))
+        ratios.append(2 * alone / together)
+    return sorted(ratios)[len(ratios) // 2], [round(r, 2) for r in ratios]
+
+
 def run_ingest(corpus: Path, index: Path, store_text: bool = True, threads: int | None = None) -> dict:
     env = dict(os.environ)
     cmd = [sys.executable, "-c", CHILD, str(corpus), str(index), "1" if store_text else "0"]
@@ -258,6 +291,7 @@ def main() -> None:
             row["one_core_docs_per_s"] = n / sorted(one_core)[len(one_core) // 2]
             row["walls_two_cores"], row["walls_one_core"] = [round(r["wall"], 1) for r in runs], one_core
             row["two_vs_one_core"] = row["docs_per_s"] / row["one_core_docs_per_s"]
+            row["ceiling"], row["ceilings"] = two_core_ceiling(corpus)
             del nt
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -282,7 +316,8 @@ def main() -> None:
     print(f"\nwithout stored text: {first['bytes_per_doc_no_text']:,.0f} bytes/doc; one core "
           f"{first['one_core_docs_per_s']:,.0f} docs/s, two cores / one core = {first['two_vs_one_core']:.2f} "
           f"(medians of {REPEATS} runs each at {first['docs']:,}: two cores {first['walls_two_cores']} s, one core "
-          f"{[round(w, 1) for w in first['walls_one_core']]} s)")
+          f"{[round(w, 1) for w in first['walls_one_core']]} s); this machine's two-core ceiling — the kernel in two "
+          f"processes at once against one, one core each — {first['ceiling']:.2f} (runs {first['ceilings']})")
     for r in rows:
         if r["timings"]:
             print(f"stage seconds at {r['docs']:,}: " + ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items()))
