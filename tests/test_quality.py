@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 import dedup
-from dedup.verify import Profiles, score_pairs
+from dedup.verify import Profiles, _sorted_distinct_runs, score_pairs
 
 SENT = re.compile(r"(?<=[.!?])\s+")
 
@@ -189,3 +189,24 @@ def test_profile_word_counts_are_those_of_str_split(articles: list[dict]) -> Non
     spaces = [chr(c) for c in range(0x110000) if chr(c).isspace()]
     texts = [a["text"] for a in articles[:40]] + ["a" + s + "b  c" + s for s in spaces] + ["", "  \n\t "]
     assert Profiles(texts).words.tolist() == [len(t.split()) for t in texts]
+
+
+def test_profile_sentences_hold_their_distinct_tokens_sorted(articles: list[dict]) -> None:
+    """Each sentence of a profile holds its distinct token hashes, sorted (sentence matching merges them): the
+    in-place sort of short sentences must give what np.unique gives, on real articles and on random runs of every
+    length around the switch to np.unique, with repeats and number tokens (top bit set)."""
+    prof = Profiles([a["text"] for a in articles[:60]])
+    so = prof.sent_offsets
+    for s in range(len(so) - 1):
+        seg = prof.tokens[so[s]:so[s + 1]]
+        assert len(seg) and np.array_equal(seg, np.unique(seg))
+    rng = np.random.default_rng(3)
+    lens = rng.integers(0, 80, 400)
+    offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    toks = rng.integers(0, 40, offsets[-1]).astype(np.uint64) | (rng.integers(0, 2, offsets[-1]).astype(np.uint64)
+                                                                  << np.uint64(63))
+    out, new_off = np.empty(len(toks), np.uint64), np.zeros(len(offsets), np.int64)
+    m = _sorted_distinct_runs(toks, offsets, out, new_off)
+    want = [np.unique(toks[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
+    assert m == sum(len(w) for w in want)
+    assert all(np.array_equal(out[new_off[s]:new_off[s + 1]], w) for s, w in enumerate(want))
