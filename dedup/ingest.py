@@ -344,12 +344,13 @@ class _Batch:
         if self.replaced:
             known = known.filter(pc.invert(pc.is_in(known, value_set=pa.array(sorted(self.replaced), pa.string()))))
         numbering = Numbering(pa.concat_arrays([known, pa.array(self.indexed_ids, pa.string())]))
-        # parts: consecutive files of at most LINK_CHUNK documents together (at least one file)
-        ends = np.cumsum(self.new_bucket_docs)
-        cuts = [0]
-        while cuts[-1] < len(new):
-            cuts.append(max(cuts[-1] + 1, int(np.searchsorted(ends, (ends[cuts[-1] - 1] if cuts[-1] else 0)
-                                                               + LINK_CHUNK, "right"))))
+        cuts, size = [0], 0  # parts: runs of files with at most LINK_CHUNK documents (at least one file each)
+        for k, docs in enumerate(self.new_bucket_docs):
+            if k > cuts[-1] and size + docs > LINK_CHUNK:
+                cuts.append(k)
+                size = 0
+            size += docs
+        cuts += [len(new)] if new else []
         _release_memory()
         timings = self.s.timings
         timings["link"] = timings["verify"] = 0.0
