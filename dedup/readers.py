@@ -235,11 +235,7 @@ def checked_texts(col: pa.Array, max_chars: int) -> tuple[np.ndarray, np.ndarray
     `max_chars` characters long; the others are checked row by row, as Python strings. All scans run in C++,
     without the GIL: one pass over every text looks for anything suspect (control characters, possible mojibake,
     U+FFFD), and only the few texts it finds are scanned again to say which."""
-    if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-        return None
-    try:
-        col.validate(full=True)
-    except pa.ArrowInvalid:
+    if not _valid_text(col):
         return None
     suspect = pc.match_substring_regex(col, f"{_CONTROL_RE2}|{_MOJIBAKE_START_RE2}|\ufffd")
     suspect = suspect.fill_null(True).to_numpy(zero_copy_only=False)
