@@ -14,6 +14,7 @@ FORMAT_NAME = "dedup-index"
 FORMAT_VERSION = 2
 
 SHINGLE_KINDS = ("pair", "stem", "char", "word")
+VERIFIERS = ("v1", "v2")  # see dedup.verify: v2 reads OCR look-alikes alike and wants sentences in order
 
 
 class ParamsError(ValueError):
@@ -48,9 +49,9 @@ class Params:
     # Verification and clustering: they change `pairs` and `clusters`, so they are part of the contract too.
     min_words: int = 25
     brief_words: int = 60
-    verify_threshold: float = 0.65
+    verify_threshold: float = 0.7
     cluster_threshold: float = 0.3
-    verifier: str = "v1"
+    verifier: str = "v2"
 
     def __post_init__(self) -> None:
         if self.shingle not in SHINGLE_KINDS:
@@ -81,6 +82,8 @@ class Params:
             raise ParamsError(f"min_words must be >= 1, got {self.min_words}")
         if not 0.0 < self.cluster_threshold <= 1.0:
             raise ParamsError(f"cluster_threshold must be in (0, 1], got {self.cluster_threshold}")
+        if self.verifier not in VERIFIERS:
+            raise ParamsError(f"verifier must be one of {VERIFIERS}, got {self.verifier!r}")
         if not 0.0 < self.verify_threshold <= 1.0:
             raise ParamsError(f"verify_threshold must be in (0, 1], got {self.verify_threshold}")
 

@@ -3,25 +3,35 @@
 The LSH stage is deliberately loose; this stage decides which candidates are copies of one story. It works on
 a *profile* of each document: its sentences, each reduced to the set of its content words (stop words dropped,
 words cut to their first 5 characters so that inflections and translation variants still meet; numbers read
-as their digits, so "10,000" and "10.000" agree). A copy — reprinted, abridged, with sentences dropped or reordered, or machine-translated and back —
-keeps a counterpart for almost every one of its sentences; a different article about the same event shares
-names and a few quotes, but few sentences. A templated report (earnings, money-market notes) matches sentence by
-sentence except for its numbers, so sentences whose numbers disagree do not count as matches.
+as their digits, so "10,000" and "10.000" agree). A copy — reprinted, abridged, with sentences dropped or
+reordered, scanned, or machine-translated and back — keeps a counterpart for almost every one of its sentences,
+in the same order; a different article about the same event shares names and a few quotes, but few sentences;
+a follow-up or a rewrite by another desk shares more, but tells it in another order. A templated report
+(earnings, money-market notes) matches sentence by sentence except for its numbers, so sentences whose numbers
+disagree do not count as matches.
+
+Verifier v2 (the default) reads words by OCR class (`OCR_PAIRS`, `OCR_CLASS`: "rn" is "m", "1" is "l"), joins
+words broken by a hyphen at a line end, forgives a figure that lost one of its 3+ digits ("2004" and "204"), and
+asks for sentences in order. v1 (indexes made before) reads letter by letter and in any order.
 
 Scores per pair (all in [0, 1]):
 - `aligned`: share of the shorter document's content words that sit in sentences with a counterpart in the
-  other document (Dice ≥ SENT_MATCH on content words, and the same numbers; a token that starts with a digit
-  is read as a number, with OCR look-alikes such as O/0 and l/1 mended);
+  other document, in any order (Dice ≥ SENT_MATCH on content words, and the same numbers; a token that starts
+  with a digit is read as a number, with OCR look-alikes such as O/0 and l/1 mended);
+- `ordered` (not stored): the same share counting only the heaviest chain of sentences whose counterparts
+  come one after another;
 - `jaccard`, `containment`: of the two documents' content-word sets;
-- `score` = `aligned`, except for *briefs* (the shorter text under `brief_words` words): a two-sentence dividend
-  notice aligns with every other notice of its template, so a brief must be near-identical (aligned ≥ 0.95 and
-  content-word Jaccard ≥ 0.8) or its score is capped at 0.2; a short text (under 100 words) needs aligned ≥ 0.8
-  and Jaccard ≥ 0.3;
+- `score` = `ordered` (v2; `aligned` when the two texts hold nearly the same words, jaccard ≥
+  REORDERED_JACCARD: paragraphs moved) or `aligned` (v1), except for *briefs* (the shorter text under
+  `brief_words` words): a two-sentence dividend notice aligns with every other notice of its template, so a brief
+  must be near-identical (aligned ≥ 0.95 and content-word Jaccard ≥ 0.8) or its score is capped at 0.2; a short
+  text (under 100 words) needs aligned ≥ 0.8 and Jaccard ≥ 0.3;
 - the pair is `linked` when score ≥ `verify_threshold`.
 """
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -35,22 +45,58 @@ from dedup.shingle import STOPWORDS, hash_set, in_set
 from dedup.store import positions
 
 SENT_MATCH = 0.5
+REORDERED_JACCARD = 0.9  # v2: texts this alike in content words are one text, whatever the order of paragraphs
 KEEP_SCORE = 0.2  # candidate pairs scoring below this are not stored: they are neither links nor near misses
 BRIEF_ALIGNED, BRIEF_JACCARD = 0.95, 0.8          # shorter text under brief_words: near-identical only
 SHORT_WORDS, SHORT_ALIGNED, SHORT_JACCARD = 100, 0.8, 0.3  # under 100 words: most sentences must align
 PREFIX = 5
+MAX_CODED_DIGITS = 17  # v2 number tokens: 1 and up to 17 digits in decimal stay below bit 62
 MIN_SENT_WORDS = 3
 
 
-def _fnv(word: str) -> int:
-    """FNV-1a over code points: the token hash of the profile kernel, for the stop-word table."""
-    h = 0xCBF29CE484222325
-    for ch in word:
-        h = ((h ^ ord(ch)) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+# OCR look-alikes (verifier v2). A scanned copy reads "rn" where the original has "m", "1" for "l", "c" for "e";
+# both texts of a pair spell each word by class, so the two spellings meet. Pairs are read first, and a pair
+# stands for the class of its look-alike ("li" -> "h" -> "b"). Tokens that start with a digit are numbers and keep
+# their characters (see `_digit`).
+OCR_PAIRS = {"rn": "m", "cl": "d", "vv": "w", "ii": "u", "li": "h", "ri": "n"}
+OCR_CLASS = {"0": "o", "1": "l", "i": "l", "5": "s", "8": "b", "c": "e", "t": "f", "h": "b", "u": "v"}
+_OCR_ONE = np.arange(128, dtype=np.int64)
+_OCR_ONE[[ord(c) for c in OCR_CLASS]] = [ord(c) for c in OCR_CLASS.values()]
+_OCR_TWO = np.zeros((128, 128), dtype=np.int64)  # class of each look-alike pair, 0 for the others
+for (_a, _b), _to in OCR_PAIRS.items():
+    _OCR_TWO[ord(_a), ord(_b)] = _OCR_ONE[ord(_to)]
+FNV_OFFSET, FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _ocr_char(cps: np.ndarray, i: int, n: int, one: np.ndarray, two: np.ndarray) -> tuple[int, int]:
+    """(class of the character at i, characters it takes: 2 for a look-alike pair such as "rn")."""
+    c = np.int64(cps[i])
+    if c >= 128:
+        return c, 1
+    if i + 1 < n and cps[i + 1] < 128 and two[c, cps[i + 1]]:
+        return two[c, cps[i + 1]], 2
+    return one[c], 1
+
+
+@numba.njit(cache=True)
+def _word_hash(cps: np.ndarray, ocr: bool, one: np.ndarray, two: np.ndarray) -> np.uint64:
+    """FNV-1a of a word as the profile kernel hashes it (by OCR class when `ocr`): for the stop-word tables."""
+    h = np.uint64(FNV_OFFSET)
+    i, n = 0, cps.shape[0]
+    while i < n:
+        c, step = _ocr_char(cps, i, n, one, two) if ocr else (np.int64(cps[i]), 1)
+        h = (h ^ np.uint64(c)) * np.uint64(FNV_PRIME)
+        i += step
     return h
 
 
-_STOP_HASHES = hash_set(sorted(_fnv(w) for w in STOPWORDS))
+@functools.cache
+def _stop_hashes(ocr: bool) -> np.ndarray:
+    """Stop words as the profile kernel hashes them (built on first use: `dedup sql` need not compile it)."""
+    return hash_set(sorted({int(_word_hash(np.array([ord(c) for c in w], np.uint32), ocr, _OCR_ONE, _OCR_TWO))
+                            for w in STOPWORDS}))
+
 
 
 @numba.njit(cache=True, nogil=True)
@@ -88,11 +134,28 @@ def _digit(c: int) -> int:
     return -1
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _hyphen_break(cps: np.ndarray, i: int, table: np.ndarray) -> int:
+    """Where a word resumes after the hyphen at i when the hyphen ends a line (spaces, a line break, white
+    space, then a letter), else i."""
+    n = cps.shape[0]
+    j = i + 1
+    while j < n and (cps[j] == 32 or cps[j] == 9 or cps[j] == 13):
+        j += 1
+    if j >= n or cps[j] != 10:
+        return i
+    while j < n and (cps[j] == 32 or cps[j] == 9 or cps[j] == 13 or cps[j] == 10):
+        j += 1
+    return j if j < n and table[cps[j]] and not 48 <= cps[j] <= 57 else i
+
+
 @numba.njit(cache=True, nogil=True)
-def _profile(cps: np.ndarray, table: np.ndarray, stop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _profile(cps: np.ndarray, table: np.ndarray, stop: np.ndarray, ocr: bool, one: np.ndarray, two: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
     """Content-word hashes grouped by sentence (sorted and distinct within each) and sentence offsets.
 
-    Numbers carry the top bit set so sentences can compare them separately."""
+    Numbers carry the top bit set so sentences can compare them separately. With `ocr`, words are spelled by OCR
+    class (`_ocr_char`) and a word broken by a hyphen at a line end is read whole."""
     n = cps.shape[0]
     toks = np.empty(n // 2 + 2, dtype=np.uint64)
     sent_of = np.empty(n // 2 + 2, dtype=np.int64)
@@ -103,35 +166,46 @@ def _profile(cps: np.ndarray, table: np.ndarray, stop: np.ndarray) -> tuple[np.n
     while i < n:
         if table[cps[i]]:
             start = i
-            word = np.uint64(0xCBF29CE484222325)
+            numeric = 48 <= cps[start] <= 57
+            by_class = ocr and not numeric
+            word = np.uint64(FNV_OFFSET)
             pref = word
             num = word
-            n_digits = 0
+            n_digits = chars = 0
+            code = 1  # v2: the digits in decimal after a leading 1 (so that "004" keeps its zeros)
             while True:
                 while i < n and table[cps[i]]:
-                    c = cps[i]
-                    word = (word ^ np.uint64(c)) * np.uint64(0x100000001B3)
-                    if i - start < PREFIX:
+                    c, step = _ocr_char(cps, i, n, one, two) if by_class else (np.int64(cps[i]), 1)
+                    word = (word ^ np.uint64(c)) * np.uint64(FNV_PRIME)
+                    chars += 1
+                    if chars <= PREFIX:
                         pref = word
                     d = _digit(c)
                     if d >= 0:
                         n_digits += 1
-                        num = (num ^ np.uint64(48 + d)) * np.uint64(0x100000001B3)
-                    i += 1
+                        num = (num ^ np.uint64(48 + d)) * np.uint64(FNV_PRIME)
+                        code = code * 10 + d if n_digits <= MAX_CODED_DIGITS else code
+                    i += step
                 # a number continues across . or , between digits; separators are not hashed, so that
                 # 10,000 and 10.000 (a translation's format) are the same number
-                if 48 <= cps[start] <= 57 and i + 1 < n and (cps[i] == 46 or cps[i] == 44) \
-                        and 48 <= cps[i + 1] <= 57:
+                if numeric and i + 1 < n and (cps[i] == 46 or cps[i] == 44) and 48 <= cps[i + 1] <= 57:
                     i += 1
                     continue
+                if by_class and i < n and cps[i] == 45:
+                    j = _hyphen_break(cps, i, table)  # "announ-\nced": one word
+                    if j > i:
+                        i = j
+                        continue
                 break
-            if 48 <= cps[start] <= 57 and 2 * n_digits >= i - start:
+            if numeric and 2 * n_digits >= i - start:
                 # a number: starts with a digit, at least half digits ("600m", "1980s", "1O" read by OCR)
-                toks[nt] = num | np.uint64(1 << 63)
+                # v2 keeps short numbers' digits, so that alignment can forgive a digit lost to OCR
+                coded = ocr and n_digits <= MAX_CODED_DIGITS
+                toks[nt] = (np.uint64(code) if coded else num | np.uint64(1 << 62)) | np.uint64(1 << 63)
                 sent_of[nt] = sent
                 nt += 1
             else:
-                if i - start >= 2 and not in_set(stop, word):
+                if chars >= 2 and not in_set(stop, word):
                     toks[nt] = pref & np.uint64(0x7FFFFFFFFFFFFFFF)
                     sent_of[nt] = sent
                     nt += 1
@@ -213,15 +287,15 @@ def _flatten(parts: list, dtype: type) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _profile_texts(buf: np.ndarray, offsets: np.ndarray, table: np.ndarray, stop: np.ndarray, space: np.ndarray
-                   ) -> tuple[np.ndarray, ...]:
+def _profile_texts(buf: np.ndarray, offsets: np.ndarray, table: np.ndarray, stop: np.ndarray, space: np.ndarray,
+                   ocr: bool, one: np.ndarray, two: np.ndarray) -> tuple[np.ndarray, ...]:
     """Profiles of the folded texts packed in `buf` (see `_profile_part`), all in one call without the GIL."""
     n = offsets.shape[0] - 1
     toks, lens, sets = [np.empty(0, np.uint64)], [np.empty(0, np.int64)], [np.empty(0, np.uint64)]
     n_sents, words, n_sets = np.empty(n, np.int64), np.zeros(n, np.int64), np.empty(n, np.int64)
     for i in range(n):
         cps = utf8_decode(buf[offsets[i]:offsets[i + 1]])
-        t, o = _profile(cps, table, stop)
+        t, o = _profile(cps, table, stop, ocr, one, two)
         toks.append(t)
         lens.append(o[1:] - o[:-1])
         n_sents[i] = o.shape[0] - 1
@@ -243,11 +317,11 @@ SPACE: np.ndarray = np.zeros(0x110000, dtype=np.bool_)  # what str.split() split
 SPACE[[c for c in range(0x3001) if chr(c).isspace()]] = True
 
 
-def _profile_part(texts: list[str | None]) -> tuple[np.ndarray, ...]:
+def _profile_part(texts: list[str | None], ocr: bool) -> tuple[np.ndarray, ...]:
     """Profiles of a few texts: tokens, sentence lengths, sentences per text, whitespace words per text, and
     each text's distinct tokens with their count."""
     buf, offsets = fold_batch([t or "" for t in texts])
-    return _profile_texts(buf, offsets, WORD_CHAR, _STOP_HASHES, SPACE)
+    return _profile_texts(buf, offsets, WORD_CHAR, _stop_hashes(ocr), SPACE, ocr, _OCR_ONE, _OCR_TWO)
 
 
 class Profiles:
@@ -256,11 +330,13 @@ class Profiles:
     and the whitespace word count of each text. Built PROFILE_BATCH texts at a time on all cores (the kernel
     releases the GIL), so memory follows the profiles, not the texts."""
 
-    def __init__(self, texts: pa.Array | pa.ChunkedArray | list[str | None]):
+    def __init__(self, texts: pa.Array | pa.ChunkedArray | list[str | None], verifier: str = "v2"):
+        self.verifier = verifier
+        ocr = verifier == "v2"
         parts = [texts[i:i + PROFILE_BATCH] for i in range(0, len(texts), PROFILE_BATCH)]
         parts = [p if isinstance(p, list) else p.to_pylist() for p in parts]
         with ThreadPoolExecutor(max_workers=numba.get_num_threads()) as ex:
-            done = list(ex.map(_profile_part, parts))
+            done = list(ex.map(_profile_part, parts, [ocr] * len(parts)))
         col = lambda k, dt: _cat([d[k] for d in done], dt)  # noqa: E731
         self.tokens = col(0, np.uint64)
         self.sent_offsets = _offsets(col(1, np.int64))
@@ -304,19 +380,77 @@ def _numbers(t: np.ndarray, so: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _aligned(t, so, nums, sa0, sa1, sb0, sb1):
-    """Share of the content words of sentences sa0..sa1 that sit in a sentence with a counterpart among
-    sb0..sb1."""
-    total = 0
-    matched = 0
-    for s in range(sa0, sa1):
+def _one_lost(x: np.uint64, y: np.uint64) -> bool:
+    """Coded number y is coded number x with one of its 3+ digits lost ("2004" and "204", "28.52" and "28.2")."""
+    if x < np.uint64(1000):  # the leading 1 and fewer than 3 digits
+        return False
+    for p in range(MAX_CODED_DIGITS):
+        power = np.uint64(10) ** np.uint64(p)
+        if power * np.uint64(10) > x:  # past the digits: only the leading 1 is left
+            return False
+        if (x // (power * np.uint64(10))) * power + x % power == y:
+            return True
+    return False
+
+
+@numba.njit(cache=True, nogil=True)
+def _figures_close(t: np.ndarray, a0: int, a1: int, b0: int, b1: int) -> bool:
+    """Whether the numbers two sentences do not share pair up, each with one that lost or gained a digit (an OCR
+    copy drops characters; a template's figures differ in more than that)."""
+    top, long = np.uint64(1 << 63), np.uint64(1 << 62)
+    only_a, only_b = np.empty(a1 - a0, np.uint64), np.empty(b1 - b0, np.uint64)
+    na = nb = 0
+    i, j = a0, b0
+    while i < a1 and not t[i] & top:  # words come first, numbers (top bit) after them
+        i += 1
+    while j < b1 and not t[j] & top:
+        j += 1
+    while i < a1 or j < b1:
+        if i < a1 and j < b1 and t[i] == t[j]:
+            i += 1
+            j += 1
+        elif j >= b1 or (i < a1 and t[i] < t[j]):
+            only_a[na] = t[i]
+            na += 1
+            i += 1
+        else:
+            only_b[nb] = t[j]
+            nb += 1
+            j += 1
+    if na != nb:
+        return False
+    used = np.zeros(nb, np.bool_)
+    for x in range(na):
+        u = only_a[x]
+        found = False
+        for y in range(nb):
+            v = only_b[y]
+            if not used[y] and not (u | v) & long and (_one_lost(u ^ top, v ^ top) or _one_lost(v ^ top, u ^ top)):
+                used[y] = found = True
+                break
+        if not found:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _alignment(t, so, nums, sa0, sa1, sb0, sb1, lost_digit: bool) -> tuple[float, float]:
+    """Shares of the content words of sentences sa0..sa1 that sit in a sentence with a counterpart among
+    sb0..sb1: in any order (`aligned`), and in the same order (`ordered`: the heaviest chain of sentences whose best
+    counterparts come one after another). With `lost_digit` (v2), figures that differ by one lost digit agree."""
+    n = sa1 - sa0
+    best = np.full(n, -1, np.int64)  # position of each sentence's best counterpart
+    weight = np.empty(n, np.int64)
+    total = matched = 0
+    for x in range(n):
+        s = sa0 + x
         a0, a1 = so[s], so[s + 1]
         size = a1 - a0
+        weight[x] = size
         total += size
-        if size == 0:
-            continue
         na = nums[s]
         wa = size - na
+        top = 0.0
         for r in range(sb0, sb1):
             b0, b1 = so[r], so[r + 1]
             nb = nums[r]
@@ -324,17 +458,35 @@ def _aligned(t, so, nums, sa0, sa1, sb0, sb1):
             if wa + wb == 0 or 2.0 * min(wa, wb) < SENT_MATCH * (wa + wb):
                 continue  # Dice >= SENT_MATCH is out of reach for sentences this different in size
             cw, cn = _common(t, a0, a1, b0, b1)
-            if 2.0 * cw / (wa + wb) < SENT_MATCH:
-                continue
-            if cn < max(na, nb):
-                continue  # same template, different figures
+            dice = 2.0 * cw / (wa + wb)
+            if dice < SENT_MATCH or dice <= top:
+                continue  # too different, or not the best
+            if cn < max(na, nb) and not (lost_digit and _figures_close(t, a0, a1, b0, b1)):
+                continue  # the same template with different figures
+            top = dice
+            best[x] = r
+            if dice == 1.0:
+                break
+        if best[x] >= 0:
             matched += size
-            break
-    return matched / total if total else 0.0
+    chain = np.zeros(n, np.int64)  # heaviest in-order chain ending at each sentence
+    longest = 0
+    for x in range(n):
+        if best[x] < 0:
+            continue
+        before = 0
+        for y in range(x):
+            if 0 <= best[y] < best[x] and chain[y] > before:
+                before = chain[y]
+        chain[x] = before + weight[x]
+        longest = max(longest, chain[x])
+    if not total:
+        return 0.0, 0.0
+    return matched / total, longest / total
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _score_kernel(t, so, ds, nums, dt, do, ia, ib, aligned, jac, con):
+def _score_kernel(t, so, ds, nums, dt, do, ia, ib, lost_digit, aligned, ordered, jac, con):
     for k in numba.prange(ia.shape[0]):
         a, b = ia[k], ib[k]
         cw, cn = _common(dt, do[a], do[a + 1], do[b], do[b + 1])
@@ -346,25 +498,27 @@ def _score_kernel(t, so, ds, nums, dt, do, ia, ib, aligned, jac, con):
         con[k] = inter / small if small else 0.0
         sa0, sa1, sb0, sb1 = ds[a], ds[a + 1], ds[b], ds[b + 1]
         # the shorter document (by content words) is the one whose sentences must find counterparts; between
-        # two of one length the better direction counts, so the score does not depend on the pair's order
+        # two of one length the better direction counts, so the scores do not depend on the pair's order
         words_a, words_b = so[sa1] - so[sa0], so[sb1] - so[sb0]
         if words_a > words_b:
-            aligned[k] = _aligned(t, so, nums, sb0, sb1, sa0, sa1)
+            aligned[k], ordered[k] = _alignment(t, so, nums, sb0, sb1, sa0, sa1, lost_digit)
         elif words_a < words_b:
-            aligned[k] = _aligned(t, so, nums, sa0, sa1, sb0, sb1)
+            aligned[k], ordered[k] = _alignment(t, so, nums, sa0, sa1, sb0, sb1, lost_digit)
         else:
-            aligned[k] = max(_aligned(t, so, nums, sa0, sa1, sb0, sb1), _aligned(t, so, nums, sb0, sb1, sa0, sa1))
+            al1, or1 = _alignment(t, so, nums, sa0, sa1, sb0, sb1, lost_digit)
+            al2, or2 = _alignment(t, so, nums, sb0, sb1, sa0, sa1, lost_digit)
+            aligned[k], ordered[k] = max(al1, al2), max(or1, or2)
 
 
-def score_pairs(profiles: Profiles, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(aligned, jaccard, containment) for each pair (ia[k], ib[k]) of profiled documents."""
+def score_pairs(profiles: Profiles, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(aligned, ordered, jaccard, containment) for each pair (ia[k], ib[k]) of profiled documents."""
     n = len(ia)
-    aligned, jac, con = (np.zeros(n, dtype=np.float32) for _ in range(3))
+    aligned, ordered, jac, con = (np.zeros(n, dtype=np.float32) for _ in range(4))
     if n:
         p = profiles
         _score_kernel(p.tokens, p.sent_offsets, p.doc_sents, p.numbers, p.doc_tokens, p.doc_offsets,
-                      ia.astype(np.int64), ib.astype(np.int64), aligned, jac, con)
-    return aligned, jac, con
+                      ia.astype(np.int64), ib.astype(np.int64), p.verifier == "v2", aligned, ordered, jac, con)
+    return aligned, ordered, jac, con
 
 
 def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
@@ -375,10 +529,13 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
     ia, ib = positions(cands["doc_a"], docs["doc_id"]), positions(cands["doc_b"], docs["doc_id"])
     est = jaccard_estimate(cands["bands"].to_numpy(zero_copy_only=False), p).astype(np.float32)
     has_text = docs["text"].is_valid().to_numpy(zero_copy_only=False)
-    prof = Profiles(docs["text"])
-    aligned, jac, con = score_pairs(prof, ia, ib)
+    v2 = p.verifier == "v2"
+    prof = Profiles(docs["text"], p.verifier)
+    aligned, ordered, jac, con = score_pairs(prof, ia, ib)
     both = has_text[ia] & has_text[ib]
-    score = np.where(both, aligned, est).astype(np.float32)
+    # v2: sentences must keep their order, unless the two texts hold nearly the same words (paragraphs moved)
+    core = np.where(jac >= REORDERED_JACCARD, aligned, ordered) if v2 else aligned
+    score = np.where(both, core, est).astype(np.float32)
     # briefs (a few sentences) align too easily with other items of the same template: they must be near-identical
     shorter = np.minimum(prof.words[ia], prof.words[ib])
     brief = both & (shorter < p.brief_words) & ((aligned < BRIEF_ALIGNED) | (jac < BRIEF_JACCARD))

