@@ -98,7 +98,6 @@ def _stop_hashes(ocr: bool) -> np.ndarray:
                             for w in STOPWORDS}))
 
 
-
 @numba.njit(cache=True, nogil=True)
 def _is_boundary(cps: np.ndarray, i: int) -> bool:
     """Sentence end at i: . ! ? followed by space/quote/end, or a blank line."""

@@ -84,7 +84,7 @@ class Markov:
         return " ".join(out)
 
 
-@numba.njit(cache=True)
+@numba.njit  # not cached: a cache written by another way of running this script fails to load ("<dynamic>")
 def _sentence(keys: np.ndarray, nxt: np.ndarray, v: int, seed: int) -> np.ndarray:
     np.random.seed(seed % (2**31))
     a, b = 0, 0
