@@ -245,8 +245,8 @@ _DICTIONARY_COLUMNS = {"buckets": ["band", "doc_id"], "signatures": ["doc_id"],
 
 
 def _options(name: str) -> dict:
-    """Parquet writer options of a table: dictionaries only where they pay off, and the texts compressed harder
-    (verifying a nightly batch against a large index decompresses most of its texts). A bucket file is one row group
+    """Parquet writer options of a table: dictionaries only where they pay off, and the texts compressed fast
+    (see below: ingest compresses every text once, verification decompresses many). A bucket file is one row group
     (a compacted one, two): bucket rows are sorted by key, so every row group names nearly every document of the
     file, and reading 59 row groups' dictionaries of ids took 2/3 of the time to read a file's bucket keys. Its
     keys, sorted within each band, are delta-encoded and left uncompressed: 2.5 bytes a row in a file of 20k
