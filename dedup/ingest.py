@@ -350,7 +350,7 @@ class _Batch:
                 cuts.append(k)
                 size = 0
             size += docs
-        cuts += [len(new)] if new else []
+        cuts.append(len(new))
         _release_memory()
         timings = self.s.timings
         timings["link"] = timings["verify"] = 0.0

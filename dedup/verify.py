@@ -179,7 +179,7 @@ def _profile(cps: np.ndarray, table: np.ndarray, stop: np.ndarray, ocr: bool, on
                     chars += 1
                     if chars <= PREFIX:
                         pref = word
-                    d = _digit(c)
+                    d = _digit(c) if numeric else -1  # only a token that starts with a digit can be a number
                     if d >= 0:
                         n_digits += 1
                         num = (num ^ np.uint64(48 + d)) * np.uint64(FNV_PRIME)
@@ -330,12 +330,11 @@ class Profiles:
     releases the GIL), so memory follows the profiles, not the texts."""
 
     def __init__(self, texts: pa.Array | pa.ChunkedArray | list[str | None], verifier: str = "v2"):
-        self.verifier = verifier
-        ocr = verifier == "v2"
+        self.v2 = verifier == "v2"  # OCR classes in the profiles, lost digits forgiven in scoring
         parts = [texts[i:i + PROFILE_BATCH] for i in range(0, len(texts), PROFILE_BATCH)]
         parts = [p if isinstance(p, list) else p.to_pylist() for p in parts]
         with ThreadPoolExecutor(max_workers=numba.get_num_threads()) as ex:
-            done = list(ex.map(_profile_part, parts, [ocr] * len(parts)))
+            done = list(ex.map(_profile_part, parts, [self.v2] * len(parts)))
         col = lambda k, dt: _cat([d[k] for d in done], dt)  # noqa: E731
         self.tokens = col(0, np.uint64)
         self.sent_offsets = _offsets(col(1, np.int64))
@@ -516,7 +515,7 @@ def score_pairs(profiles: Profiles, ia: np.ndarray, ib: np.ndarray) -> tuple[np.
     if n:
         p = profiles
         _score_kernel(p.tokens, p.sent_offsets, p.doc_sents, p.numbers, p.doc_tokens, p.doc_offsets,
-                      ia.astype(np.int64), ib.astype(np.int64), p.verifier == "v2", aligned, ordered, jac, con)
+                      ia.astype(np.int64), ib.astype(np.int64), p.v2, aligned, ordered, jac, con)
     return aligned, ordered, jac, con
 
 
@@ -528,12 +527,11 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
     ia, ib = positions(cands["doc_a"], docs["doc_id"]), positions(cands["doc_b"], docs["doc_id"])
     est = jaccard_estimate(cands["bands"].to_numpy(zero_copy_only=False), p).astype(np.float32)
     has_text = docs["text"].is_valid().to_numpy(zero_copy_only=False)
-    v2 = p.verifier == "v2"
     prof = Profiles(docs["text"], p.verifier)
     aligned, ordered, jac, con = score_pairs(prof, ia, ib)
     both = has_text[ia] & has_text[ib]
     # v2: sentences must keep their order, unless the two texts hold nearly the same words (paragraphs moved)
-    core = np.where(jac >= REORDERED_JACCARD, aligned, ordered) if v2 else aligned
+    core = np.where(jac >= REORDERED_JACCARD, aligned, ordered) if prof.v2 else aligned
     score = np.where(both, core, est).astype(np.float32)
     # briefs (a few sentences) align too easily with other items of the same template: they must be near-identical
     shorter = np.minimum(prof.words[ia], prof.words[ib])
