@@ -81,12 +81,13 @@ def pack_batch(texts: list[str] | pa.Array) -> tuple[np.ndarray, np.ndarray]:
 FAST_BLOCKS = ((0x0000, 0x0250), (0x0370, 0x0500), (0x2000, 0x2070), (0x20A0, 0x20D0), (0xFFFD, 0xFFFE))
 
 
-def _fast_fold_table() -> np.ndarray:
-    """What `fold` does to each code point of FAST_BLOCKS, for the kernel to fold texts made only of those (most
-    news) without CPython: the folded code point, 32 for a character that folds to separators only, FOLD_SLOW
-    where one character becomes several word characters ("ß" → "ss", "½"), for combining marks, and outside
-    those blocks. No two of the remaining characters combine under NFKC (tests check every pair), so folding them
-    one by one equals folding the whole text."""
+def _fold_table(spaces: bool) -> np.ndarray:
+    """What `fold` does to each code point of FAST_BLOCKS, for kernels to fold texts made only of those (most
+    news) without CPython: the folded code point, FOLD_SLOW where one character becomes several ("ß" → "ss",
+    "½", "…" → "..."), for combining marks, and outside those blocks. With `spaces` (shingling, `FAST_FOLD`), a
+    character that folds to separators only becomes a space, all that shingling reads of it; verification
+    (`CHAR_FOLD`) reads punctuation, so it keeps each character's own fold. No two of the remaining characters
+    combine under NFKC (tests check every pair), so folding them one by one equals folding the whole text."""
     table = np.full(0x10000, FOLD_SLOW, dtype=np.uint32)
     for lo, hi in FAST_BLOCKS:
         for cp in range(lo, hi):
@@ -94,7 +95,7 @@ def _fast_fold_table() -> np.ndarray:
             f = unicodedata.normalize("NFKC", c).casefold()
             if unicodedata.combining(c) or unicodedata.category(c) == "Mn":
                 continue
-            if all(not WORD_CHAR[ord(x)] for x in f):
+            if spaces and all(not WORD_CHAR[ord(x)] for x in f):
                 table[cp] = 32
             elif len(f) == 1:
                 table[cp] = ord(f)
@@ -102,12 +103,14 @@ def _fast_fold_table() -> np.ndarray:
 
 
 FOLD_SLOW = np.uint32(0xFFFFFFFF)
-FAST_FOLD: np.ndarray = _fast_fold_table()
+FAST_FOLD: np.ndarray = _fold_table(spaces=True)
+CHAR_FOLD: np.ndarray = _fold_table(spaces=False)
 
 
 @numba.njit(cache=True, nogil=True)
 def fast_fold(cps: np.ndarray, table: np.ndarray) -> bool:
-    """Fold `cps` in place with `FAST_FOLD`; False (cps partly folded) if a code point needs CPython's `fold`."""
+    """Fold `cps` in place with `table` (`FAST_FOLD`, `CHAR_FOLD`); False (cps partly folded) if a code point
+    needs CPython's `fold`."""
     for i in range(cps.shape[0]):
         c = cps[i]
         if c >= table.shape[0]:
@@ -117,6 +120,32 @@ def fast_fold(cps: np.ndarray, table: np.ndarray) -> bool:
             return False
         cps[i] = f
     return True
+
+
+@numba.njit(cache=True, nogil=True)
+def unfoldable(buf: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Which texts of (buf, offsets) hold a code point that `table` cannot fold (CPython folds those): a scan of
+    their non-ASCII characters (every ASCII character folds to one)."""
+    out = np.zeros(offsets.shape[0] - 1, dtype=np.bool_)
+    for d in range(out.shape[0]):
+        i, end = offsets[d], offsets[d + 1]
+        while i < end:
+            c = np.uint32(buf[i])
+            if c < 0x80:
+                i += 1
+                continue
+            if c < 0xE0:
+                c, step = ((c & 0x1F) << 6) | (buf[i + 1] & 0x3F), 2
+            elif c < 0xF0:
+                c, step = ((c & 0x0F) << 12) | ((buf[i + 1] & 0x3F) << 6) | (buf[i + 2] & 0x3F), 3
+            else:
+                out[d] = True  # beyond the Basic Multilingual Plane: no table holds it
+                break
+            if c >= table.shape[0] or table[c] == FOLD_SLOW:
+                out[d] = True
+                break
+            i += step
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

@@ -193,6 +193,25 @@ def test_profile_word_counts_are_those_of_str_split(articles: list[dict]) -> Non
     assert Profiles(texts).words.tolist() == [len(t.split()) for t in texts]
 
 
+def test_profiles_of_stored_texts_equal_those_of_python_strings(articles: list[dict]) -> None:
+    """Verification reads stored texts from Arrow's buffers and folds them in the kernel (`CHAR_FOLD`), leaving
+    texts with other characters to CPython: every profile must be the one CPython's folding gives, with
+    punctuation kept (sentence ends, hyphens at line ends, separators in figures), also for texts the kernel
+    cannot fold ("ß", "…" between figures, "½", CJK, combining marks) placed among the others, and nulls."""
+    texts = [a["text"] for a in articles[:40]]
+    awkward = ["Straße … 5…6 und ½ Tasse. Noch ein Satz hier!", None, "", "日本語のテキスト。 Next one here now.",
+               "Ünïcödé — “quoted.” Then ‼ more words here.", "Cafe\u0301 x‥y, 1,5 and 2.004 announ-\nced ‹›",
+               "Grèce: ΑΘΉΝΑ, Москва. ЁЖ 10.000 £5 €7 ﬁne."]
+    mixed = texts[:20] + awkward + texts[20:]
+    # two chunks, the second a slice (its offsets do not start at 0), as rows read from two row groups
+    chunked = pa.chunked_array([pa.array(mixed[:23]), pa.array(["x"] * 3 + mixed[23:]).slice(3)])
+    for verifier in ("v1", "v2"):
+        kernel, python = Profiles(chunked, verifier), Profiles(mixed, verifier)
+        for name in ("tokens", "sent_offsets", "doc_sents", "numbers", "doc_tokens", "doc_offsets", "words"):
+            np.testing.assert_array_equal(getattr(kernel, name), getattr(python, name), err_msg=f"{verifier} {name}")
+        assert kernel.doc_sents[-1] > 200  # real sentences were compared, not empty profiles
+
+
 def test_profile_sentences_hold_their_distinct_tokens_sorted(articles: list[dict]) -> None:
     """Each sentence of a profile holds its distinct token hashes, sorted (sentence matching merges them): the
     in-place sort of short sentences must give what np.unique gives, on real articles and on random runs of every
