@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import dedup
+from dedup.cluster import _average_linkage, components, partition
 from dedup.shingle import STOPWORDS
 from dedup.verify import Profiles, _sorted_distinct_runs, score_pairs
 
@@ -168,6 +170,57 @@ def test_no_chaining_through_a_hub(tmp_path: Path, articles: list[dict]) -> None
     cl = clusters_of(tmp_path / "idx")
     assert cl[x["id"]] == cl["x-copy"] and cl[y["id"]] == cl["y-copy"]
     assert cl[x["id"]] != cl[y["id"]]
+
+
+def test_groups_close_throughout_are_kept_whole_as_linkage_keeps_them(
+        quality_index: tuple[Path, dict[str, str]]) -> None:
+    """Average linkage runs only on components where some two documents scored under `cluster_threshold` (or were
+    never scored); the others stay whole. On the quality sample's real scored pairs, also with pairs taken away
+    or scored low, or groups chained by a bridge, the partition must be the one linkage on every component gives."""
+    pairs = pq.read_table(Path(quality_index[0]) / "tables" / "pairs").to_pylist()
+    ids = sorted({p["doc_a"] for p in pairs} | {p["doc_b"] for p in pairs})
+    at = {d: i for i, d in enumerate(ids)}
+    ia = np.array([at[p["doc_a"]] for p in pairs])
+    ib = np.array([at[p["doc_b"]] for p in pairs])
+    score = np.array([p["score"] for p in pairs], dtype=np.float32)
+    p = dedup.Params()
+
+    def reference(ia: np.ndarray, ib: np.ndarray, score: np.ndarray) -> set[frozenset[int]]:
+        labels = components(len(ids), ia[score >= p.verify_threshold], ib[score >= p.verify_threshold])
+        groups = []
+        for c in np.unique(labels):
+            nodes = np.flatnonzero(labels == c)
+            inside = np.isin(ia, nodes) & np.isin(ib, nodes)
+            sub = (_average_linkage(len(nodes), np.searchsorted(nodes, ia[inside]), np.searchsorted(nodes, ib[inside]),
+                                    score[inside], p.cluster_threshold) if len(nodes) >= 3 else np.zeros(len(nodes)))
+            groups += [frozenset(nodes[sub == s].tolist()) for s in np.unique(sub)]
+        return set(groups)
+
+    def fast(ia: np.ndarray, ib: np.ndarray, score: np.ndarray) -> set[frozenset[int]]:
+        labels = partition(len(ids), ia, ib, score, p.verify_threshold, p.cluster_threshold)
+        return {frozenset(np.flatnonzero(labels == c).tolist()) for c in np.unique(labels)}
+
+    rng = np.random.default_rng(3)
+    linked = np.flatnonzero(score >= p.verify_threshold)
+    fewer = np.ones(len(ia), dtype=bool)
+    fewer[rng.choice(linked, len(linked) // 4, replace=False)] = False
+    low = score.copy()
+    low[rng.choice(linked, len(linked) // 4, replace=False)] = p.cluster_threshold / 2
+    # and bridges: one strong link between two groups chains them, as a round-up quoting both would; every other
+    # pair across a bridge is scored, but low, so that those components are complete
+    groups = sorted((g for g in reference(ia, ib, score) if len(g) >= 3), key=min)
+    bridges = np.array([[min(g), min(h)] for g, h in zip(groups[::2], groups[1::2])])
+    across = np.array([[x, y] for g, h in zip(groups[::2], groups[1::2]) for x in g for y in h
+                       if (x, y) != (min(g), min(h))])
+    bridged = (np.concatenate([ia, bridges[:, 0], across[:, 0]]), np.concatenate([ib, bridges[:, 1], across[:, 1]]),
+               np.concatenate([score, np.full(len(bridges), 0.9, np.float32), np.full(len(across), 0.05, np.float32)]))
+    split = 0
+    for a, b, s in [(ia, ib, score), (ia[fewer], ib[fewer], score[fewer]), (ia, ib, low), bridged]:
+        expected = reference(a, b, s)
+        assert fast(a, b, s) == expected
+        linked_only = s >= p.verify_threshold
+        split += len(expected) - len(np.unique(components(len(ids), a[linked_only], b[linked_only])))
+    assert len(groups) >= 4 and split >= len(bridges)  # groups kept whole, and groups linkage split
 
 
 def test_scores_do_not_depend_on_the_order_of_a_pair(articles: list[dict]) -> None:
