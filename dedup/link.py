@@ -27,6 +27,8 @@ import pyarrow.parquet as pq
 from dedup.normalize import utf8_buffers
 from dedup.store import whole_documents
 
+COUNT_SPLIT = 1 << 16  # a part's own matches are counted in several threads from this many on
+
 
 @dataclass
 class Rows:
@@ -228,26 +230,38 @@ def _merge(offsets, pkeys, pdocs, fband, fkeys, fdocs, whole, out_a, out_b):
     return m
 
 
-@numba.njit(cache=True, nogil=True)
-def _self_merge(offsets, keys, docs, whole, out_a, out_b):
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _self_merge(offsets, keys, docs, whole):
     """(smaller document number, 2 × larger + 1 if a lead band) for every two rows of the part with one key in
-    one band."""
-    m = 0
-    for band in range(offsets.shape[0] - 1):
+    one band. Each band's matches are counted first (a pass over its keys), then written, bands in parallel."""
+    n_bands = offsets.shape[0] - 1
+    start = np.zeros(n_bands + 1, np.int64)
+    for band in numba.prange(n_bands):
+        i, end, m = offsets[band], offsets[band + 1], 0
+        while i < end:
+            j = i + 1
+            while j < end and keys[j] == keys[i]:
+                j += 1
+            m += (j - i) * (j - i - 1) // 2
+            i = j
+        start[band + 1] = m
+    for band in range(n_bands):
+        start[band + 1] += start[band]
+    out_a, out_b = np.empty(start[-1], np.int32), np.empty(start[-1], np.int32)
+    for band in numba.prange(n_bands):
         lead = 1 if band >= whole else 0
-        i, end = offsets[band], offsets[band + 1]
+        i, end, m = offsets[band], offsets[band + 1], start[band]
         while i < end:
             j = i + 1
             while j < end and keys[j] == keys[i]:
                 j += 1
             for u in range(i, j):
                 for v in range(u + 1, j):
-                    if m < out_a.shape[0]:
-                        out_a[m] = min(docs[u], docs[v])
-                        out_b[m] = 2 * max(docs[u], docs[v]) + lead
+                    out_a[m] = min(docs[u], docs[v])
+                    out_b[m] = 2 * max(docs[u], docs[v]) + lead
                     m += 1
             i = j
-    return m
+    return out_a, out_b
 
 
 def _matches(kernel, *args) -> tuple[np.ndarray, np.ndarray]:
@@ -307,6 +321,18 @@ def _count(a, b, min_bands):
     return out_a[:m], out_b[:m], out_w[:m]
 
 
+def _by_smaller_end(a: np.ndarray, b: np.ndarray, parts: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Matches (a = smaller document number) in `parts` groups by ranges of a, to be counted in parallel: all
+    matches of a pair share a, so each pair is counted whole in one group."""
+    if parts < 2 or len(a) < COUNT_SPLIT:
+        return [(a, b)]
+    lo = a.min()
+    ends = np.cumsum(np.bincount(a - lo))  # matches up to each document: groups of about equal size
+    cuts = lo + np.searchsorted(ends, len(a) * np.arange(1, parts) // parts, side="right")
+    group = np.searchsorted(cuts, a, side="right")
+    return [(a[group == g], b[group == g]) for g in range(parts)]
+
+
 def _find(part: Rows, other_files: list[str], numbering: Numbering, bands: int, min_bands: int, threads: int
           ) -> tuple[list[tuple[np.ndarray, ...]], list[tuple[np.ndarray, np.ndarray]]]:
     """Matches of the part with itself and with each other file (the part is freed on return): (pairs already
@@ -320,8 +346,11 @@ def _find(part: Rows, other_files: list[str], numbering: Numbering, bands: int, 
         return (True, _count(*found, min_bands)) if whole_documents(path) else (False, found)
 
     with ThreadPoolExecutor(max_workers=threads) as ex:  # reading, merging and counting release the GIL
-        done = [(True, _count(*_matches(_self_merge, part.offsets, part.keys, part.docs, bands), min_bands)),
-                *ex.map(against, other_files)]
+        # the part's own matches (numba's threads), then counted in the pool alongside the files
+        own = [ex.submit(_count, a, b, min_bands) for a, b in _by_smaller_end(
+            *_self_merge(part.offsets, part.keys, part.docs, bands), threads)]
+        files = ex.map(against, other_files)
+        done = [*((True, c.result()) for c in own), *files]
     return [m for whole, m in done if whole], [m for whole, m in done if not whole]
 
 

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import dedup
+from dedup import link
 from dedup.link import Numbering, _count, candidate_pairs
 from dedup.store import whole_documents
 
@@ -46,10 +47,12 @@ def reference(files: list[str], part: list[str], min_bands: int, bands: int) -> 
 @pytest.mark.parametrize("whole", [True, False])
 @pytest.mark.parametrize("min_bands", [1, 2, 3])
 def test_merge_join_equals_sql_join(many_files: tuple[list[str], pa.Array, int], min_bands: int, whole: bool,
-                                    tmp_path: Path) -> None:
+                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Files written by ingest hold whole documents and are counted file by file; files without that mark (as
     older compactions wrote them) are counted together. Both must give the pairs of the plain SQL join, and the
-    same count of shared whole-text bands."""
+    same count of shared whole-text bands. A part's own matches are counted in two threads, each taking the
+    pairs of a range of documents (as a large batch's are)."""
+    monkeypatch.setattr(link, "COUNT_SPLIT", 1)
     files, ids, bands = many_files
     assert len(files) >= 10 and all(whole_documents(f) for f in files if pq.read_metadata(f).num_rows)
     if not whole:
