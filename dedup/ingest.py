@@ -186,7 +186,7 @@ class _Batch:
         self.new_bucket_files: list[str] = []  # buckets of this batch's documents (not rewritten old files)
         self.new_bucket_docs: list[int] = []   # documents in each of them
         self.writer = ThreadPoolExecutor(max_workers=1)  # writes chunk k's files while chunk k + 1 is sketched
-        self.pending_write: Future | None = None
+        self.pending_writes: list[tuple[Future, Callable[[], None]]] = []  # the parts of one chunk
         # ids and text hashes of the indexed documents, looked up chunk by chunk (a query per chunk read every
         # documents file again: 2 s of a nightly batch into a 1M index)
         known = fetch(self.con, "SELECT doc_id, text_hash FROM read_parquet($f)",
@@ -273,17 +273,25 @@ class _Batch:
         # waits, so memory stays bounded.
         self.wait_for_writes()
         texts = texts.take(pa.array(idx)) if len(idx) < len(keep) else texts
-        self.pending_write = self.writer.submit(self._stage_chunk, ids, rows, texts, sigs, words, shingles, lead)
+        parts = [functools.partial(self._stage_documents, ids, rows, texts, sigs, words, shingles),
+                 functools.partial(self._stage_buckets, ids, sigs, words, lead)]
+        self.pending_writes = [(self.writer.submit(part), part) for part in parts]
         return rejected
 
     def wait_for_writes(self) -> None:
-        """Until the files of every chunk sketched so far are staged (raises what writing them raised)."""
-        if self.pending_write is not None:
-            self.pending_write.result()
-            self.pending_write = None
+        """Until the files of every chunk sketched so far are staged (raises what writing them raised). A part
+        the writer has not started is written by the waiting thread itself: when reading ends, the writer would
+        otherwise write the last chunk's documents and then its buckets while the other core idles."""
+        pending, self.pending_writes = self.pending_writes, []
+        for future, part in pending:
+            if future.cancel():
+                part()
+        for future, _ in pending:
+            if not future.cancelled():
+                future.result()
 
-    def _stage_chunk(self, ids: list[str], rows: list, texts: pa.Array, sigs: np.ndarray, words: np.ndarray,
-                     shingles: np.ndarray, lead: np.ndarray) -> None:
+    def _stage_documents(self, ids: list[str], rows: list, texts: pa.Array, sigs: np.ndarray, words: np.ndarray,
+                         shingles: np.ndarray) -> None:
         p = self.p
         self.w.stage("documents", pa.table({
             "doc_id": ids, "title": [r.title for r, _ in rows], "source": [r.source for r, _ in rows],
@@ -300,6 +308,9 @@ class _Batch:
                 "minhash": pa.ListArray.from_arrays(np.arange(0, sigs.size + 1, p.num_perm, dtype=np.int32),
                                                     pa.array(sigs.ravel(), pa.uint32())),
             }))
+
+    def _stage_buckets(self, ids: list[str], sigs: np.ndarray, words: np.ndarray, lead: np.ndarray) -> None:
+        p = self.p
         linkable = np.flatnonzero(words >= p.min_words)
         if len(linkable):
             rows_ = bucket_rows(pa.array(ids, pa.string()).take(pa.array(linkable)), sigs[linkable],
