@@ -122,9 +122,10 @@ def assign_ids(labels: np.ndarray, previous: np.ndarray, age: np.ndarray, next_i
     one[one] = known_counts[np.searchsorted(known, lo[one])] == sizes[one]
     quiet = one[inv]
     cluster_ids[quiet] = previous[quiet]
-    # a new document alone in its cluster gets a new id, in age order among all clusters that get one
-    single_new = (sizes == 1) & (hi < 0)
-    slow = np.flatnonzero(~one & ~single_new)
+    # a cluster of new documents only gets a new id, in age order among all clusters that get one (and is a
+    # `new` event with 2+ members): most clusters of a batch, set here at once
+    all_new = hi < 0
+    slow = np.flatnonzero(~one & ~all_new)
     slot = np.full(len(uniq), -1, dtype=np.int64)
     slot[slow] = np.arange(len(slow))
     members: list[list[int]] = [[] for _ in slow]
@@ -166,13 +167,20 @@ def assign_ids(labels: np.ndarray, previous: np.ndarray, age: np.ndarray, next_i
                 events.append(("new", keep, [], len(mem)))
         else:
             fresh.append((c, "split" if lost else "new", lost))
-    singles = np.flatnonzero(single_new[inv])  # documents
-    first_age = np.concatenate([[oldest[c] for c, _, _ in fresh], age[singles]]).astype(np.int64)
+    new_clusters = np.flatnonzero(all_new)
+    new_oldest = np.full(len(uniq), np.iinfo(np.int64).max)
+    np.minimum.at(new_oldest, inv, age)
+    first_age = np.concatenate([[oldest[c] for c, _, _ in fresh], new_oldest[new_clusters]]).astype(np.int64)
     new_ids = np.empty(len(first_age), dtype=np.int64)
     new_ids[np.argsort(first_age, kind="stable")] = next_id + np.arange(len(first_age))
-    cluster_ids[singles] = new_ids[len(fresh):]
-    for (c, kind, lost), cid in sorted(zip(fresh, new_ids[:len(fresh)].tolist()), key=lambda t: t[1]):
+    id_of = np.full(len(uniq), -1, dtype=np.int64)
+    id_of[new_clusters] = new_ids[len(fresh):]
+    cluster_ids[all_new[inv]] = id_of[inv[all_new[inv]]]
+    got_new = [(cid, kind, lost, len(members[c])) for (c, kind, lost), cid in zip(fresh, new_ids[:len(fresh)].tolist())]
+    for (c, _, _), cid in zip(fresh, new_ids[:len(fresh)].tolist()):
         cluster_ids[members[c]] = cid
-        if kind == "split" or len(members[c]) >= 2:
-            events.append((kind, cid, lost, len(members[c])))
+    stories = new_clusters[sizes[new_clusters] >= 2]
+    got_new += [(cid, "new", [], size) for cid, size in zip(id_of[stories].tolist(), sizes[stories].tolist())]
+    events += [(kind, cid, lost, size) for cid, kind, lost, size in sorted(got_new, key=lambda t: t[0])
+               if kind == "split" or size >= 2]
     return Assignment(cluster_ids, events, next_id + len(first_age))

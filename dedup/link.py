@@ -328,9 +328,12 @@ def _by_smaller_end(a: np.ndarray, b: np.ndarray, parts: int) -> list[tuple[np.n
         return [(a, b)]
     lo = a.min()
     ends = np.cumsum(np.bincount(a - lo))  # matches up to each document: groups of about equal size
-    cuts = lo + np.searchsorted(ends, len(a) * np.arange(1, parts) // parts, side="right")
-    group = np.searchsorted(cuts, a, side="right")
-    return [(a[group == g], b[group == g]) for g in range(parts)]
+    cuts = [lo, *(lo + np.searchsorted(ends, len(a) * np.arange(1, parts) // parts, side="right")), a.max() + 1]
+    out = []
+    for g in range(parts):
+        inside = (a >= cuts[g]) & (a < cuts[g + 1])
+        out.append((a[inside], b[inside]))
+    return out
 
 
 def _find(part: Rows, other_files: list[str], numbering: Numbering, bands: int, min_bands: int, threads: int
