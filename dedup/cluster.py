@@ -176,9 +176,10 @@ def assign_ids(labels: np.ndarray, previous: np.ndarray, age: np.ndarray, next_i
     id_of = np.full(len(uniq), -1, dtype=np.int64)
     id_of[new_clusters] = new_ids[len(fresh):]
     cluster_ids[all_new[inv]] = id_of[inv[all_new[inv]]]
-    got_new = [(cid, kind, lost, len(members[c])) for (c, kind, lost), cid in zip(fresh, new_ids[:len(fresh)].tolist())]
-    for (c, _, _), cid in zip(fresh, new_ids[:len(fresh)].tolist()):
+    got_new = []  # (new id, event kind, ids it came from, size), for the events in id order
+    for (c, kind, lost), cid in zip(fresh, new_ids[:len(fresh)].tolist()):
         cluster_ids[members[c]] = cid
+        got_new.append((cid, kind, lost, len(members[c])))
     stories = new_clusters[sizes[new_clusters] >= 2]
     got_new += [(cid, "new", [], size) for cid, size in zip(id_of[stories].tolist(), sizes[stories].tolist())]
     events += [(kind, cid, lost, size) for cid, kind, lost, size in sorted(got_new, key=lambda t: t[0])
