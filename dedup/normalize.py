@@ -124,27 +124,11 @@ def fast_fold(cps: np.ndarray, table: np.ndarray) -> bool:
 
 @numba.njit(cache=True, nogil=True)
 def unfoldable(buf: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Which texts of (buf, offsets) hold a code point that `table` cannot fold (CPython folds those): a scan of
-    their non-ASCII characters (every ASCII character folds to one)."""
+    """Which texts of (buf, offsets) hold a code point that `table` cannot fold (CPython folds those): each is
+    decoded and folded once more, ~1.4 µs a news text."""
     out = np.zeros(offsets.shape[0] - 1, dtype=np.bool_)
     for d in range(out.shape[0]):
-        i, end = offsets[d], offsets[d + 1]
-        while i < end:
-            c = np.uint32(buf[i])
-            if c < 0x80:
-                i += 1
-                continue
-            if c < 0xE0:
-                c, step = ((c & 0x1F) << 6) | (buf[i + 1] & 0x3F), 2
-            elif c < 0xF0:
-                c, step = ((c & 0x0F) << 12) | ((buf[i + 1] & 0x3F) << 6) | (buf[i + 2] & 0x3F), 3
-            else:
-                out[d] = True  # beyond the Basic Multilingual Plane: no table holds it
-                break
-            if c >= table.shape[0] or table[c] == FOLD_SLOW:
-                out[d] = True
-                break
-            i += step
+        out[d] = not fast_fold(utf8_decode(buf[offsets[d]:offsets[d + 1]]), table)
     return out
 
 
