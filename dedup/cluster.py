@@ -175,7 +175,8 @@ def assign_ids(labels: np.ndarray, previous: np.ndarray, age: np.ndarray, next_i
     new_ids[np.argsort(first_age, kind="stable")] = next_id + np.arange(len(first_age))
     id_of = np.full(len(uniq), -1, dtype=np.int64)
     id_of[new_clusters] = new_ids[len(fresh):]
-    cluster_ids[all_new[inv]] = id_of[inv[all_new[inv]]]
+    new_docs = all_new[inv]
+    cluster_ids[new_docs] = id_of[inv[new_docs]]
     got_new = []  # (new id, event kind, ids it came from, size), for the events in id order
     for (c, kind, lost), cid in zip(fresh, new_ids[:len(fresh)].tolist()):
         cluster_ids[members[c]] = cid
