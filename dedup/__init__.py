@@ -7,6 +7,12 @@ Python API (everything the CLI does):
     dedup.Index("idx").sql("SELECT * FROM cluster_summary ORDER BY size DESC")
 """
 
+import os
+
+# numba's OpenMP threads otherwise spin ~12 ms on a core after every parallel kernel, waiting for the next one:
+# CPU the reading and writing threads needed (set before numba loads OpenMP; a value the user set is kept)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from dedup.ingest import StrictError, Summary, ingest
 from dedup.params import Params, ParamsError
 from dedup.query import Index
