@@ -123,8 +123,8 @@ def part_rows(paths: list[str], numbering: Numbering, n_bands: int, threads: int
         b, k, d = read_rows(paths[i], numbering)
         band[starts[i]:starts[i + 1]], keys[starts[i]:starts[i + 1]], docs[starts[i]:starts[i + 1]] = b, k, d
 
-    with ThreadPoolExecutor(max_workers=threads) as ex:
-        list(ex.map(load, range(len(paths))))
+    with ThreadPoolExecutor(max_workers=threads) as ex:  # largest first: the last file read is a small one
+        list(ex.map(load, np.argsort(-np.diff(starts), kind="stable").tolist()))
     return Rows(*_merge_runs(band, keys, docs, starts, n_bands))
 
 

@@ -203,8 +203,8 @@ def rows_of(paths: list[str], columns: list[str], ids: pa.Array, threads: int = 
                 out.append(pa.table([*found.columns, *rest.columns], names=["doc_id", *columns]).filter(mask))
         return out
 
-    with ThreadPoolExecutor(max_workers=threads) as ex:
-        found = [t for part in ex.map(one, paths) for t in part]
+    with ThreadPoolExecutor(max_workers=threads) as ex:  # largest first: the last file read is a small one
+        found = [t for part in ex.map(one, sorted(paths, key=os.path.getsize, reverse=True)) for t in part]
     return pa.concat_tables(found) if found else pq.read_schema(paths[0]).empty_table().select(["doc_id", *columns])
 
 
