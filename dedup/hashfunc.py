@@ -62,3 +62,25 @@ def xxh32(buf: np.ndarray, start: int, end: int, seed: int) -> np.uint32:
     h = (h * _P3) & _M32
     h ^= h >> np.uint64(16)
     return np.uint32(h)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def xxh32_packed(lo: np.uint64, hi: np.uint64, length: int) -> np.uint32:
+    """xxHash32 (seed 0) of `length` < 16 bytes held little-endian in two words: bytes 0-7 in `lo`, 8-15 in `hi`.
+    Shingles of two short stems are hashed from registers, without copying their bytes to a buffer."""
+    h = (_P5 + np.uint64(length)) & _M32
+    i = 0
+    while i + 4 <= length:
+        word = (lo >> np.uint64(8 * i)) if i < 8 else (hi >> np.uint64(8 * (i - 8)))
+        h = (_rotl((h + (word & _M32) * _P3) & _M32, 17) * _P4) & _M32
+        i += 4
+    while i < length:
+        byte = (lo >> np.uint64(8 * i)) if i < 8 else (hi >> np.uint64(8 * (i - 8)))
+        h = (_rotl((h + (byte & np.uint64(0xFF)) * _P5) & _M32, 11) * _P1) & _M32
+        i += 1
+    h ^= h >> np.uint64(15)
+    h = (h * _P2) & _M32
+    h ^= h >> np.uint64(13)
+    h = (h * _P3) & _M32
+    h ^= h >> np.uint64(16)
+    return np.uint32(h)

@@ -157,17 +157,17 @@ def utf8_decode(b: np.ndarray) -> np.ndarray:
 
 @numba.njit(cache=True, nogil=True)
 def squeeze(cps: np.ndarray, table: np.ndarray, out: np.ndarray) -> int:
-    """Write the normalized code points of `cps` (tokens joined by one space) to `out`; return their count."""
+    """Write the normalized code points of `cps` (tokens joined by one space) to `out`; return their count.
+    Without branches (a space and the character are written, and kept or not): word boundaries come every few
+    characters, and branching on them mispredicted."""
     n = 0
-    pending_space = False
-    for c in cps:
-        if table[c]:
-            if pending_space and n > 0:
-                out[n] = 32
-                n += 1
-            pending_space = False
-            out[n] = c
-            n += 1
-        else:
-            pending_space = True
+    prev = True  # was the previous character a word character (or is this the start)?
+    for i in range(cps.shape[0]):
+        c = cps[i]
+        word = table[c] != 0
+        out[n] = 32
+        n += word & (not prev) & (n > 0)
+        out[n] = c
+        n += word
+        prev = word
     return n

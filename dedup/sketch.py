@@ -45,10 +45,13 @@ def fmix32(h: np.uint64) -> np.uint64:
 
 @numba.njit(cache=True, nogil=True)
 def minhash(hashes: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    """out[k] = min over hashes of (a[k] * fmix32(h) + b[k]) mod 2^32."""
+    """out[k] = min(out[k], min over hashes of (a[k] * fmix32(h) + b[k]) mod 2^32): `out` starts EMPTY for a new
+    signature, or holds the minima of the document's other shingles."""
     k = a.shape[0]
     m = np.uint64(0xFFFFFFFF)
-    acc = np.full(k, 0xFFFFFFFF, dtype=np.uint64)
+    acc = np.empty(k, dtype=np.uint64)
+    for j in range(k):
+        acc[j] = out[j]
     for h in hashes:
         hv = fmix32(np.uint64(h))
         for j in range(k):
@@ -75,13 +78,20 @@ def _sketch_kernel(buf, offsets, fold, table, kind, size, stop, lead_words, a, b
             if norm[i] == 32:
                 words += 1
         n_words[d] = words + 1 if n > 0 else 0
+        lead_sigs[d] = EMPTY
+        sigs[d] = EMPTY
         if lead_words > 0:
-            hashes, lead = whole_and_lead(norm, n, kind, size, stop, lead_words)
+            hashes, lead, in_lead = whole_and_lead(norm, n, kind, size, stop, lead_words)
             minhash(lead, a, b, lead_sigs[d])
+            if in_lead.shape[0]:  # the lead's shingles are the whole text's: only the others are left to add
+                sigs[d] = lead_sigs[d]
+                minhash(hashes[~in_lead], a, b, sigs[d])
+            else:
+                minhash(hashes, a, b, sigs[d])
         else:
             hashes = shingle_hashes(norm, n, kind, size, stop)
+            minhash(hashes, a, b, sigs[d])
         n_shingles[d] = hashes.shape[0]
-        minhash(hashes, a, b, sigs[d])
 
 
 @dataclass

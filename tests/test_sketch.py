@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import unicodedata
 
 import numpy as np
@@ -15,6 +18,7 @@ from dedup.normalize import (CHAR_FOLD, FAST_FOLD, FOLD_SLOW, WORD_CHAR, fast_fo
                              squeeze, tokens)
 from dedup.params import Params, ParamsError, optimal_bands
 from dedup.shingle import STOP_HASHES, STOPWORDS, hash_set, in_set, shingles
+from dedup.hashfunc import xxh32_packed
 from dedup.sketch import sketch_batch
 
 from conftest import ARTICLES, SEED_COPY, SEED_ORIGINAL
@@ -50,6 +54,10 @@ def test_signatures_are_bit_identical_to_datasketch(articles: list[dict], kind: 
     texts = [a["text"] for a in articles[::5]] + list(seed_texts()) + ["Ünïcödé 日本語 ﬁ", "a", "tiny text", "the of", "Straße strasse STRASSE été"]
     # leads (40 tokens) with one content word, and with two whose pairs reach past the lead
     texts += ["Straße " + "the of " * 30 + "market property rises again", "alpha beta " + "the " * 38 + "gamma delta"]
+    # stems of 2 to 16 UTF-8 bytes next to each other: pairs packed in registers (up to 8 bytes a stem and 15 a
+    # pair, split across both words at every offset) and pairs hashed from the buffer
+    texts += ["ab ñabc xy ññab abcdefg ñññb ñññá прага ab 日本語で кіев abcd ñññññññ z1 日本 zz ёёёё ёёё qq ñññb ёё "
+              "ññññ ёё ññab ёёёb"]
     sk = sketch_batch(texts, kind, size, 128, 7, lead_words=40)
     for text, sig, lead, n in zip(texts, sk.signatures, sk.lead, sk.shingles):
         for got, lead_words in ((sig, 0), (lead, 40)):
@@ -64,6 +72,15 @@ def test_signatures_are_bit_identical_to_datasketch(articles: list[dict], kind: 
     ck = sketch_batch(chunked, kind, size, 128, 7, lead_words=40)
     for name in ("signatures", "lead", "words", "shingles"):
         assert np.array_equal(getattr(ck, name), getattr(sk, name)), name
+
+
+def test_xxh32_of_bytes_packed_in_two_words_equals_xxhash() -> None:
+    rng = np.random.default_rng(5)
+    for length in range(16):
+        for _ in range(50):
+            data = rng.integers(0, 256, length, dtype=np.uint8).tobytes()
+            lo, hi = (int.from_bytes(data[k:k + 8], "little") for k in (0, 8))
+            assert xxh32_packed(np.uint64(lo), np.uint64(hi), length) == xxhash.xxh32_intdigest(data)
 
 
 def test_stem_shingles_keep_content_word_stems() -> None:
@@ -183,3 +200,23 @@ def test_kernel_folding_equals_cpython_for_every_code_point_it_folds() -> None:
             assert kernel_norm(text) == normalize_text(text), hex(cp)
     for text in ("Straße", "ﬁne", "日本", "e\u0301", "ΐ", "½", "Ünïcödé 日本語"):
         assert kernel_norm(text) is None
+
+
+OPENMP_POLICY = """
+import os
+import dedup
+maps = open("/proc/self/maps").read()
+print(os.environ.get("OMP_WAIT_POLICY"), "libgomp" in maps)
+"""
+
+
+@pytest.mark.parametrize("chosen", [None, "ACTIVE"])
+def test_openmp_threads_wait_passively_unless_the_user_chose(chosen: str | None) -> None:
+    """numba's OpenMP threads would spin on a core for milliseconds after each parallel kernel, taking it from
+    ingest's reading and writing threads: importing dedup sets OpenMP's wait policy before OpenMP is loaded
+    (numba loads it at its first parallel kernel), unless the user chose one."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if chosen:
+        env["OMP_WAIT_POLICY"] = chosen
+    out = subprocess.run([sys.executable, "-c", OPENMP_POLICY], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [chosen or "PASSIVE", "False"]
