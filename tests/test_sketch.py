@@ -18,7 +18,7 @@ from dedup.normalize import (CHAR_FOLD, FAST_FOLD, FOLD_SLOW, WORD_CHAR, fast_fo
                              squeeze, tokens)
 from dedup.params import Params, ParamsError, optimal_bands
 from dedup.shingle import STOP_HASHES, STOPWORDS, hash_set, in_set, shingles
-from dedup.hashfunc import xxh32_packed
+from dedup.hashfunc import xxh32_packed, xxh32_spans
 from dedup.sketch import sketch_batch
 
 from conftest import ARTICLES, SEED_COPY, SEED_ORIGINAL
@@ -74,13 +74,19 @@ def test_signatures_are_bit_identical_to_datasketch(articles: list[dict], kind: 
         assert np.array_equal(getattr(ck, name), getattr(sk, name)), name
 
 
-def test_xxh32_of_bytes_packed_in_two_words_equals_xxhash() -> None:
+def test_xxh32_of_packed_bytes_and_of_spans_equals_xxhash() -> None:
     rng = np.random.default_rng(5)
     for length in range(16):
         for _ in range(50):
             data = rng.integers(0, 256, length, dtype=np.uint8).tobytes()
             lo, hi = (int.from_bytes(data[k:k + 8], "little") for k in (0, 8))
             assert xxh32_packed(np.uint64(lo), np.uint64(hi), length) == xxhash.xxh32_intdigest(data)
+    # spans of 0 to 40 bytes at every offset of a padded buffer (branch-free below 16 bytes, xxh32 above)
+    buf = rng.integers(0, 256, 300, dtype=np.uint8)
+    starts = rng.integers(0, 240, 2000)
+    ends = np.minimum(starts + rng.integers(0, 41, 2000), 284)
+    want = [xxhash.xxh32_intdigest(buf[a:b].tobytes()) for a, b in zip(starts, ends)]
+    assert xxh32_spans(buf, starts, ends).tolist() == want
 
 
 def test_stem_shingles_keep_content_word_stems() -> None:
@@ -160,13 +166,14 @@ def test_params_validation() -> None:
 
 
 def test_hash_set_holds_exactly_its_members() -> None:
-    """The stop-word sets of the kernels: open addressing with linear probing, so members that land on one
-    slot must all be found and nothing else."""
+    """The stop-word sets of the kernels: a slot of its own for each member, found by a multiplier, so members
+    whose low bits agree must all be found, and nothing else."""
     rng = np.random.default_rng(3)
     members = sorted({int(x) for x in rng.integers(1, 2**64 - 1, 170, dtype=np.uint64)} | {1, 1 + 1024, 1 + 2048})
     table = hash_set(members)
     probes = members + [int(x) for x in rng.integers(1, 2**64 - 1, 2000, dtype=np.uint64)] + [2, 1 + 4096]
     assert [in_set(table, np.uint64(h)) for h in probes] == [h in set(members) for h in probes]
+    assert not in_set(table, np.uint64(0))  # the mark of an empty slot is no member
     stops = [xxhash.xxh32_intdigest(w.encode()) for w in STOPWORDS]
     assert all(in_set(STOP_HASHES, np.uint64(h)) for h in stops)
 
