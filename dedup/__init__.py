@@ -8,6 +8,11 @@ Python API (everything the CLI does):
 """
 
 import os
+from pathlib import Path
+
+from dedup.kernel_cache import drop_stale_kernels
+
+drop_stale_kernels(Path(__file__).parent)  # before any kernel is loaded from numba's cache
 
 # numba's OpenMP threads otherwise spin ~12 ms on a core after every parallel kernel, waiting for the next one:
 # CPU the reading and writing threads needed (set before numba loads OpenMP; a value the user set is kept)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import unicodedata
@@ -227,3 +228,27 @@ def test_openmp_threads_wait_passively_unless_the_user_chose(chosen: str | None)
         env["OMP_WAIT_POLICY"] = chosen
     out = subprocess.run([sys.executable, "-c", OPENMP_POLICY], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == [chosen or "PASSIVE", "False"]
+
+
+def test_kernel_caches_go_when_any_source_file_changes(tmp_path) -> None:
+    """numba re-checks only each cached kernel's own file, not those of the functions it inlined: after a change
+    to shingle.py alone, verify's cached kernel ran the old stop-word lookup on the new table (and looped). Any
+    change to the package's sources drops every cached kernel; an unchanged package keeps them."""
+    import dedup
+
+    pkg = tmp_path / "dedup"
+    shutil.copytree(os.path.dirname(dedup.__file__), pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+
+    def start() -> str:
+        return subprocess.run([sys.executable, "-c", "import dedup; print(dedup.__file__)"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    assert start() == str(pkg / "__init__.py")
+    cached = pkg / "__pycache__" / "verify._profile_texts-288.py311.nbi"  # as numba names its index files
+    cached.write_bytes(b"")
+    start()
+    assert cached.exists()
+    (pkg / "shingle.py").write_text((pkg / "shingle.py").read_text("utf-8") + "\n# changed\n", "utf-8")
+    start()
+    assert not cached.exists()
