@@ -14,9 +14,13 @@ from dedup.kernel_cache import drop_stale_kernels
 
 drop_stale_kernels(Path(__file__).parent)  # before any kernel is loaded from numba's cache
 
-# numba's OpenMP threads otherwise spin ~12 ms on a core after every parallel kernel, waiting for the next one:
-# CPU the reading and writing threads needed (set before numba loads OpenMP; a value the user set is kept)
+# Threads that would spin on a core, taking it from ingest's reading and writing threads (a value the user set is
+# kept; both are read when the library loads, so they are set before numpy and numba are imported):
+# - numba's OpenMP workers, ~12 ms after every parallel kernel, waiting for the next one;
+# - OpenBLAS's pool, started by importing numpy and scipy: 0.3-0.5 s of CPU in the second after the import, and
+#   dedup does no linear algebra.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from dedup.ingest import StrictError, Summary, ingest
 from dedup.params import Params, ParamsError

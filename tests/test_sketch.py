@@ -210,24 +210,26 @@ def test_kernel_folding_equals_cpython_for_every_code_point_it_folds() -> None:
         assert kernel_norm(text) is None
 
 
-OPENMP_POLICY = """
+SPINNING_THREADS = """
 import os
 import dedup
-maps = open("/proc/self/maps").read()
-print(os.environ.get("OMP_WAIT_POLICY"), "libgomp" in maps)
+loaded = open("/proc/self/maps").read()
+print(os.environ.get("OMP_WAIT_POLICY"), os.environ.get("OPENBLAS_NUM_THREADS"), "libgomp" in loaded)
 """
 
 
-@pytest.mark.parametrize("chosen", [None, "ACTIVE"])
-def test_openmp_threads_wait_passively_unless_the_user_chose(chosen: str | None) -> None:
-    """numba's OpenMP threads would spin on a core for milliseconds after each parallel kernel, taking it from
-    ingest's reading and writing threads: importing dedup sets OpenMP's wait policy before OpenMP is loaded
-    (numba loads it at its first parallel kernel), unless the user chose one."""
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+@pytest.mark.parametrize("chosen", [None, ("ACTIVE", "2")])
+def test_threads_that_would_spin_are_set_to_wait_unless_the_user_chose(chosen: tuple[str, str] | None) -> None:
+    """numba's OpenMP threads would spin on a core for milliseconds after each parallel kernel, and OpenBLAS's
+    for a while after numpy is imported, taking cores from ingest's threads: importing dedup sets OpenMP's wait
+    policy before OpenMP is loaded (numba loads it at its first parallel kernel) and OpenBLAS to one thread
+    before numpy is imported, unless the user chose."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS")}
     if chosen:
-        env["OMP_WAIT_POLICY"] = chosen
-    out = subprocess.run([sys.executable, "-c", OPENMP_POLICY], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == [chosen or "PASSIVE", "False"]
+        env["OMP_WAIT_POLICY"], env["OPENBLAS_NUM_THREADS"] = chosen
+    out = subprocess.run([sys.executable, "-c", SPINNING_THREADS], env=env, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == [*(chosen or ("PASSIVE", "1")), "False"]
 
 
 def test_kernel_caches_go_when_any_source_file_changes(tmp_path) -> None:
