@@ -267,6 +267,9 @@ def main() -> None:
     sizes = [int(x) for x in args.sizes.split(",")]
     print(f"# dedup speed benchmark\n\n{len(arts):,} real articles as sentence source; {os.cpu_count()} cores\n")
     rows = []
+    # numba compiles the kernels on first use after any change to dedup's sources (~45 s), and caches them: an
+    # untimed ingest of a few documents first, so that no timed run pays for it
+    run_ingest(build_corpus(chain, 1000, args.copy_share, work, prefix="w"), fresh(work / "idx_warm_up"))
     for n in sizes:
         corpus = build_corpus(chain, n, args.copy_share, work)
         # the smallest size is run REPEATS times, two cores and one core in turn, and the median run of each is
