@@ -28,6 +28,28 @@ def _read32(buf: np.ndarray, i: int) -> np.uint64:
             | (np.uint64(buf[i + 2]) << np.uint64(16)) | (np.uint64(buf[i + 3]) << np.uint64(24)))
 
 
+@numba.njit(inline="always")
+def _word_round(h: np.uint64, word: np.uint64) -> np.uint64:
+    """Mix one 4-byte little-endian word into the hash (the tail of the input, after the 16-byte stripes)."""
+    return (_rotl((h + word * _P3) & _M32, 17) * _P4) & _M32
+
+
+@numba.njit(inline="always")
+def _byte_round(h: np.uint64, byte: np.uint64) -> np.uint64:
+    """Mix one of the last 0-3 bytes into the hash."""
+    return (_rotl((h + byte * _P5) & _M32, 11) * _P1) & _M32
+
+
+@numba.njit(inline="always")
+def _avalanche(h: np.uint64) -> np.uint32:
+    h ^= h >> np.uint64(15)
+    h = (h * _P2) & _M32
+    h ^= h >> np.uint64(13)
+    h = (h * _P3) & _M32
+    h ^= h >> np.uint64(16)
+    return np.uint32(h)
+
+
 @numba.njit(cache=True, nogil=True)
 def xxh32(buf: np.ndarray, start: int, end: int, seed: int) -> np.uint32:
     """xxHash32 of the bytes buf[start:end]."""
@@ -51,17 +73,12 @@ def xxh32(buf: np.ndarray, start: int, end: int, seed: int) -> np.uint32:
         h = (s + _P5) & _M32
     h = (h + np.uint64(length)) & _M32
     while i + 4 <= end:
-        h = (_rotl((h + _read32(buf, i) * _P3) & _M32, 17) * _P4) & _M32
+        h = _word_round(h, _read32(buf, i))
         i += 4
     while i < end:
-        h = (_rotl((h + np.uint64(buf[i]) * _P5) & _M32, 11) * _P1) & _M32
+        h = _byte_round(h, np.uint64(buf[i]))
         i += 1
-    h ^= h >> np.uint64(15)
-    h = (h * _P2) & _M32
-    h ^= h >> np.uint64(13)
-    h = (h * _P3) & _M32
-    h ^= h >> np.uint64(16)
-    return np.uint32(h)
+    return _avalanche(h)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -86,20 +103,15 @@ def _xxh32_below16(buf: np.ndarray, start: int, end: int) -> np.uint32:
     h = (_P5 + np.uint64(length)) & _M32
     words = length >> 2
     for w in range(3):
-        step = (_rotl((h + _read32(buf, start + 4 * w) * _P3) & _M32, 17) * _P4) & _M32
+        step = _word_round(h, _read32(buf, start + 4 * w))
         keep = np.uint64(0) - np.uint64(w < words)
         h ^= (h ^ step) & keep
     tail = start + 4 * words
     for k in range(3):
-        step = (_rotl((h + np.uint64(buf[tail + k]) * _P5) & _M32, 11) * _P1) & _M32
+        step = _byte_round(h, np.uint64(buf[tail + k]))
         keep = np.uint64(0) - np.uint64(tail + k < end)
         h ^= (h ^ step) & keep
-    h ^= h >> np.uint64(15)
-    h = (h * _P2) & _M32
-    h ^= h >> np.uint64(13)
-    h = (h * _P3) & _M32
-    h ^= h >> np.uint64(16)
-    return np.uint32(h)
+    return _avalanche(h)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -110,15 +122,10 @@ def xxh32_packed(lo: np.uint64, hi: np.uint64, length: int) -> np.uint32:
     i = 0
     while i + 4 <= length:
         word = (lo >> np.uint64(8 * i)) if i < 8 else (hi >> np.uint64(8 * (i - 8)))
-        h = (_rotl((h + (word & _M32) * _P3) & _M32, 17) * _P4) & _M32
+        h = _word_round(h, word & _M32)
         i += 4
     while i < length:
         byte = (lo >> np.uint64(8 * i)) if i < 8 else (hi >> np.uint64(8 * (i - 8)))
-        h = (_rotl((h + (byte & np.uint64(0xFF)) * _P5) & _M32, 11) * _P1) & _M32
+        h = _byte_round(h, byte & np.uint64(0xFF))
         i += 1
-    h ^= h >> np.uint64(15)
-    h = (h * _P2) & _M32
-    h ^= h >> np.uint64(13)
-    h = (h * _P3) & _M32
-    h ^= h >> np.uint64(16)
-    return np.uint32(h)
+    return _avalanche(h)
