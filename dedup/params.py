@@ -23,11 +23,24 @@ class ParamsError(ValueError):
 
 @functools.lru_cache(maxsize=64)
 def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
-    """(bands, rows) minimising false positives + false negatives, exactly as datasketch's `MinHashLSH` picks them.
-    datasketch is imported here, not with dedup: it costs 0.4 s, which every `dedup sql` or `similar` would pay."""
-    from datasketch.lsh import _optimal_param
+    """(bands, rows) minimising false positives + false negatives (weighted alike), as datasketch's `MinHashLSH`
+    picks them: the first (b, r), b then r ascending, with the least error. Both errors integrate 1 − (1 − s^r)^b,
+    a polynomial of degree b·r ≤ num_perm, so Gauss–Legendre with num_perm // 2 + 1 nodes is exact; all (b, r) at
+    once take ~2 ms, where datasketch's `quad` per pair, with its import, held a new index's ingest ~0.1 s."""
+    import numpy as np
 
-    return _optimal_param(threshold, num_perm, 0.5, 0.5)
+    b, r = zip(*[(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)])
+    b, r = np.array(b, np.float64)[:, None], np.array(r, np.float64)[:, None]
+    x, w = np.polynomial.legendre.leggauss(num_perm // 2 + 1)
+
+    def integral(lo: float, hi: float, collide: bool) -> np.ndarray:
+        s = (hi - lo) / 2 * x + (hi + lo) / 2
+        p = 1 - (1 - s ** r) ** b  # probability that a pair of similarity s shares a band
+        return (p if collide else 1 - p) @ w * (hi - lo) / 2
+
+    error = 0.5 * integral(0.0, threshold, True) + 0.5 * integral(threshold, 1.0, False)
+    best = int(np.argmin(error))
+    return int(b[best, 0]), int(r[best, 0])
 
 
 @dataclass(frozen=True)

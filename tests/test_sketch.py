@@ -13,6 +13,7 @@ import pyarrow as pa
 import pytest
 import xxhash
 from datasketch import LeanMinHash, MinHash, MinHashLSH
+from datasketch.lsh import _optimal_param
 
 from dedup.bands import band_keys, bucket_key, degenerate, inverse_multipliers
 from dedup.normalize import (CHAR_FOLD, FAST_FOLD, FOLD_SLOW, WORD_CHAR, fast_fold, fold, normalize_text,
@@ -20,7 +21,7 @@ from dedup.normalize import (CHAR_FOLD, FAST_FOLD, FOLD_SLOW, WORD_CHAR, fast_fo
 from dedup.params import Params, ParamsError, optimal_bands
 from dedup.shingle import STOP_HASHES, STOPWORDS, hash_set, in_set, shingles
 from dedup.hashfunc import xxh32_packed, xxh32_spans
-from dedup.sketch import sketch_batch
+from dedup.sketch import permutations, sketch_batch
 
 from conftest import ARTICLES, SEED_COPY, SEED_ORIGINAL
 
@@ -138,11 +139,21 @@ def test_band_keys_match_reference_and_datasketch_band_choice() -> None:
             rows = slice(i * p.rows, (i + 1) * p.rows)
             assert int(keys[d, i]) == bucket_key(i, sigs[d, rows].tolist())
             assert ok[d, i] == (not degenerate(sigs[d, rows].tolist(), a_inv[rows].tolist(), b[rows].tolist()))
-    for t in (0.3, 0.5, 0.8):
-        lsh = MinHashLSH(threshold=t, num_perm=128)
-        assert optimal_bands(t, 128) == (lsh.b, lsh.r)
     # the seed pair shares at least one usable bucket under the default banding
     assert ((keys[0] == keys[1]) & ok[0]).any()
+
+
+def test_band_choice_and_permutations_are_datasketchs() -> None:
+    """dedup computes both itself (neither import datasketch); they must stay what datasketch picks and draws."""
+    for num_perm in (16, 100, 128, 192, 256):
+        for t in (0.02, 0.1, 0.3, 0.5, 0.7, 0.8, 0.95):
+            # MinHashLSH's own choice (it refuses b = 1, which a high threshold with few permutations picks)
+            assert optimal_bands(t, num_perm) == _optimal_param(t, num_perm, 0.5, 0.5), (t, num_perm)
+    for num_perm, seed in ((192, 1), (128, 7), (1, 0), (1024, 123)):
+        a, b = permutations(num_perm, seed)
+        expected = MinHash(num_perm=num_perm, seed=seed).permutations
+        assert a.dtype == b.dtype == np.uint32
+        assert a.tolist() == expected[0].tolist() and b.tolist() == expected[1].tolist()
 
 
 def test_degenerate_bands_are_those_held_by_one_shingle() -> None:
