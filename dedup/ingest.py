@@ -455,9 +455,11 @@ class _Batch:
         w.commit(next_cluster_id=self.next_cluster_id)
 
 
-def _load_kernels(p: Params) -> None:
-    """Sketch and band one short text: numba starts and loads the compiled kernels from its cache (~0.2 s in a
-    new process) while the first chunk is read, instead of after."""
+def _load_kernels() -> None:
+    """Sketch and band one short text: numba starts and loads the compiled kernels from its cache (~0.25 s in a
+    new process) while the index is opened and the first chunk read, instead of after. The kernels' argument
+    types do not depend on the settings, so the defaults load the same ones as any index's."""
+    p = Params()
     sk = sketch_batch(pa.chunked_array([pa.array(["numba loads its kernels"])]), p.shingle, p.shingle_size,
                       p.num_perm, p.seed, p.lead_words)
     bucket_rows(["id"], sk.signatures, sk.lead, p)
@@ -517,33 +519,34 @@ def ingest(sources: Iterable, index: str | os.PathLike, params: Params | None = 
     inputs = [os.fsdecode(s).encode("utf-8", "replace").decode("utf-8")
               if not isinstance(s, (pa.Table, pa.RecordBatch)) else "<table>" for s in sources]
     _libc()
-    with Writer(index, params=params, requested=requested) as w:
+    # chunk k is indexed in `worker` while k + 1 is read; first, numba loads the kernels there
+    worker = ThreadPoolExecutor(max_workers=1)
+    loaded = worker.submit(_load_kernels)
+    with worker, Writer(index, params=params, requested=requested) as w:
         job = _Batch(w, store_text, store_signatures, strict, progress)
         job.s.stale_lock = w.stale_holder
         try:
             with _collector_paused():
                 t = time.perf_counter()
-                # chunk k is indexed while k + 1 is read; first, while chunk 0 is read, numba loads the kernels
-                with ThreadPoolExecutor(max_workers=1) as worker:
-                    loaded = worker.submit(_load_kernels, w.params)
-                    pending = None
-                    for chunk in _chunks(_records(sources, fields, max_chars), CHUNK):
-                        recs, rejected = job.accept(chunk)
-                        if pending is not None:
-                            job.record(pending.result())
-                        job.record(rejected)
-                        pending = worker.submit(job.index, recs)
+                pending = None
+                for chunk in _chunks(_records(sources, fields, max_chars), CHUNK):
+                    recs, rejected = job.accept(chunk)
                     if pending is not None:
                         job.record(pending.result())
-                    loaded.result()
-                    job.wait_for_writes()
+                    job.record(rejected)
+                    pending = worker.submit(job.index, recs)
+                if pending is not None:
+                    job.record(pending.result())
+                loaded.result()
+                job.wait_for_writes()
                 job.s.timings["read+sketch+store"] = time.perf_counter() - t
                 summary = job.finish()
                 t = time.perf_counter()
                 job.commit(started, inputs)
                 summary.timings["commit"] = time.perf_counter() - t
         except BaseException:
-            job.writer.shutdown(wait=True, cancel_futures=True)  # nothing may land after the abort
+            for pool in (worker, job.writer):  # nothing may land after the abort
+                pool.shutdown(wait=True, cancel_futures=True)
             w.abort()
             raise
         finally:
