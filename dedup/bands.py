@@ -96,9 +96,10 @@ def jaccard_estimate(shared: np.ndarray, p: Params) -> np.ndarray:
     return (np.asarray(shared, np.float64) / p.bands) ** (1.0 / p.rows)
 
 
-def bucket_rows(ids: np.ndarray | list[str] | pa.Array, sigs: np.ndarray, lead: np.ndarray, p: Params) -> pa.Table:
-    """The `buckets` rows (band, bucket, doc_id) of documents with whole-text and (if any) lead signatures,
-    degenerate bands left out, sorted by (band, bucket) as the bucket files are stored and merged."""
+def bucket_runs(sigs: np.ndarray, lead: np.ndarray, p: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(band, bucket, document) of the bucket rows of documents with whole-text and (if any) lead signatures —
+    a document is its row in `sigs` — degenerate bands left out, sorted by (band, bucket) as the bucket files are
+    stored and merged."""
     a_inv, b = inverse_multipliers(p.num_perm, p.seed)
     parts = [(sigs, 0)] + ([(lead, p.bands)] if len(lead) else [])
     band_col, key_col, doc_col = [], [], []
@@ -110,8 +111,13 @@ def bucket_rows(ids: np.ndarray | list[str] | pa.Array, sigs: np.ndarray, lead: 
             band_col.append(np.full(len(docs), first + i, dtype=np.int16))
             key_col.append(keys[docs, i])
             doc_col.append(docs)
-    return pa.table({"band": np.concatenate(band_col), "bucket": np.concatenate(key_col),
-                     "doc_id": _strings(ids).take(pa.array(np.concatenate(doc_col)))})
+    return np.concatenate(band_col), np.concatenate(key_col), np.concatenate(doc_col)
+
+
+def bucket_rows(ids: np.ndarray | list[str] | pa.Array, sigs: np.ndarray, lead: np.ndarray, p: Params) -> pa.Table:
+    """The `buckets` rows (band, bucket, doc_id) of `bucket_runs`, sorted by (band, bucket)."""
+    band, bucket, doc = bucket_runs(sigs, lead, p)
+    return pa.table({"band": band, "bucket": bucket, "doc_id": _strings(ids).take(pa.array(doc))})
 
 
 def _strings(ids: np.ndarray | list[str] | pa.Array) -> pa.Array:

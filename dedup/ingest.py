@@ -27,9 +27,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from dedup.bands import bucket_rows
+from dedup.bands import bucket_runs
 from dedup.cluster import assign_ids, partition
-from dedup.link import Numbering, candidate_pairs
+from dedup.link import Numbering, Rows, candidate_pairs, merge_runs
 from dedup.params import Params
 from dedup.normalize import utf8_buffers
 from dedup.readers import (DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expand_paths, read_file, record_texts,
@@ -185,6 +185,10 @@ class _Batch:
         self.indexed_ids: list[str] = []
         self.new_bucket_files: list[str] = []  # buckets of this batch's documents (not rewritten old files)
         self.new_bucket_docs: list[int] = []   # documents in each of them
+        # The rows of the last part's files (see `_link`), kept as they were written: the last part is linked from
+        # memory, not read back. Documents are numbered by their position in `indexed_ids`.
+        self.held: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (band, bucket, document) by file
+        self.held_docs = 0
         # writes chunk k's files while chunk k + 1 is sketched: its documents and its buckets at once, since with the
         # kernel at 35 us a document one thread writing both became the pipeline's slowest stage (100k documents,
         # five interleaved pairs on two cores: 6.2 -> 5.8 s)
@@ -268,6 +272,7 @@ class _Batch:
         for d in ids:
             if d in old:
                 self.replaced.add(d)
+        base = len(self.indexed_ids)
         self.indexed_ids.extend(ids)
         sigs, words, shingles = sk.signatures[idx], sk.words[idx], sk.shingles[idx]
         lead = sk.lead[idx] if len(sk.lead) else sk.lead
@@ -277,7 +282,7 @@ class _Batch:
         self.wait_for_writes()
         texts = texts.take(pa.array(idx)) if len(idx) < len(keep) else texts
         parts = [functools.partial(self._stage_documents, ids, rows, texts, sigs, words, shingles),
-                 functools.partial(self._stage_buckets, ids, sigs, words, lead)]
+                 functools.partial(self._stage_buckets, base, ids, sigs, words, lead)]
         self.pending_writes = [self.writer.submit(part) for part in parts]
         return rejected
 
@@ -306,14 +311,20 @@ class _Batch:
                                                     pa.array(sigs.ravel(), pa.uint32())),
             }))
 
-    def _stage_buckets(self, ids: list[str], sigs: np.ndarray, words: np.ndarray, lead: np.ndarray) -> None:
+    def _stage_buckets(self, base: int, ids: list[str], sigs: np.ndarray, words: np.ndarray, lead: np.ndarray
+                       ) -> None:
         p = self.p
         linkable = np.flatnonzero(words >= p.min_words)
         if len(linkable):
-            rows_ = bucket_rows(pa.array(ids, pa.string()).take(pa.array(linkable)), sigs[linkable],
-                                lead[linkable] if len(lead) else lead, p)
-            self.new_bucket_files.append(self.w.stage("buckets", rows_, whole=True))  # bucket_rows sorts them
+            band, bucket, doc = bucket_runs(sigs[linkable], lead[linkable] if len(lead) else lead, p)
+            self.new_bucket_files.append(self.w.stage("buckets", pa.table({  # sorted by (band, bucket) as staged
+                "band": band, "bucket": bucket, "doc_id": pa.array(ids, pa.string()).take(pa.array(linkable[doc]))
+            }), whole=True))
             self.new_bucket_docs.append(len(linkable))
+            if self.held and self.held_docs + len(linkable) > LINK_CHUNK:  # a new part begins (as `_link` cuts)
+                self.held, self.held_docs = [], 0
+            self.held.append((band, bucket, (base + linkable[doc]).astype(np.int32)))
+            self.held_docs += len(linkable)
 
     def _stored_hashes(self, ids: list[str]) -> dict[str, int]:
         """Text hash of each of `ids` already in the index."""
@@ -364,8 +375,9 @@ class _Batch:
         timings["link"] = timings["verify"] = 0.0
         for i, j in zip(cuts[:-1], cuts[1:]):
             t = time.perf_counter()
-            cands = candidate_pairs(new[i:j], old + new[j:], numbering, self.p.bands,
-                                    self.p.min_bands, threads=numba.get_num_threads())
+            # the last part's rows are held: merged and numbered here, not read back (nor kept past the call)
+            cands = candidate_pairs(self._held_part(len(known)) if j == len(new) else new[i:j], old + new[j:],
+                                    numbering, self.p.bands, self.p.min_bands, threads=numba.get_num_threads())
             timings["link"] += time.perf_counter() - t
             self.s.candidates += cands.num_rows
             if self.progress:
@@ -375,6 +387,13 @@ class _Batch:
                 self._verify(cands)
             timings["verify"] += time.perf_counter() - t
             _release_memory()
+
+    def _held_part(self, first: int) -> Rows:
+        """The last part's rows, merged, documents numbered from `first` (the batch's first document)."""
+        held, self.held = self.held, []
+        rows = merge_runs(held, 2 * self.p.bands)
+        rows.docs += np.int32(first)
+        return rows
 
     def _verify(self, cands: pa.Table) -> None:
         """Verify candidates a group at a time: each group involves at most VERIFY_DOCS documents, whose texts
@@ -462,7 +481,7 @@ def _load_kernels() -> None:
     p = Params()
     sk = sketch_batch(pa.chunked_array([pa.array(["numba loads its kernels"])]), p.shingle, p.shingle_size,
                       p.num_perm, p.seed, p.lead_words)
-    bucket_rows(["id"], sk.signatures, sk.lead, p)
+    bucket_runs(sk.signatures, sk.lead, p)
 
 
 def _release_memory() -> None:

@@ -128,6 +128,14 @@ def part_rows(paths: list[str], numbering: Numbering, n_bands: int, threads: int
     return Rows(*_merge_runs(band, keys, docs, starts, n_bands))
 
 
+def merge_runs(runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_bands: int) -> Rows:
+    """Runs of bucket rows (band, key, document number), each sorted by (band, key), merged into one `Rows`."""
+    starts = np.zeros(len(runs) + 1, np.int64)
+    np.cumsum([len(r[0]) for r in runs], out=starts[1:])
+    band, keys, docs = (np.concatenate([r[k] for r in runs]) for k in range(3))
+    return Rows(*_merge_runs(band, keys, docs.astype(np.int32, copy=False), starts, n_bands))
+
+
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _merge_runs(band, keys, docs, starts, n_bands):
     """Band offsets, keys and documents of k runs (starts[i]:starts[i + 1]), each sorted by (band, key), merged
@@ -353,17 +361,19 @@ def _find(part: Rows, other_files: list[str], numbering: Numbering, bands: int, 
     return [m for whole, m in done if whole], [m for whole, m in done if not whole]
 
 
-def candidate_pairs(part_files: list[str], other_files: list[str], numbering: Numbering, bands: int,
+def candidate_pairs(part: list[str] | Rows, other_files: list[str], numbering: Numbering, bands: int,
                     min_bands: int = 1, threads: int = 2) -> pa.Table:
     """Distinct (doc_a < doc_b) pairs sharing buckets in at least `min_bands` bands, with `bands`: how many of
     them are whole-text bands (band numbers below `bands`; lead bands are `bands..2*bands-1`). One document's
-    buckets are in `part_files` (a part of this batch), the other's in `other_files` (everything already indexed
-    plus this batch's later parts) or in the part itself. Walking a batch part by part, each pair comes up
+    buckets are in `part` (a part of this batch: its files, or their rows already merged), the other's in
+    `other_files` (everything already indexed plus this batch's later parts) or in the part itself. Walking a batch part by part, each pair comes up
     exactly once. Requiring several shared bands is a property of the pair alone, so it keeps incremental ingest
     equal to a one-shot ingest, and it removes the many pairs of unrelated texts that meet in one band by chance.
     `numbering` knows every document id the files name."""
-    counted, found = _find(part_rows(part_files, numbering, 2 * bands, threads), other_files, numbering, bands,
-                           min_bands, threads)
+    if not isinstance(part, Rows):
+        part = part_rows(part, numbering, 2 * bands, threads)
+    counted, found = _find(part, other_files, numbering, bands, min_bands, threads)
+    del part  # freed now, unless the caller holds it
     if found:  # files of older compactions mix parts of documents: their matches are counted together
         lo, hi = np.concatenate([a for a, _ in found]), np.concatenate([b for _, b in found])
         del found
