@@ -348,8 +348,8 @@ class _Batch:
         return s
 
     def _link(self) -> None:
-        """Candidates, verification and staging of pairs, a part of the batch at a time: the bucket files of
-        LINK_CHUNK // CHUNK consecutive chunks against the index and the rest of the batch."""
+        """Candidates, verification and staging of pairs, a part of the batch at a time (up to LINK_CHUNK
+        documents: the bucket files of consecutive chunks) against the index and the batch's other parts."""
         w = self.w
         # This batch's own buckets; a replacement also stages rewritten copies of old bucket files, whose
         # documents count as already indexed.
@@ -373,11 +373,17 @@ class _Batch:
         _release_memory()
         timings = self.s.timings
         timings["link"] = timings["verify"] = 0.0
-        for i, j in zip(cuts[:-1], cuts[1:]):
+        # The last part's rows are held: it goes first (against the index and the earlier parts), so that they
+        # are freed before any other part is read; each earlier part then meets the index and the parts after it
+        # but before the last. Either way each pair comes up in exactly one part.
+        spans = list(zip(cuts[:-1], cuts[1:]))
+        last = spans.pop()[0]
+        for i, j in [(last, len(new)), *spans]:
             t = time.perf_counter()
-            # the last part's rows are held: merged and numbered here, not read back (nor kept past the call)
-            cands = candidate_pairs(self._held_part(len(known)) if j == len(new) else new[i:j], old + new[j:],
-                                    numbering, self.p.bands, self.p.min_bands, threads=numba.get_num_threads())
+            others = old + (new[:last] if j == len(new) else new[j:last])
+            # the held rows are merged and numbered here, not read back (nor kept past the call)
+            cands = candidate_pairs(self._held_part(len(known)) if j == len(new) else new[i:j], others, numbering,
+                                    self.p.bands, self.p.min_bands, threads=numba.get_num_threads())
             timings["link"] += time.perf_counter() - t
             self.s.candidates += cands.num_rows
             if self.progress:
