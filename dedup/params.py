@@ -10,6 +10,8 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 
+import numpy as np
+
 FORMAT_NAME = "dedup-index"
 FORMAT_VERSION = 2
 
@@ -26,9 +28,7 @@ def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
     """(bands, rows) minimising false positives + false negatives (weighted alike), as datasketch's `MinHashLSH`
     picks them: the first (b, r), b then r ascending, with the least error. Both errors integrate 1 − (1 − s^r)^b,
     a polynomial of degree b·r ≤ num_perm, so Gauss–Legendre with num_perm // 2 + 1 nodes is exact; all (b, r) at
-    once take ~2 ms, where datasketch's `quad` per pair, with its import, held a new index's ingest ~0.1 s."""
-    import numpy as np
-
+    once take ~12 ms, where datasketch's `quad` per pair, with its import, held a new index's ingest ~0.1 s."""
     b, r = zip(*[(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)])
     b, r = np.array(b, np.float64)[:, None], np.array(r, np.float64)[:, None]
     x, w = np.polynomial.legendre.leggauss(num_perm // 2 + 1)

@@ -1,8 +1,8 @@
 """Stage 3: MinHash signatures, bit-identical to datasketch 2.x `MinHash(num_perm, seed, hashfunc=xxh32_intdigest)`
 with its default `affine32` scheme: each shingle hash h is pre-mixed with the MurmurHash3 finalizer, permuted as
 a_k * h + b_k mod 2^32 and the minimum kept per permutation. The permutation parameters are drawn as datasketch
-draws them; they are part of the index format, so they are generated here rather than taken from whichever datasketch
-is installed (a test compares them with datasketch's).
+draws them; they are part of the index format, so they are generated here rather than taken from whichever
+datasketch is installed (a test compares them with datasketch's).
 
 `sketch_batch` is the hot path: one numba kernel runs normalize → shingle → hash → permute per document,
 in parallel threads with the GIL released.
@@ -26,8 +26,8 @@ EMPTY = np.uint32(0xFFFFFFFF)
 @functools.lru_cache(maxsize=8)
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(a, b) uint32 arrays of datasketch's affine32 permutations: a_k odd (a bijection of 32-bit values), b_k any,
-    in the order datasketch 2.x draws them from `RandomState(seed)`. Importing datasketch instead cost ~0.1 s of
-    every ingest with both cores but one idle."""
+    in the order datasketch 2.x draws them from `RandomState(seed)`. Importing datasketch instead cost every
+    ingest ~0.1 s with one core idle."""
     gen = np.random.RandomState(seed)
     a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
     b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
