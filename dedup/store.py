@@ -47,6 +47,7 @@ from dedup.params import FORMAT_NAME, FORMAT_VERSION, Params, ParamsError
 MANIFEST = "manifest.json"
 GRACE_SECONDS = 300.0
 COMPACT_TMP = "tables/_compact_tmp"      # DuckDB spill directory of writers, removed with the leftovers
+COMPACT_MEMORY = "1GB"  # DuckDB's memory limit while compacting (it spills the rest of a sort under COMPACT_TMP)
 COMPACT_MAX_ROWS = 8_000_000             # rows per file written by `compact`
 
 # Sort order of each table's files after `compact` (buckets: lookups by (band, bucket) read few row groups).
@@ -190,21 +191,26 @@ def positions(values: pa.Array | pa.ChunkedArray, ids: pa.Array | pa.ChunkedArra
 def rows_of(paths: list[str], columns: list[str], ids: pa.Array, threads: int = 2) -> pa.Table:
     """(doc_id, *columns) of the rows whose doc_id is in `ids`, from these Parquet files, in no particular order.
 
-    Each row group's doc_id column is read first and the other columns only where some of `ids` are. Files are
-    read in parallel threads (pyarrow decompresses without the GIL): fetching the texts of 10k documents
-    scattered over a 1M-document index took 14 s as a DuckDB semi-join, 4 s this way."""
-    def one(path: str) -> list[pa.Table]:
-        f, out = pq.ParquetFile(path), []
-        for g in range(f.num_row_groups):
-            found = f.read_row_group(g, columns=["doc_id"])
-            mask = pc.is_in(found["doc_id"], value_set=ids)
-            if pc.any(mask).as_py():
-                rest = f.read_row_group(g, columns=columns)
-                out.append(pa.table([*found.columns, *rest.columns], names=["doc_id", *columns]).filter(mask))
-        return out
+    Each row group's doc_id column is read first and the other columns only where some of `ids` are. Row groups
+    are read in parallel threads (pyarrow decompresses without the GIL), largest first, so that the last one read
+    is a small one and a compacted table (one large file) is read on every core too: fetching the texts of 10k
+    documents scattered over a 1M-document index took 14 s as a DuckDB semi-join, 4 s this way."""
+    def one(task: tuple[str, int]) -> pa.Table | None:
+        f = pq.ParquetFile(task[0])
+        found = f.read_row_group(task[1], columns=["doc_id"])
+        mask = pc.is_in(found["doc_id"], value_set=ids)
+        if not pc.any(mask).as_py():
+            return None
+        rest = f.read_row_group(task[1], columns=columns)
+        return pa.table([*found.columns, *rest.columns], names=["doc_id", *columns]).filter(mask)
 
-    with ThreadPoolExecutor(max_workers=threads) as ex:  # largest first: the last file read is a small one
-        found = [t for part in ex.map(one, sorted(paths, key=os.path.getsize, reverse=True)) for t in part]
+    tasks = []  # (bytes, path, row group)
+    for path in paths:
+        meta = pq.ParquetFile(path).metadata
+        tasks += [(meta.row_group(g).total_byte_size, path, g) for g in range(meta.num_row_groups)]
+    tasks.sort(key=lambda t: -t[0])
+    with ThreadPoolExecutor(max_workers=threads) as ex:
+        found = [t for t in ex.map(one, [(path, g) for _, path, g in tasks]) if t is not None]
     return pa.concat_tables(found) if found else pq.read_schema(paths[0]).empty_table().select(["doc_id", *columns])
 
 
@@ -263,7 +269,9 @@ def _options(name: str) -> dict:
 
 
 def _row_group_size(name: str) -> int:
-    return 4 << 20 if name == "buckets" else 128 * 1024
+    """Rows a row group: a bucket file is one (see `_options`); documents hold ~3 KB of text a row, and a row group
+    is what compaction buffers and what verification decompresses to read one text of it."""
+    return {"buckets": 4 << 20, "documents": 32 * 1024}.get(name, 128 * 1024)
 
 
 def _new_file(root: Path, name: str, generation: int) -> tuple[str, Path]:
@@ -580,27 +588,29 @@ def compact(root: str | os.PathLike, max_rows_per_file: int = COMPACT_MAX_ROWS) 
 
     Takes the writer lock (raises `LockedError` if held), leaves every query result unchanged, and puts the old
     files on the garbage list (deleted by a later writer after the grace period, so open readers keep working).
-    A table is rewritten only if it has more files than `ceil(rows / max_rows_per_file)`. DuckDB sorts out of
-    core (spilling under `tables/_compact_tmp`), so memory does not grow with the index."""
+    What is merged is `_compact_groups`'. DuckDB sorts out of core (spilling under `tables/_compact_tmp`), so
+    memory does not grow with the index."""
     started = time.time()
     with Writer(root, create=False) as w:
         m = w.manifest
         before = sum(len(f) for f in m.tables.values())
         tmp = w.root / COMPACT_TMP
-        con = duckdb.connect()
-        con.execute(f"SET temp_directory = {_sql_str(str(tmp))}")
-        con.execute("SET preserve_insertion_order = true")
+        # DuckDB's own limit is 80 % of the machine's memory, which it filled before spilling: compacting a 1.2M
+        # index peaked at 11.7 GB
+        con = duckdb.connect(config={"temp_directory": str(tmp), "memory_limit": COMPACT_MEMORY,
+                                     "preserve_insertion_order": True})
         done: list[str] = []
         try:
             for name in TABLES:
-                files = m.tables[name]
-                rows = sum(pq.ParquetFile(w.root / f).metadata.num_rows for f in files)
-                if len(files) <= max(1, math.ceil(rows / max_rows_per_file)):
-                    continue
-                w.dropped[name] = list(files)
-                w.staged[name].extend(_write_sorted(con, w.root, name, [str(w.root / f) for f in files],
-                                                    m.generation + 1, max_rows_per_file))
-                done.append(name)
+                groups = _compact_groups(w.root, name, m.tables[name], max_rows_per_file)
+                for group in groups:
+                    w.dropped[name].extend(group)
+                    whole = name == "buckets" and all(  # (an empty file names no document)
+                        whole_documents(w.root / f) or not pq.ParquetFile(w.root / f).metadata.num_rows for f in group)
+                    w.staged[name].extend(_write_sorted(con, w.root, name, [str(w.root / f) for f in group],
+                                                        m.generation + 1, max_rows_per_file, whole))
+                if groups:
+                    done.append(name)
             if done:
                 w.commit(batch=False)
         except BaseException:
@@ -632,10 +642,34 @@ def upgrade(root: str | os.PathLike) -> int:
         return old
 
 
+def _compact_groups(root: Path, name: str, files: list[str], max_rows: int) -> list[list[str]]:
+    """The files of a table that compaction merges, in groups that each become their own sorted files. A table is
+    one group if it has more files than `ceil(rows / max_rows)`. Bucket files are packed in order into groups of at
+    most `max_rows` rows (only groups of two or more are rewritten): each group becomes one file, and a group of
+    files that each hold all bucket rows of their documents (ingest's) makes such a file too. Sorting all bucket
+    rows together instead spread every document over every file: a nightly link then counted all its
+    single-band collisions together and looked up every id of the index in each file (4.5 s -> 154 s at 1.2M)."""
+    rows = [pq.ParquetFile(root / f).metadata.num_rows for f in files]
+    if name != "buckets":
+        return [list(files)] if len(files) > max(1, math.ceil(sum(rows) / max_rows)) else []
+    groups: list[list[str]] = [[]]
+    size = 0
+    for f, n in zip(files, rows):
+        if groups[-1] and size + n > max_rows:
+            groups.append([])
+            size = 0
+        groups[-1].append(f)
+        size += n
+    return [g for g in groups if len(g) > 1]
+
+
 def _write_sorted(con: duckdb.DuckDBPyConnection, root: Path, name: str, files: list[str], generation: int,
-                  max_rows: int) -> list[str]:
-    """Stream `files` sorted by `COMPACT_ORDER[name]` into new files of at most `max_rows` rows each."""
+                  max_rows: int, whole: bool = False) -> list[str]:
+    """Stream `files` sorted by `COMPACT_ORDER[name]` into new files of at most `max_rows` rows each (`whole`:
+    bucket files marked as holding all rows of their documents, see WHOLE_DOCUMENTS)."""
     schema, rg = SCHEMAS[name], _row_group_size(name)
+    if whole:
+        schema = schema.with_metadata({WHOLE_DOCUMENTS: b"1"})
     order = ", ".join(f'"{c}" NULLS FIRST' for c in COMPACT_ORDER[name])
     cols = ", ".join(f'"{c}"' for c in schema.names)
     reader = con.sql(f"SELECT {cols} FROM read_parquet($f) ORDER BY {order}", params={"f": files}) \
