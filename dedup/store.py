@@ -588,8 +588,8 @@ def compact(root: str | os.PathLike, max_rows_per_file: int = COMPACT_MAX_ROWS) 
 
     Takes the writer lock (raises `LockedError` if held), leaves every query result unchanged, and puts the old
     files on the garbage list (deleted by a later writer after the grace period, so open readers keep working).
-    What is merged is `_compact_groups`'. DuckDB sorts out of core (spilling under `tables/_compact_tmp`), so
-    memory does not grow with the index."""
+    `_compact_groups` says which files are merged. DuckDB sorts out of core (spilling under `tables/_compact_tmp`),
+    so memory does not grow with the index."""
     started = time.time()
     with Writer(root, create=False) as w:
         m = w.manifest
@@ -605,8 +605,8 @@ def compact(root: str | os.PathLike, max_rows_per_file: int = COMPACT_MAX_ROWS) 
                 groups = _compact_groups(w.root, name, m.tables[name], max_rows_per_file)
                 for group in groups:
                     w.dropped[name].extend(group)
-                    whole = name == "buckets" and all(  # (an empty file names no document)
-                        whole_documents(w.root / f) or not pq.ParquetFile(w.root / f).metadata.num_rows for f in group)
+                    whole = name == "buckets" and all(whole_documents(w.root / f) or _empty(w.root / f)
+                                                      for f in group)
                     w.staged[name].extend(_write_sorted(con, w.root, name, [str(w.root / f) for f in group],
                                                         m.generation + 1, max_rows_per_file, whole))
                 if groups:
@@ -640,6 +640,11 @@ def upgrade(root: str | os.PathLike) -> int:
             w.stage("buckets", t, whole=whole_documents(path))
         w.commit(batch=False)
         return old
+
+
+def _empty(path: Path) -> bool:
+    """A file without rows (names no document, so it is whole in any sense)."""
+    return pq.ParquetFile(path).metadata.num_rows == 0
 
 
 def _compact_groups(root: Path, name: str, files: list[str], max_rows: int) -> list[list[str]]:
