@@ -184,9 +184,10 @@ class _Batch:
         self.replaced: set[str] = set()
         self.indexed_ids: list[str] = []
         self.new_bucket_files: list[str] = []  # buckets of this batch's documents (not rewritten old files)
-        self.new_bucket_docs: list[int] = []   # documents in each of them
-        # The rows of the last part's files (see `_link`), kept as they were written: the last part is linked from
-        # memory, not read back. Documents are numbered by their position in `indexed_ids`.
+        # Link parts: runs of those files with at most LINK_CHUNK documents (at least one file each), by first file.
+        # The rows of the last part's files are kept as they were written: it is linked from memory, not read back
+        # (see `_link`). Documents are numbered by their position in `indexed_ids`.
+        self.part_starts: list[int] = []
         self.held: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (band, bucket, document) by file
         self.held_docs = 0
         # writes chunk k's files while chunk k + 1 is sketched: its documents and its buckets at once, since with the
@@ -317,12 +318,12 @@ class _Batch:
         linkable = np.flatnonzero(words >= p.min_words)
         if len(linkable):
             band, bucket, doc = bucket_runs(sigs[linkable], lead[linkable] if len(lead) else lead, p)
+            if not self.held or self.held_docs + len(linkable) > LINK_CHUNK:  # this file begins a new part
+                self.part_starts.append(len(self.new_bucket_files))
+                self.held, self.held_docs = [], 0
             self.new_bucket_files.append(self.w.stage("buckets", pa.table({  # sorted by (band, bucket) as staged
                 "band": band, "bucket": bucket, "doc_id": pa.array(ids, pa.string()).take(pa.array(linkable[doc]))
             }), whole=True))
-            self.new_bucket_docs.append(len(linkable))
-            if self.held and self.held_docs + len(linkable) > LINK_CHUNK:  # a new part begins (as `_link` cuts)
-                self.held, self.held_docs = [], 0
             self.held.append((band, bucket, (base + linkable[doc]).astype(np.int32)))
             self.held_docs += len(linkable)
 
@@ -363,20 +364,13 @@ class _Batch:
         if self.replaced:
             known = known.filter(pc.invert(pc.is_in(known, value_set=pa.array(sorted(self.replaced), pa.string()))))
         numbering = Numbering(pa.concat_arrays([known, pa.array(self.indexed_ids, pa.string())]))
-        cuts, size = [0], 0  # parts: runs of files with at most LINK_CHUNK documents (at least one file each)
-        for k, docs in enumerate(self.new_bucket_docs):
-            if k > cuts[-1] and size + docs > LINK_CHUNK:
-                cuts.append(k)
-                size = 0
-            size += docs
-        cuts.append(len(new))
         _release_memory()
         timings = self.s.timings
         timings["link"] = timings["verify"] = 0.0
         # The last part's rows are held: it goes first (against the index and the earlier parts), so that they
         # are freed before any other part is read; each earlier part then meets the index and the parts after it
         # but before the last. Either way each pair comes up in exactly one part.
-        spans = list(zip(cuts[:-1], cuts[1:]))
+        spans = list(zip(self.part_starts, self.part_starts[1:] + [len(new)]))
         last = spans.pop()[0]
         for i, j in [(last, len(new)), *spans]:
             t = time.perf_counter()
