@@ -51,9 +51,9 @@ def hash_set(hashes: list[int]) -> np.ndarray:
     rng = np.random.default_rng(0)
     bits = max(1, (16 * len(values)).bit_length())  # 16-32 slots a member: a multiplier fits in ~30 tries
     while True:
+        shift = np.uint64(64 - bits)
         for _ in range(100):
             mult = rng.integers(0, 1 << 63, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-            shift = np.uint64(64 - bits)
             slots = (values * mult) >> shift
             if len(np.unique(slots)) == len(values):
                 table = np.zeros((1 << bits) + 2, dtype=np.uint64)
