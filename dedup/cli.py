@@ -3,7 +3,7 @@
 Exit codes (documented in the README): 0 success; 1 internal error; 2 usage error; 3 partial success (some
 input rows rejected, everything else committed); 4 index locked by another writer; 5 index problem (missing,
 not an index, unsupported version, parameter mismatch); 6 --strict stopped at a bad row (nothing committed);
-7 I/O failure while writing (disk full, read-only), index unchanged.
+7 I/O failure while writing (disk full, read-only), index unchanged; 130 interrupted (Ctrl-C), nothing committed.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from dedup.readers import FieldMap, InputError
 from dedup.store import IndexError_, LockedError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_PARTIAL, EXIT_LOCKED, EXIT_INDEX, EXIT_STRICT, EXIT_IO = range(8)
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
 
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
@@ -57,6 +58,9 @@ def _guard(fn: Callable) -> Callable:
             _fail(f"--strict: stopped at {e}; nothing from this batch was committed", EXIT_STRICT)
         except KeyError as e:
             _fail(f"not found: {e.args[0]}", EXIT_USAGE)
+        except KeyboardInterrupt:
+            _fail("interrupted; nothing was committed (the index is as it was before this command)",
+                  EXIT_INTERRUPTED)
         except BrokenPipeError:  # whoever read stdout stopped (`dedup clusters | head`): not a failure
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush on exit
             sys.exit(EXIT_OK)
@@ -100,6 +104,9 @@ _index_opt = click.option("--index", "index", required=True, type=click.Path(fil
 @click.option("--url-field", default="url", show_default=True)
 @click.option("--published-at-field", default="published_at", show_default=True)
 @click.option("--lang-field", default="lang", show_default=True)
+@click.option("--date-format", help="strptime format of published_at (e.g. '%d %b %Y, %H:%M'), tried before the "
+                                    "forms read without it (ISO 8601, RFC 2822, 2017/2/7, 07.02.2017, epoch seconds, "
+                                    "Feb 7, 2017; see README).")
 @click.option("--shingle", type=click.Choice(SHINGLE_KINDS),
               help="[new index] shingle kind (default pair: unordered pairs of nearby content-word stems).")
 @click.option("--lead-words", type=int, help="[new index] words of the lead that get their own bands (0 = none).")
@@ -127,7 +134,8 @@ def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, 
     the `rejected` table. Exit codes: 0 all rows used, 3 some rejected (the rest committed), 6 --strict
     stopped at a bad row (nothing committed), 7 write failure (index unchanged).
     """
-    fields = FieldMap(**{k[:-6]: opts.pop(k) for k in list(opts) if k.endswith("_field")})  # type: ignore[arg-type]
+    fields = FieldMap(**{k[:-6]: opts.pop(k) for k in list(opts) if k.endswith("_field")},  # type: ignore[arg-type]
+                      date_format=opts.pop("date_format"))  # type: ignore[arg-type]
     requested = {k: v for k, v in opts.items() if v is not None}
     if ("bands" in requested) != ("rows" in requested):
         raise click.UsageError("--bands and --rows go together")
@@ -145,6 +153,10 @@ def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, 
         click.echo(f"dedup: rejected: {r.message()}", err=True)
     if len(s.rejections) > 50:
         click.echo(f"dedup: ... and {len(s.rejections) - 50} more (see the `rejected` table)", err=True)
+    if s.flags.get("bad_published_at"):
+        click.echo(f"dedup: published_at of {s.flags['bad_published_at']:,} documents is not a date dedup reads and "
+                   f"was left empty (flag bad_published_at), e.g. {'; '.join(s.dropped_dates)}; "
+                   "give its form with --date-format", err=True)
     if getattr(s, "stale_lock", None):
         click.echo(f"dedup: note: a previous writer did not exit cleanly ({s.stale_lock}); "
                    "its leftover files were removed", err=True)
@@ -177,18 +189,21 @@ def _write_rows(table: pa.Table, path: str) -> None:
 
 @main.command("clusters")
 @_index_opt
-@click.option("--min-size", type=int, default=2, show_default=True)
-@click.option("--limit", type=int, default=20, show_default=True, help="Clusters to print.")
+@click.option("--min-size", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--limit", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Clusters to print (0: all).")
 @click.option("--output", type=click.Path(dir_okay=False),
-              help="Write doc_id, cluster_id of EVERY document (.parquet, .csv or .jsonl).")
+              help="Instead of printing, write doc_id, cluster_id of EVERY document (.parquet, .csv or .jsonl).")
 @_guard
 def clusters_cmd(index: str, min_size: int, limit: int, output: str | None) -> None:
-    """Print the largest clusters with titles and sources; optionally export all assignments."""
+    """Print the largest clusters with titles and sources, or write every document's cluster to a file."""
     ix = Index(index)
     if output:
-        _write_rows(ix.assignments(), output)
-        click.echo(f"wrote {ix.assignments().num_rows} assignments to {output}", err=True)
-    rows = ix.clusters(min_size=min_size, limit=limit).to_pylist()
+        assignments = ix.assignments()
+        _write_rows(assignments, output)
+        click.echo(f"wrote {assignments.num_rows:,} assignments to {output}", err=True)
+        return
+    rows = ix.clusters(min_size=min_size, limit=limit or None).to_pylist()
     current = None
     for r in rows:
         if r["cluster_id"] != current:
@@ -204,32 +219,64 @@ def clusters_cmd(index: str, min_size: int, limit: int, output: str | None) -> N
 @main.command("similar")
 @_index_opt
 @click.option("--id", "doc_id", help="An indexed document id.")
-@click.option("--text-file", type=click.File("r", encoding="utf-8"), help="A text file ('-' for stdin).")
-@click.option("--limit", type=int, default=10, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--text-file", type=click.File("rb"), help="A UTF-8 text file ('-' for stdin).")
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "tsv", "json", "jsonl"]), default="table",
+              show_default=True, help="json: one array of rows; jsonl: one row a line.")
 @_guard
 def similar_cmd(index: str, doc_id: str | None, text_file: object, limit: int, fmt: str) -> None:
     """Near-duplicates of a document, with verification scores (`linked` = counted as a copy)."""
     if (doc_id is None) == (text_file is None):
         raise click.UsageError("give exactly one of --id or --text-file")
-    text = text_file.read() if text_file is not None else None  # type: ignore[attr-defined]
+    text = None
+    if text_file is not None:
+        data = text_file.read()  # type: ignore[attr-defined]
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            _fail(f"--text-file {text_file.name}: not UTF-8 text (byte {e.start:,}); "  # type: ignore[attr-defined]
+                  "give the article as a UTF-8 text file", EXIT_USAGE)
+        if "\x00" in text:
+            _fail(f"--text-file {text_file.name}: binary data (NUL characters), not an article's text",  # type: ignore[attr-defined]
+                  EXIT_USAGE)
     _print_table(Index(index).similar(doc_id=doc_id, text=text, limit=limit), fmt)
 
 
 @main.command("sql")
 @_index_opt
 @click.argument("query")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "tsv", "json", "jsonl"]), default="table",
+              show_default=True, help="json: one document (an array of rows; with several statements, an array of "
+                                      "such arrays); jsonl: one row a line.")
 @_guard
 def sql_cmd(index: str, query: str, fmt: str) -> None:
-    """Run QUERY over the index views (documents, signatures, buckets, pairs, clusters, cluster_summary, ...)."""
+    """Run QUERY over the index views (documents, signatures, buckets, pairs, clusters, cluster_summary, ...).
+
+    QUERY may hold several statements separated by `;`: each one's rows are printed in turn.
+    """
     import duckdb
 
     try:
-        table = Index(index).sql(query)
+        statements = [st.query for st in duckdb.extract_statements(query)]
     except duckdb.Error as e:
-        raise click.UsageError(f"SQL error: {e}") from None
-    _print_table(table, fmt)
+        _fail(f"SQL error: {e}", EXIT_USAGE)
+    if not statements:
+        _fail("no SQL statement given", EXIT_USAGE)
+    ix = Index(index)
+    results = []
+    for i, statement in enumerate(statements, 1):
+        try:
+            results.append(ix.sql(statement))
+        except duckdb.Error as e:
+            where = f" in statement {i} of {len(statements)}" if len(statements) > 1 else ""
+            _fail(f"SQL error{where}: {e}", EXIT_USAGE)
+    if fmt == "json" and len(results) > 1:  # still one document
+        click.echo(json.dumps([t.to_pylist() for t in results], ensure_ascii=False, default=_json_value))
+        return
+    for i, table in enumerate(results):
+        if i and fmt in ("table", "csv", "tsv"):
+            click.echo("")
+        _print_table(table, fmt)
 
 
 @main.command("stats")
@@ -282,13 +329,21 @@ def upgrade_cmd(index: str) -> None:
                else f"{index}: already at format version {FORMAT_VERSION}", err=True)
 
 
+def _json_value(v: object) -> object:
+    """JSON for what SQL returns beyond JSON's types: dates and times in ISO 8601, anything else as text."""
+    return v.isoformat() if hasattr(v, "isoformat") else str(v)
+
+
 def _print_table(table: pa.Table, fmt: str) -> None:
     if fmt == "json":
-        for row in table.to_pylist():
-            click.echo(json.dumps(row, ensure_ascii=False, default=str))
+        click.echo(json.dumps(table.to_pylist(), ensure_ascii=False, default=_json_value))
         return
-    if fmt == "csv":
-        w = csv.writer(sys.stdout)
+    if fmt == "jsonl":
+        for row in table.to_pylist():
+            click.echo(json.dumps(row, ensure_ascii=False, default=_json_value))
+        return
+    if fmt in ("csv", "tsv"):
+        w = csv.writer(sys.stdout, delimiter="," if fmt == "csv" else "\t")
         w.writerow(table.column_names)
         w.writerows(zip(*(c.to_pylist() for c in table.columns)))
         return

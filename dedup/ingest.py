@@ -67,11 +67,14 @@ class Summary:
     seconds: float = 0.0
     stale_lock: str | None = None  # lock line of a writer that died before closing (its leftovers were removed)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for logs and benchmarks
+    flags: dict[str, int] = field(default_factory=dict)  # documents read with each flag (bad_published_at, ...)
     rejections: list[Rejection] = field(default_factory=list, repr=False)
+    dropped_dates: list[str] = field(default_factory=list, repr=False)  # a few `file:line: 'value'` examples
 
     def to_json(self) -> dict:
         d = asdict(self)
         d.pop("rejections")
+        d.pop("dropped_dates")
         reasons: dict[str, int] = {}
         for r in self.rejections:
             reasons[r.reason] = reasons.get(r.reason, 0) + 1
@@ -118,12 +121,11 @@ def text_hashes(texts: pa.ChunkedArray) -> list[int]:
     return out
 
 
-def _records(sources: list, fields: FieldMap, max_chars: int) -> Iterator[Record | Rejection]:
-    files, unsupported = expand_paths([s for s in sources if not isinstance(s, (pa.Table, pa.RecordBatch))])
+def _records(tables: list[pa.Table], files: list, unsupported: list[Rejection], fields: FieldMap,
+             max_chars: int) -> Iterator[Record | Rejection]:
     yield from unsupported
-    for s in sources:
-        if isinstance(s, (pa.Table, pa.RecordBatch)):
-            yield from records_from_table(pa.table(s), fields, max_chars=max_chars)
+    for t in tables:
+        yield from records_from_table(t, fields, max_chars=max_chars)
     for f in files:
         yield from read_file(f, fields, max_chars)
 
@@ -231,6 +233,11 @@ class _Batch:
                 continue
             self.winner[r.doc_id] = (r.file, r.line)
             recs.append(r)
+            for f in r.flags:
+                self.s.flags[f] = self.s.flags.get(f, 0) + 1
+            if r.dropped_date is not None and len(self.s.dropped_dates) < 3:
+                where = r.file if r.line is None else f"{r.file}:{r.line}"
+                self.s.dropped_dates.append(f"{where}: {str(r.dropped_date)[:60]!r}")
         if self.progress:
             self.progress("read", self.s.read, None)
         return recs, rejected
@@ -537,6 +544,9 @@ def ingest(sources: Iterable, index: str | os.PathLike, params: Params | None = 
     sources = list(sources)
     inputs = [os.fsdecode(s).encode("utf-8", "replace").decode("utf-8")
               if not isinstance(s, (pa.Table, pa.RecordBatch)) else "<table>" for s in sources]
+    tables = [pa.table(s) for s in sources if isinstance(s, (pa.Table, pa.RecordBatch))]
+    # paths are checked before the index is opened: a missing input creates no index
+    files, unsupported = expand_paths([s for s in sources if not isinstance(s, (pa.Table, pa.RecordBatch))])
     _libc()
     # chunk k is indexed in `worker` while k + 1 is read; first, numba loads the kernels there
     worker = ThreadPoolExecutor(max_workers=1)
@@ -548,7 +558,7 @@ def ingest(sources: Iterable, index: str | os.PathLike, params: Params | None = 
             with _collector_paused():
                 t = time.perf_counter()
                 pending = None
-                for chunk in _chunks(_records(sources, fields, max_chars), CHUNK):
+                for chunk in _chunks(_records(tables, files, unsupported, fields, max_chars), CHUNK):
                     recs, rejected = job.accept(chunk)
                     if pending is not None:
                         job.record(pending.result())

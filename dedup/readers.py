@@ -18,7 +18,8 @@ Choices documented in the README:
 - integer ids are accepted and turned into strings; other non-string ids or texts are rejected; ids longer than
   `MAX_ID_CHARS` are rejected (`too_long`);
 - an optional field (`title`, `source`, `url`, `lang`) that is not a string is dropped and the document flagged
-  `bad_<field>`; a `published_at` that cannot be parsed is dropped and the document flagged `bad_published_at`;
+  `bad_<field>`; a `published_at` that is not a date in any form `dedup.dates` reads is dropped and the document
+  flagged `bad_published_at` (ingest counts and reports them);
 - the content must match the file name: a `.gz`/`.zst` that is not gzip/zstd data, a `.parquet` that is not
   Parquet, a text file that is compressed, Parquet or UTF-16/32 is rejected as a whole (`wrong_format`);
 - CSV is parsed strictly: a broken quote rejects its row (`malformed_csv`, the detail names the lines it
@@ -36,7 +37,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from dedup.dates import parse_date
 
 OPTIONAL_FIELDS = ("title", "source", "url", "published_at", "lang")
 DEFAULT_MAX_CHARS = 5_000_000
@@ -82,6 +85,7 @@ class FieldMap:
     url: str = "url"
     published_at: str = "published_at"
     lang: str = "lang"
+    date_format: str | None = None  # a strptime format for published_at, tried before the forms dedup knows
 
 
 @dataclass
@@ -102,6 +106,7 @@ class Record:
     string: str | None = None                                   # the text, or None when it is in `column`
     column: pa.Array | None = field(default=None, repr=False)  # (large_)string column holding the text
     row: int = 0
+    dropped_date: object = field(default=None, repr=False)      # the published_at value that was not a date
 
     @property
     def text(self) -> str:
@@ -127,24 +132,6 @@ class Rejection:
 
 class InputError(Exception):
     """A path given on the command line that cannot be used at all."""
-
-
-def parse_published_at(value: object) -> datetime | None:
-    """ISO-8601 date or date-time (also YYYY/MM/DD); aware times are converted to naive UTC."""
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, date):
-        dt = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str):
-        s = value.strip().replace("/", "-")
-        if s.endswith("Z"):
-            s = s[:-1] + "+00:00"
-        dt = datetime.fromisoformat(s)
-    else:
-        raise ValueError(f"expected a date string, got {type(value).__name__}")
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
-    return dt
 
 
 class _Unconvertible:
@@ -331,20 +318,28 @@ def _record(doc_id: str, text: str | None, raw: dict, fields: FieldMap, file: st
         else:
             optional[name] = None
             flags.append(f"bad_{name}")
-    published_at = _published(_as_text(raw.get(fields.published_at), flags), flags)
+    value = _as_text(raw.get(fields.published_at), flags)
+    published_at = _published(value, flags, fields.date_format)
     return Record(doc_id, optional["title"], optional["source"], optional["url"], published_at, optional["lang"],
-                  file, line, flags, text, checked.column if checked else None, checked.row if checked else 0)
+                  file, line, flags, text, checked.column if checked else None, checked.row if checked else 0,
+                  _dropped(value, published_at))
 
 
-def _published(value: object, flags: list[str]) -> datetime | None:
-    """`published_at` parsed, or None (flagged `bad_published_at` when there was something that is not a date)."""
+def _published(value: object, flags: list[str], fmt: str | None) -> datetime | None:
+    """`published_at` parsed (`dedup.dates`), or None (flagged `bad_published_at` when there was something that is
+    not a date)."""
     if value is None or value == "":
         return None
     try:
-        return parse_published_at(value)
+        return parse_date(value, fmt)
     except (ValueError, OverflowError, TypeError):
         flags.append("bad_published_at")
         return None
+
+
+def _dropped(value: object, published_at: datetime | None) -> object:
+    """The value kept for the report of dropped dates: what was given where no date came out."""
+    return value if published_at is None and value is not None and value != "" else None
 
 
 def _name(path: Path) -> str:
@@ -658,8 +653,9 @@ def _batch_records(batch: pa.RecordBatch, names: list[str], columns: list[str], 
         line = row0 + i + 1
         if easy[i]:
             flags = ["has_replacement_char"] if fffd[i] else []  # type: ignore[index]
-            yield Record(ids[i], title[i] or None, source[i] or None, url[i] or None, _published(published[i], flags),
-                         lang[i] or None, file, line, flags, None, text_col, i)
+            when = _published(published[i], flags, fields.date_format)
+            yield Record(ids[i], title[i] or None, source[i] or None, url[i] or None, when, lang[i] or None, file,
+                         line, flags, None, text_col, i, _dropped(published[i], when))
             continue
         raw = {**others, **{name: values[name][i] for name in columns}}
         ref = _Checked(text_col, i, bool(fffd[i])) if fast is not None and fast[i] else None  # type: ignore[index]

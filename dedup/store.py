@@ -21,6 +21,7 @@ process never blocks the next writer (its holder line is kept as `Writer.stale_h
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import math
@@ -349,6 +350,8 @@ class Writer:
         self._lock_fd: int | None = None
         self.stale_holder: str | None = None
         self._check_creatable(create)
+        self.created = False  # this writer made the index (its first batch is not committed yet)
+        made_dir = not self.root.exists()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -367,9 +370,12 @@ class Writer:
                 self._check_creatable(create)  # again, under the lock: another writer may have been creating it
                 if params is None:
                     params = Params(**(requested or {}))
+                self.created, self._made_dir = True, made_dir
                 self._remove_leftovers(everything=True)  # a first ingest killed before its first commit
                 self.manifest = self._initial(params)
         except BaseException:
+            if self.created:
+                self.remove_index()
             self.close()
             raise
         self.params = self.manifest.params
@@ -421,7 +427,11 @@ class Writer:
     def __enter__(self) -> Writer:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        if exc_type is not None and self.created and self.manifest.generation == 0:
+            # a first batch that failed (Ctrl-C, a missing column...) leaves no empty index holding its parameters
+            self.abort()
+            self.remove_index()
         self.close()
 
     # -- files ---------------------------------------------------------------------------------------------
@@ -501,6 +511,17 @@ class Writer:
                 (self.root / rel).unlink(missing_ok=True)
         self.staged = {t: [] for t in TABLES}
         self.dropped = {t: [] for t in TABLES}
+
+    def remove_index(self) -> None:
+        """Undo the creation of an index whose first batch failed: its files, and its directory if this writer
+        made it."""
+        for name in (MANIFEST, "views.sql"):
+            (self.root / name).unlink(missing_ok=True)
+        shutil.rmtree(self.root / "tables", ignore_errors=True)
+        if self._made_dir:
+            (self.root / "lock").unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.root.rmdir()
 
     def current_files(self, name: str) -> list[str]:
         """Absolute paths of the files `name` will have after commit (listed minus dropped plus staged)."""

@@ -194,7 +194,7 @@ def test_ids_with_quotes_and_sql_are_parameters(nasty_index: tuple[Path, dict, s
     idx, s, _ = nasty_index
     for doc_id, other in (("o'brien", "' OR '1'='1"), ('x"; DROP TABLE documents; --', "o'brien"),
                           ("' OR '1'='1", "o'brien")):
-        code, out, err = run("similar", "--index", str(idx), "--id", doc_id, "--format", "json")
+        code, out, err = run("similar", "--index", str(idx), "--id", doc_id, "--format", "jsonl")
         assert code == 0, err
         found = [json.loads(x) for x in out.splitlines()]
         assert doc_id not in [f["doc_id"] for f in found] and other in [f["doc_id"] for f in found]

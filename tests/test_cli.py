@@ -80,7 +80,7 @@ def test_clusters_prints_seed_pair_and_exports_every_doc(cli_index: Path, tmp_pa
 
 def test_similar_by_id_and_text_file(cli_index: Path) -> None:
     code, out, _ = run("similar", "--index", str(cli_index), "--id", SEED_COPY, "--format", "json")
-    best = json.loads(out.splitlines()[0])
+    best = json.loads(out)[0]
     assert code == 0 and best["doc_id"] == SEED_ORIGINAL and best["linked"] is True
     code, out, _ = run("similar", "--index", str(cli_index), "--text-file",
                        str(ARTICLES / "seeds" / f"{SEED_ORIGINAL}.txt"))

@@ -360,7 +360,7 @@ def test_readers_never_blocked_and_see_last_commit(nights: dict, tmp_path: Path)
         assert [o[2] for o in outs] == [0, 0, 0], [o[1] for o in outs]
         sim = CliRunner().invoke(main, ["similar", "--index", str(idx), "--id", load_articles()[0]["id"]])
         assert sim.exit_code == 0, sim.output
-        assert json.loads(outs[0][0]) == {"n": 150, "half": 0}
+        assert json.loads(outs[0][0]) == [{"n": 150, "half": 0}]
         assert "cluster " in outs[1][0] or "no clusters" in outs[1][0]
         assert json.loads(outs[2][0])["documents"] == 150 and json.loads(outs[2][0])["batches"] == 1
     finally:
