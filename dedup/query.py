@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -32,7 +33,12 @@ class Index:
 
     def sql(self, query: str, parameters: list | dict | None = None) -> pa.Table:
         """Run SQL over the index views (documents, signatures, buckets, pairs, clusters, ...)."""
-        return fetch(self.con, query, parameters)
+        try:
+            return fetch(self.con, query, parameters)
+        except duckdb.IOException:
+            # a commit since this Index was opened moved some of its files to superseded/: follow them, once
+            self.snapshot.connect(self.con)
+            return fetch(self.con, query, parameters)
 
     def clusters(self, min_size: int = 2, limit: int | None = None) -> pa.Table:
         """Clusters of at least `min_size` documents, largest first, with every member's title (or, without one,

@@ -5,11 +5,14 @@
     DIR/tables/<table>/*.parquet
     DIR/lock                  held (flock) by the one writer; names the holder
 
-A commit writes new Parquet files first (each fsynced) and then atomically replaces `manifest.json` (write to a
-temporary file, fsync, rename, fsync the directory). Readers only ever read files listed in a manifest, so they see
-the last committed state and never a half-written batch; files no longer listed go to the manifest's `garbage`
-list and are deleted by a later writer after a grace period (`GRACE_SECONDS`), so a reader that opened the
-previous manifest keeps working. Files that no manifest lists (left by a killed writer) are removed when the next
+A commit writes new Parquet files first (each fsynced, under `DIR/staging/<table>/`), moves them into
+`DIR/tables/<table>/` and then atomically replaces `manifest.json` (write to a temporary file, fsync, rename, fsync
+the directory). Readers of the manifest only ever read files it lists, so they see the last committed state and
+never a half-written batch. Files no longer listed go to the manifest's `garbage` list and are moved out of the
+table folders into `DIR/superseded/tables/<table>/` right after the commit, and deleted by a later writer after a
+grace period (`GRACE_SECONDS`): a table folder holds the current files only, for tools that read it whole
+(pyarrow, pandas, DuckDB globs, Spark), while a reader that opened the previous manifest finds its files under
+`superseded/` (`Snapshot.path`). Files that no manifest lists (left by a killed writer) are removed when the next
 writer opens the index; a first ingest killed before its first commit leaves only such files, and the next run
 starts the index afresh.
 
@@ -46,6 +49,8 @@ import pyarrow.parquet as pq
 from dedup.params import FORMAT_NAME, FORMAT_VERSION, Params, ParamsError
 
 MANIFEST = "manifest.json"
+STAGING = "staging"        # files written for the next commit, moved into tables/ by it
+SUPERSEDED = "superseded"  # files a commit stopped using, kept for readers of older manifests until collected
 GRACE_SECONDS = 300.0
 COMPACT_TMP = "tables/_compact_tmp"      # DuckDB spill directory of writers, removed with the leftovers
 COMPACT_MEMORY = "1GB"  # DuckDB's memory limit while compacting (it spills the rest of a sort under COMPACT_TMP)
@@ -163,11 +168,17 @@ class Snapshot:
         self.params = self.manifest.params
 
     def files(self, table: str) -> list[str]:
-        return [str(self.root / f) for f in self.manifest.tables[table]]
+        return [self.path(f) for f in self.manifest.tables[table]]
+
+    def path(self, rel: str) -> str:
+        """Where a file of this snapshot is now: in its table folder, or moved to `superseded/` by a later commit."""
+        current = self.root / rel
+        return str(current if current.exists() else self.root / SUPERSEDED / rel)
 
     def connect(self, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
+        """DuckDB views over this snapshot's files where they are now (call again after a commit moved some)."""
         con = con or duckdb.connect()
-        for stmt in view_statements(self.root, self.manifest.tables):
+        for stmt in view_statements({t: self.files(t) for t in TABLES}):
             con.execute(stmt)
         return con
 
@@ -219,10 +230,12 @@ def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def view_statements(root: Path, tables: dict[str, list[str]]) -> list[str]:
+def view_statements(tables: dict[str, list[str]]) -> list[str]:
+    """CREATE VIEW statements over the given files of each table (absolute, or relative to the index directory as
+    in `views.sql`)."""
     out = []
     for name in TABLES:
-        files = ", ".join(_sql_str(str(root / f)) for f in tables[name])
+        files = ", ".join(_sql_str(f) for f in tables[name])
         out.append(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{files}]);")
     out.extend(DERIVED_VIEWS)
     return out
@@ -276,7 +289,8 @@ def _row_group_size(name: str) -> int:
 
 
 def _new_file(root: Path, name: str, generation: int) -> tuple[str, Path]:
-    rel = f"tables/{name}/{generation:08d}-{uuid.uuid4().hex[:12]}.parquet"
+    """A new file's path under `staging/` (relative and absolute): `_publish` moves it into its table folder."""
+    rel = f"{STAGING}/{name}/{generation:08d}-{uuid.uuid4().hex[:12]}.parquet"
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     return rel, path
@@ -323,6 +337,8 @@ def _owned_only(root: Path) -> bool:
         n = p.name
         if n in ("lock", "views.sql") or n.startswith(MANIFEST + ".tmp") or n.startswith("views.sql.tmp"):
             continue
+        if n in (STAGING, SUPERSEDED) and p.is_dir():
+            continue
         if n == "tables" and p.is_dir():
             for q in p.rglob("*"):
                 rel = q.relative_to(p).parts
@@ -335,6 +351,16 @@ def _owned_only(root: Path) -> bool:
             continue
         return False
     return True
+
+
+def _publish(root: Path, rel: str) -> str:
+    """Move a staged file into its table folder (the commit lists it there); returns its new relative path."""
+    if not rel.startswith(STAGING + "/"):
+        return rel
+    table_rel = "tables/" + rel[len(STAGING) + 1:]
+    (root / table_rel).parent.mkdir(parents=True, exist_ok=True)
+    os.replace(root / rel, root / table_rel)
+    return table_rel
 
 
 def _holder_line(fd: int) -> str | None:
@@ -351,6 +377,7 @@ class Writer:
         self.stale_holder: str | None = None
         self._check_creatable(create)
         self.created = False  # this writer made the index (its first batch is not committed yet)
+        self._moved: list[str] = []  # files moved from staging/ into their table folders for the next commit
         made_dir = not self.root.exists()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -437,18 +464,29 @@ class Writer:
     # -- files ---------------------------------------------------------------------------------------------
     def _initial(self, params: Params) -> Manifest:
         now = time.time()
-        tables = {name: [write_table(self.root, name, SCHEMAS[name].empty_table(), 0)] for name in TABLES}
+        tables = {name: [self._moved_in(write_table(self.root, name, SCHEMAS[name].empty_table(), 0))]
+                  for name in TABLES}
         m = Manifest(params, 0, tables, 1, 1, [], now, now)
         self._write_manifest(m)
+        self._moved = []
         return m
 
     def _remove_leftovers(self, everything: bool = False) -> None:
         """Delete files the manifest does not list (a killed writer's: staged Parquet files, temporary manifest
         and views files, compaction spill files); with `everything`, all table files (no manifest yet)."""
         listed: set[str] = set()
+        garbage: set[str] = set()
         if not everything:
             listed = {f for files in self.manifest.tables.values() for f in files}
-            listed |= {g["file"] for g in self.manifest.garbage}
+            garbage = {g["file"] for g in self.manifest.garbage}
+            for rel in garbage:  # a commit that stopped before moving what it dropped (or an older dedup's)
+                self._supersede(rel)
+        shutil.rmtree(self.root / STAGING, ignore_errors=True)
+        superseded = self.root / SUPERSEDED
+        if superseded.is_dir():
+            for p in sorted(superseded.rglob("*"), reverse=True):
+                if p.is_file() and p.relative_to(superseded).as_posix() not in garbage:
+                    p.unlink(missing_ok=True)
         tables = self.root / "tables"
         if tables.is_dir():
             for p in sorted(tables.rglob("*"), reverse=True):  # files before their directories
@@ -534,24 +572,56 @@ class Writer:
         m = self.manifest
         now = time.time()
         tables = {}
-        for name in TABLES:
-            files = [f for f in m.tables[name] if f not in self.dropped[name]] + self.staged[name]
-            if not files:
-                files = [write_table(self.root, name, SCHEMAS[name].empty_table(), m.generation + 1)]
-            tables[name] = files
-        garbage = [g for g in m.garbage if not self._collect(g, now)]
-        garbage += [{"file": f, "since": now} for name in TABLES for f in self.dropped[name]]
-        new = Manifest(m.params, m.generation + 1, tables,
-                       next_cluster_id if next_cluster_id is not None else m.next_cluster_id,
-                       m.next_batch + 1 if batch else m.next_batch, garbage, m.created_at, now)
-        self._write_manifest(new)
+        try:
+            for name in TABLES:
+                files = [f for f in m.tables[name] if f not in self.dropped[name]] + self.staged[name]
+                if not files:
+                    files = [write_table(self.root, name, SCHEMAS[name].empty_table(), m.generation + 1)]
+                tables[name] = [self._moved_in(f) for f in files]
+            garbage = [g for g in m.garbage if not self._collect(g, now)]
+            garbage += [{"file": f, "since": now} for name in TABLES for f in self.dropped[name]]
+            new = Manifest(m.params, m.generation + 1, tables,
+                           next_cluster_id if next_cluster_id is not None else m.next_cluster_id,
+                           m.next_batch + 1 if batch else m.next_batch, garbage, m.created_at, now)
+            self._write_manifest(new)
+        except BaseException:
+            for rel in self._moved:  # not committed: out of the table folders again
+                (self.root / rel).unlink(missing_ok=True)
+            raise
+        finally:
+            self._moved = []
         self.manifest = new
+        for name in TABLES:
+            for rel in self.dropped[name]:
+                self._supersede(rel)
         self.staged = {t: [] for t in TABLES}
         self.dropped = {t: [] for t in TABLES}
+
+    def _moved_in(self, rel: str) -> str:
+        """`_publish`, remembered: the commit syncs the folder (its manifest must not outlive the move) or, if it
+        fails, deletes the file again (the table folders keep the committed files only)."""
+        table_rel = _publish(self.root, rel)
+        if table_rel != rel:
+            self._moved.append(table_rel)
+        return table_rel
+
+    def _supersede(self, rel: str) -> None:
+        """Move a file the manifest no longer lists out of its table folder (best effort: readers of the manifest
+        never look there, and the next writer moves what is left)."""
+        src = self.root / rel
+        if not src.exists():
+            return
+        dst = self.root / SUPERSEDED / rel
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+        except OSError as e:
+            warnings.warn(f"{self.root}: committed, but {rel} could not be moved to {SUPERSEDED}/: {e}", stacklevel=3)
 
     def _collect(self, g: dict, now: float) -> bool:
         if now - g["since"] < GRACE_SECONDS:
             return False
+        (self.root / SUPERSEDED / g["file"]).unlink(missing_ok=True)
         (self.root / g["file"]).unlink(missing_ok=True)
         return True
 
@@ -561,6 +631,8 @@ class Writer:
         tmp = self.root / f"{MANIFEST}.tmp{os.getpid()}"
         data = json.dumps(m.to_json(), indent=1).encode()
         try:
+            for folder in {(self.root / rel).parent for rel in self._moved}:  # the files it lists are where it says
+                _fsync_dir(folder)
             with open(tmp, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -580,8 +652,9 @@ class Writer:
             warnings.warn(f"{self.root}: committed, but views.sql could not be rewritten: {e}", stacklevel=3)
 
     def _write_views(self, m: Manifest) -> None:
-        views = "-- dedup index views: duckdb -init views.sql (generated at each commit; do not edit)\n"
-        views += "\n".join(view_statements(self.root, m.tables)) + "\n"
+        views = ("-- dedup index views (generated at each commit; do not edit). Paths are relative to the index\n"
+                 "-- directory, so a copied or moved index reads its own files: cd DIR && duckdb -init views.sql\n")
+        views += "\n".join(view_statements(m.tables)) + "\n"
         vtmp = self.root / f"views.sql.tmp{os.getpid()}"
         try:
             vtmp.write_text(views, "utf-8")

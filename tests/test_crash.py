@@ -330,7 +330,7 @@ def test_second_writer_refused_and_dead_holder_detected(nights: dict, tmp_path: 
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     # the holder died with the lock: the kernel released it, the next writer notes it and cleans up
-    staged = [p for p in (idx / "tables" / "documents").iterdir() if p.name.startswith("00000002-")]
+    staged = [p for p in (idx / "staging" / "documents").iterdir() if p.name.startswith("00000002-")]
     assert staged  # the dead holder's half-written file
     res = CliRunner().invoke(main, ["ingest", str(nights["night2"]), "--index", str(idx), "--json",
                                     "--store-signatures"])

@@ -362,11 +362,13 @@ def test_compact_changes_no_result(ten_batches: Path, one_shot: Path, tmp_path: 
     assert CliRunner().invoke(main, ["clusters", "--index", str(idx), "--output", str(out2)]).exit_code == 0
     assert out1.read_bytes() == out2.read_bytes()
     assert dedup.Index(idx).clusters(limit=None).equals(dedup.Index(tmp_path / "idx").clusters(limit=None))
-    # old files are on the garbage list (open readers keep working), nothing else is lying around
+    # old files are on the garbage list, moved to superseded/ (open readers keep working), nothing else is lying around
     garbage = {g["file"] for g in m1.garbage}
     assert {f for fs in m0.tables.values() for f in fs} - {f for fs in m1.tables.values() for f in fs} <= garbage
     on_disk = {p.relative_to(idx).as_posix() for p in (idx / "tables").rglob("*") if p.is_file()}
-    assert on_disk == {f for fs in m1.tables.values() for f in fs} | garbage
+    assert on_disk == {f for fs in m1.tables.values() for f in fs}
+    assert {p.relative_to(idx / "superseded").as_posix() for p in (idx / "superseded").rglob("*") if p.is_file()} \
+        == garbage
     # buckets are one file sorted by (band, bucket), still holding all rows of its documents (the link stage
     # counts such a file's matches at once); a second compaction has nothing to do
     bk = pq.read_table(idx / m1.tables["buckets"][0])

@@ -57,6 +57,7 @@ def test_stored_signatures_equal_fresh_ones_and_load_into_datasketch(articles: l
 
 def test_views_sql_loads_in_duckdb(sample_index: Path) -> None:
     con = duckdb.connect()
+    con.execute(f"SET file_search_path = '{sample_index}'")  # views.sql names files relative to the index
     con.execute((sample_index / "views.sql").read_text())
     for table in ("documents", "signatures", "buckets", "pairs", "clusters", "cluster_events", "rejected",
                   "batches", "cluster_summary", "copies"):
