@@ -22,12 +22,13 @@ drop_stale_kernels(Path(__file__).parent)  # before any kernel is loaded from nu
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from dedup.export import ExportSummary, export
 from dedup.ingest import StrictError, Summary, ingest
 from dedup.params import Params, ParamsError
 from dedup.query import Index
 from dedup.readers import FieldMap, InputError
 from dedup.store import IndexError_ as IndexError, LockedError
 
-__all__ = ["ingest", "Index", "Params", "ParamsError", "FieldMap", "Summary", "StrictError", "InputError",
+__all__ = ["ingest", "Index", "export", "ExportSummary", "Params", "ParamsError", "FieldMap", "Summary", "StrictError", "InputError",
            "IndexError", "LockedError"]
 __version__ = "0.1.0"

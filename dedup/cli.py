@@ -279,6 +279,26 @@ def sql_cmd(index: str, query: str, fmt: str) -> None:
         _print_table(table, fmt)
 
 
+@main.command("export")
+@_index_opt
+@click.option("--output", required=True, type=click.Path(dir_okay=False),
+              help="The file to write: .jsonl, .parquet, .csv or .tsv.")
+@click.option("--representatives/--all", default=True, show_default=True,
+              help="One document per story (its representative: earliest published, then smallest id), or all.")
+@click.option("--with-text", is_flag=True, help="Add each document's text.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object to stdout.")
+@_guard
+def export_cmd(index: str, output: str, representatives: bool, with_text: bool, as_json: bool) -> None:
+    """Write the corpus without its copies (or every document with its story): doc_id, cluster_id,
+    cluster_size, is_representative, title, source, url, published_at, lang[, text]. Streams in batches."""
+    from dedup.export import export
+
+    r = export(index, output, representatives=representatives, with_text=with_text)
+    if as_json:
+        click.echo(json.dumps(r.to_json()))
+    click.echo(f"wrote {r.rows:,} documents ({r.stories:,} stories in the index) to {r.output}", err=True)
+
+
 @main.command("stats")
 @_index_opt
 @click.option("--json", "as_json", is_flag=True)
