@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from dedup.bands import bucket_rows
+from dedup.runtime import prepare_process
 from dedup.sketch import sketch_batch
 from dedup.store import Snapshot, fetch
 from dedup.verify import verify_pairs
@@ -24,6 +25,7 @@ class Index:
     """Read access to an index directory (the last committed state at the time of opening)."""
 
     def __init__(self, path: str | os.PathLike):
+        prepare_process()  # before `similar` or `explain` run a kernel
         self.snapshot = Snapshot(path)
         self.params = self.snapshot.params
         self.con = self.snapshot.connect()
