@@ -24,8 +24,8 @@ from dedup.ingest import StrictError, ingest
 from dedup.params import SHINGLE_KINDS, ParamsError
 from dedup.query import Index
 from dedup.readers import FieldMap, InputError
+from dedup.errors import DocumentNotFound, IndexLocked, IndexProblem
 from dedup.runtime import prepare_process
-from dedup.store import IndexError_, LockedError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_PARTIAL, EXIT_LOCKED, EXIT_INDEX, EXIT_STRICT, EXIT_IO = range(8)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
@@ -47,9 +47,9 @@ def _guard(fn: Callable) -> Callable:
     def wrapper(*args: object, **kwargs: object) -> object:
         try:
             return fn(*args, **kwargs)
-        except LockedError as e:
+        except IndexLocked as e:
             _fail(str(e), EXIT_LOCKED)
-        except (IndexError_, ParamsError) as e:
+        except (IndexProblem, ParamsError) as e:
             # the index could not be written (read-only, full disk, no permission): an I/O failure, not a bad index
             io_failure = isinstance(e.__cause__, OSError) and e.__cause__.errno in _WRITE_ERRNOS
             _fail(f"{e}; the index is unchanged" if io_failure else str(e), EXIT_IO if io_failure else EXIT_INDEX)
@@ -57,6 +57,8 @@ def _guard(fn: Callable) -> Callable:
             _fail(str(e), EXIT_USAGE)
         except StrictError as e:
             _fail(f"--strict: stopped at {e}; nothing from this batch was committed", EXIT_STRICT)
+        except DocumentNotFound as e:
+            _fail(str(e), EXIT_USAGE)
         except KeyError as e:
             _fail(f"not found: {e.args[0]}", EXIT_USAGE)
         except KeyboardInterrupt:
@@ -85,8 +87,8 @@ def main() -> None:
     prepare_process()
 
 
-_index_opt = click.option("--index", "index", required=True, type=click.Path(file_okay=False),
-                          help="Index directory.")
+_index_opt = click.option("--index", "index", required=True, type=click.Path(file_okay=False), envvar="DEDUP_INDEX",
+                          show_envvar=True, help="Index directory (default: $DEDUP_INDEX).")
 
 
 @main.command("ingest")
@@ -106,6 +108,7 @@ _index_opt = click.option("--index", "index", required=True, type=click.Path(fil
 @click.option("--url-field", default="url", show_default=True)
 @click.option("--published-at-field", default="published_at", show_default=True)
 @click.option("--lang-field", default="lang", show_default=True)
+@click.option("--delimiter", help="Field separator of CSV files (default: a tab in .tsv files, else a comma).")
 @click.option("--date-format", help="strptime format of published_at (e.g. '%d %b %Y, %H:%M'), tried before the "
                                     "forms read without it (ISO 8601, RFC 2822, 2017/2/7, 07.02.2017, epoch seconds, "
                                     "Feb 7, 2017; see README).")
@@ -137,7 +140,7 @@ def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, 
     stopped at a bad row (nothing committed), 7 write failure (index unchanged).
     """
     fields = FieldMap(**{k[:-6]: opts.pop(k) for k in list(opts) if k.endswith("_field")},  # type: ignore[arg-type]
-                      date_format=opts.pop("date_format"))  # type: ignore[arg-type]
+                      date_format=opts.pop("date_format"), delimiter=opts.pop("delimiter"))  # type: ignore[arg-type]
     requested = {k: v for k, v in opts.items() if v is not None}
     if ("bands" in requested) != ("rows" in requested):
         raise click.UsageError("--bands and --rows go together")
@@ -151,10 +154,15 @@ def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, 
                store_signatures=store_signatures, strict=strict, max_chars=max_chars, progress=progress)
     if tty:
         click.echo("", err=True)
-    for r in s.rejections[:50]:
-        click.echo(f"dedup: rejected: {r.message()}", err=True)
-    if len(s.rejections) > 50:
-        click.echo(f"dedup: ... and {len(s.rejections) - 50} more (see the `rejected` table)", err=True)
+    # every whole-file problem, and the first 50 rejected rows: a nightly log must not lose an unreadable file
+    # behind thousands of bad rows
+    shown = 0
+    for r in s.rejections:
+        if r.line is None or shown < 50:
+            click.echo(f"dedup: rejected: {r.message()}", err=True)
+            shown += r.line is not None
+    if s.rejected > shown:
+        click.echo(f"dedup: ... and {s.rejected - shown} more rejected rows (see the `rejected` table)", err=True)
     if s.flags.get("bad_published_at"):
         click.echo(f"dedup: published_at of {s.flags['bad_published_at']:,} documents is not a date dedup reads and "
                    f"was left empty (flag bad_published_at), e.g. {'; '.join(s.dropped_dates)}; "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -25,7 +25,9 @@ from dedup.batch.commit import commit, drop_replaced
 from dedup.batch.recluster import events_table, read_cluster_inputs, recluster
 from dedup.engines.local import LocalEngine, Linked, Progress, Staged
 from dedup.params import Params
-from dedup.readers import DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expand_paths, read_file, records_from_table
+from dedup.errors import InputError
+from dedup.readers import (DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expand_paths, read_file,
+                           records_from_table, validate)
 from dedup.runtime import collector_paused, libc, prepare_process
 from dedup.store import COMPACT_TMP, Writer
 
@@ -72,12 +74,59 @@ class Summary:
         return d
 
 
-def _records(tables: list[pa.Table], files: list, unsupported: list[Rejection], fields: FieldMap, max_chars: int,
-             s: Summary) -> Iterator[Record | Rejection]:
+@dataclass
+class Inputs:
+    """What one batch reads: files (directories expanded, checked before the index is opened), Arrow tables
+    (also made from DataFrames) and rows given as dicts."""
+
+    files: list
+    unsupported: list[Rejection]  # files of unknown type found in directories
+    tables: list[pa.Table]
+    rows: list[dict]
+    names: list[str]              # for the `batches` table
+
+    @classmethod
+    def of(cls, sources: object) -> Inputs:
+        """A str or Path is one input (not the characters of a name), as is a table, a DataFrame or a dict;
+        anything else iterable is a collection of them."""
+        one = isinstance(sources, (str, bytes, os.PathLike, dict)) or _as_table(sources) is not None
+        paths, tables, rows, names = [], [], [], []
+        for s in [sources] if one else list(sources):  # type: ignore[call-overload]
+            table = _as_table(s)
+            if table is not None:
+                tables.append(table)
+                names.append("<table>")
+            elif isinstance(s, dict):
+                rows.append(s)
+            elif isinstance(s, (str, bytes, os.PathLike)):
+                paths.append(s)
+                names.append(os.fsdecode(s).encode("utf-8", "replace").decode("utf-8"))
+            else:
+                raise InputError(f"cannot ingest a {type(s).__name__}: give paths, Arrow tables, DataFrames or "
+                                 "dicts (one per document)")
+        files, unsupported = expand_paths(paths)
+        return cls(files, unsupported, tables, rows, names + (["<rows>"] if rows else []))
+
+
+def _as_table(s: object) -> pa.Table | None:
+    """The Arrow table of a table-like input: pyarrow's, a pandas DataFrame, or anything that speaks the Arrow
+    stream protocol (polars); string views (polars) become plain strings, which the readers' checks scan."""
+    if type(s).__module__.partition(".")[0] == "pandas" and hasattr(s, "columns"):
+        t = pa.Table.from_pandas(s, preserve_index=False)
+    elif isinstance(s, (pa.Table, pa.RecordBatch)) or hasattr(s, "__arrow_c_stream__"):
+        t = pa.table(s)
+    else:
+        return None
+    return t.cast(pa.schema([f.with_type(pa.large_string()) if pa.types.is_string_view(f.type) else f
+                             for f in t.schema]))
+
+
+def _records(inputs: Inputs, fields: FieldMap, max_chars: int, s: Summary) -> Iterator[Record | Rejection]:
     """Every row of the inputs; the flags of the records are counted in `s` as they pass."""
-    yield from unsupported
-    rows = itertools.chain(*(records_from_table(t, fields, max_chars=max_chars) for t in tables),
-                           *(read_file(f, fields, max_chars) for f in files))
+    yield from inputs.unsupported
+    rows = itertools.chain(*(records_from_table(t, fields, max_chars=max_chars) for t in inputs.tables),
+                           (validate(dict(r), fields, "<rows>", i, max_chars) for i, r in enumerate(inputs.rows, 1)),
+                           *(read_file(f, fields, max_chars) for f in inputs.files))
     for r in rows:
         if isinstance(r, Record) and r.flags:
             _count_flags(s, r)
@@ -113,22 +162,18 @@ def _count_linked(s: Summary, linked: Linked) -> None:
     s.timings["link"], s.timings["verify"] = linked.link_seconds, linked.verify_seconds
 
 
-def ingest(sources: Iterable, index: str | os.PathLike, params: Params | None = None, *,
+def ingest(sources: object, index: str | os.PathLike, params: Params | None = None, *,
            requested: dict | None = None, fields: FieldMap = FieldMap(), store_text: bool = True,
            store_signatures: bool = False, strict: bool = False, max_chars: int = DEFAULT_MAX_CHARS,
            progress: Progress | None = None) -> Summary:
-    """Ingest one batch — files, directories and/or Arrow tables — into the index at `index` (created if
-    missing) and commit it atomically. `params` (all settings) or `requested` (only those the caller chose
+    """Ingest one batch into the index at `index` (created if missing) and commit it atomically. `sources` is a
+    path (a file or a directory), an Arrow table, a pandas or polars DataFrame, a dict (one document), or a list
+    of any of these; DataFrames and dicts use the same field names as files (`fields`). `params` (all settings) or `requested` (only those the caller chose
     explicitly) must agree with an existing index. `store_signatures` keeps each document's MinHash values in
     `signatures` (for use with datasketch; 0.7 KB a document). Raises `StrictError` in strict mode at the first
     bad row."""
     started = datetime.now()
-    sources = list(sources)
-    inputs = [os.fsdecode(s).encode("utf-8", "replace").decode("utf-8")
-              if not isinstance(s, (pa.Table, pa.RecordBatch)) else "<table>" for s in sources]
-    tables = [pa.table(s) for s in sources if isinstance(s, (pa.Table, pa.RecordBatch))]
-    # paths are checked before the index is opened: a missing input creates no index
-    files, unsupported = expand_paths([s for s in sources if not isinstance(s, (pa.Table, pa.RecordBatch))])
+    inputs = Inputs.of(sources)  # paths are checked before the index is opened: a missing input creates no index
     prepare_process()
     libc()
     with LocalEngine() as engine, Writer(index, params=params, requested=requested) as w:
@@ -138,8 +183,8 @@ def ingest(sources: Iterable, index: str | os.PathLike, params: Params | None = 
                 con = _scratch(w)
                 known = KnownDocuments.load(con, w.current_files("documents"))
                 t = time.perf_counter()
-                staged = engine.stage_input(_records(tables, files, unsupported, fields, max_chars, s), w, known, Rejections(strict),
-                                            store_text, store_signatures, progress)
+                staged = engine.stage_input(_records(inputs, fields, max_chars, s), w, known, Rejections(strict),
+                                            store_text, store_signatures, progress, fields.id)
                 s.timings["read+sketch+store"] = time.perf_counter() - t
                 _count_staged(s, staged)
                 drop_replaced(w, staged.replaced)
@@ -159,7 +204,7 @@ def ingest(sources: Iterable, index: str | os.PathLike, params: Params | None = 
                                                       for k in ("new", "merge", "split"))
                 s.timings["cluster"] = time.perf_counter() - t
                 t = time.perf_counter()
-                commit(w, s, started, inputs, clusters.next_cluster_id)
+                commit(w, s, started, inputs.names, clusters.next_cluster_id)
                 s.timings["commit"] = time.perf_counter() - t
         except BaseException:
             engine.abort()  # nothing may land after the abort

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dedup.errors import DedupError
+
 FORMAT_NAME = "dedup-index"
 FORMAT_VERSION = 2
 
@@ -20,7 +22,7 @@ SHINGLERS = ("v1",)  # see dedup.shingle: its stop words and pair window decide 
 VERIFIERS = ("v1", "v2")  # see dedup.verify: v2 reads OCR look-alikes alike and wants sentences in order
 
 
-class ParamsError(ValueError):
+class ParamsError(DedupError, ValueError):
     """Parameters that are invalid on their own or do not match an existing index."""
 
 

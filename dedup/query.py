@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from dedup.bands import bucket_rows
+from dedup.errors import DocumentNotFound
 from dedup.runtime import prepare_process
 from dedup.sketch import sketch_batch
 from dedup.store import Snapshot, fetch
@@ -29,6 +30,16 @@ class Index:
         self.snapshot = Snapshot(path)
         self.params = self.snapshot.params
         self.con = self.snapshot.connect()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the DuckDB connection (the index files are not held open between queries)."""
+        self.con.close()
 
     def table(self, name: str) -> pa.Table:
         return self.snapshot.table(name)
@@ -65,7 +76,8 @@ class Index:
 
         An indexed document's candidates were verified when it was linked and every pair scoring ≥ 0.2 is in
         `pairs`, so it is answered from there (a few small reads, whatever the index size). A new text goes the
-        ingest path: its buckets are probed and its candidates verified."""
+        ingest path: its buckets are probed and its candidates verified. An id that is not indexed raises
+        `DocumentNotFound` (a KeyError)."""
         if (doc_id is None) == (text is None):
             raise ValueError("give exactly one of doc_id or text")
         if doc_id is not None:
@@ -94,7 +106,7 @@ class Index:
 
     def _stored_similar(self, doc_id: str, limit: int) -> pa.Table:
         if not self.sql("SELECT 1 FROM documents WHERE doc_id = $id LIMIT 1", {"id": doc_id}).num_rows:
-            raise KeyError(doc_id)
+            raise DocumentNotFound(doc_id)
         cols = ", ".join(_SCORES)
         scored = self.sql(f"SELECT doc_b AS doc_id, {cols} FROM pairs WHERE doc_a = $id UNION ALL "
                           f"SELECT doc_a, {cols} FROM pairs WHERE doc_b = $id", {"id": doc_id})

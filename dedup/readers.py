@@ -47,6 +47,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dedup.dates import parse_date
+from dedup.errors import InputError
 
 OPTIONAL_FIELDS = ("title", "source", "url", "published_at", "lang")
 DEFAULT_MAX_CHARS = 5_000_000
@@ -86,6 +87,7 @@ class FieldMap:
     published_at: str = "published_at"
     lang: str = "lang"
     date_format: str | None = None  # a strptime format for published_at, tried before the forms dedup knows
+    delimiter: str | None = None    # of CSV files; None: a tab in .tsv files, else a comma
 
 
 @dataclass
@@ -128,10 +130,6 @@ class Rejection:
         what = f" field '{self.field}'" if self.field else ""
         who = f" (id {self.doc_id!r})" if self.doc_id else ""
         return _ID_CONTROL.sub(lambda m: repr(m.group())[1:-1], f"{where}:{what}{who} {self.reason}: {self.detail}")
-
-
-class InputError(Exception):
-    """A path given on the command line that cannot be used at all."""
 
 
 class _Unconvertible:
@@ -250,9 +248,8 @@ def validate(raw: dict, fields: FieldMap, file: str, line: int | None, max_chars
     if doc_id is None:
         if fields.id in raw:
             return Rejection(file, line, None, fields.id, "missing_id", "id is null")
-        names = ", ".join(repr(_SURROGATE.sub("\ufffd", str(k)))[:60] for k in list(raw)[:8])
         return Rejection(file, line, None, fields.id, "missing_id",
-                         f"no '{fields.id}' field (fields: {names or 'none'}; see --id-field)")
+                         f"no '{fields.id}' field (fields: {_field_names(raw)}; see --id-field)")
     if isinstance(doc_id, int) and not isinstance(doc_id, bool):
         doc_id = str(doc_id)
     if not isinstance(doc_id, str):
@@ -274,7 +271,7 @@ def validate(raw: dict, fields: FieldMap, file: str, line: int | None, max_chars
         if fields.text in raw:
             return Rejection(file, line, doc_id, fields.text, "missing_text", "text is null")
         return Rejection(file, line, doc_id, fields.text, "missing_text",
-                         f"no '{fields.text}' field (see --text-field)")
+                         f"no '{fields.text}' field (fields: {_field_names(raw)}; see --text-field)")
     if not isinstance(text, str):
         return Rejection(file, line, doc_id, fields.text, "bad_type", f"text must be a string, got {_type_name(text)}")
     if not text.strip():
@@ -302,6 +299,11 @@ def validate(raw: dict, fields: FieldMap, file: str, line: int | None, max_chars
     if "\ufffd" in text and "utf8_repaired" not in flags:
         flags.append("has_replacement_char")
     return _record(doc_id, text, raw, fields, file, line, flags, None)
+
+
+def _field_names(raw: dict) -> str:
+    """The first field names of a row, for a message saying which one was missing."""
+    return ", ".join(repr(_SURROGATE.sub("\ufffd", str(k)))[:60] for k in list(raw)[:8]) or "none"
 
 
 def _record(doc_id: str, text: str | None, raw: dict, fields: FieldMap, file: str, line: int | None,
@@ -418,13 +420,19 @@ def _check_format(path: Path, kind: str) -> Rejection | None:
     return None
 
 
-def _kind(path: Path) -> str | None:
+def _kind_name(path: Path) -> str:
+    """The file name in lower case without a compression suffix (`a.TSV.gz` → `a.tsv`)."""
     name = path.name.lower()
     for suffix in (".gz", ".zst"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
+    return name
+
+
+def _kind(path: Path) -> str | None:
+    name = _kind_name(path)
     for ext, kind in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl"), (".csv", "csv"),
-                      (".parquet", "parquet"), (".txt", "txt")):
+                      (".tsv", "csv"), (".parquet", "parquet"), (".txt", "txt")):
         if name.endswith(ext):
             return kind
     return None
@@ -516,7 +524,8 @@ def _read_csv(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record |
     line = 0
     with _open_stream(path) as stream:
         raw_text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
-        reader = csv.reader(raw_text, strict=True)
+        delimiter = fields.delimiter or ("\t" if _kind_name(path).endswith(".tsv") else ",")
+        reader = csv.reader(raw_text, strict=True, delimiter=delimiter)
         try:
             while True:  # header: the first non-blank row
                 try:
@@ -757,12 +766,12 @@ def expand_paths(paths: list[str | os.PathLike]) -> tuple[list[Path], list[Rejec
                     continue
                 elif _kind(sub) is None:
                     skipped.append(Rejection(_name(sub), None, None, None, "unsupported_file",
-                                             "not .jsonl/.json/.ndjson/.csv/.parquet/.txt (optionally .gz/.zst)"))
+                                             "not .jsonl/.json/.ndjson/.csv/.tsv/.parquet/.txt (optionally .gz/.zst)"))
                 else:
                     files.append(sub)
         elif p.is_file():
             if _kind(p) is None:
-                raise InputError(f"{p}: unsupported file type (use .jsonl, .json, .ndjson, .csv, .parquet or .txt, "
+                raise InputError(f"{p}: unsupported file type (use .jsonl, .json, .ndjson, .csv, .tsv, .parquet or .txt, "
                                  "optionally compressed .gz/.zst)")
             files.append(p)
         elif p.exists():

@@ -46,6 +46,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from dedup.errors import IndexLocked, IndexNotFound, IndexProblem
 from dedup.params import FORMAT_NAME, FORMAT_VERSION, Params, ParamsError
 
 MANIFEST = "manifest.json"
@@ -100,14 +101,6 @@ SCHEMAS: dict[str, pa.Schema] = {
 TABLES = tuple(SCHEMAS)
 
 
-class IndexError_(Exception):
-    """The index directory is missing, not an index, locked, or cannot be written."""
-
-
-class LockedError(IndexError_):
-    """Another writer holds the index."""
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -142,18 +135,18 @@ def read_manifest(root: Path, upgrading: bool = False) -> Manifest:
     `upgrade` can convert)."""
     path = root / MANIFEST
     if not root.is_dir():
-        raise IndexError_(f"{root}: no such index directory")
+        raise IndexNotFound(f"{root}: no such index directory")
     if not path.is_file():
-        raise IndexError_(f"{root}: not a dedup index (no {MANIFEST})")
+        raise IndexNotFound(f"{root}: not a dedup index (no {MANIFEST})")
     try:
         d = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as e:
-        raise IndexError_(f"{path}: unreadable manifest: {e}") from e
+        raise IndexProblem(f"{path}: unreadable manifest: {e}") from e
     if d.get("format") != FORMAT_NAME:
-        raise IndexError_(f"{path}: not a dedup index manifest")
+        raise IndexProblem(f"{path}: not a dedup index manifest")
     if d.get("version") not in ((1, FORMAT_VERSION) if upgrading else (FORMAT_VERSION,)):
         hint = f"; convert it with `dedup upgrade --index {root}`" if d.get("version") == 1 else ""
-        raise IndexError_(f"{path}: index format version {d.get('version')} is not supported "
+        raise IndexProblem(f"{path}: index format version {d.get('version')} is not supported "
                           f"(this dedup reads version {FORMAT_VERSION}){hint}")
     return Manifest(Params.from_dict(d["params"]), d["generation"], d["tables"], d["next_cluster_id"],
                     d["next_batch"], d["garbage"], d["created_at"], d["updated_at"], d["version"])
@@ -382,7 +375,7 @@ class Writer:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise IndexError_(f"{self.root}: cannot create index directory: {e.strerror}") from e
+            raise IndexProblem(f"{self.root}: cannot create index directory: {e.strerror}") from e
         self._acquire_lock()
         try:
             if (self.root / MANIFEST).is_file():
@@ -413,11 +406,11 @@ class Writer:
         if (self.root / MANIFEST).is_file():
             return
         if not create:
-            raise IndexError_(f"{self.root}: not a dedup index (no {MANIFEST})")
+            raise IndexNotFound(f"{self.root}: not a dedup index (no {MANIFEST})")
         if self.root.exists() and not self.root.is_dir():
-            raise IndexError_(f"{self.root}: exists and is not a directory")
+            raise IndexProblem(f"{self.root}: exists and is not a directory")
         if self.root.is_dir() and not _owned_only(self.root):
-            raise IndexError_(f"{self.root}: directory is not empty and is not a dedup index")
+            raise IndexProblem(f"{self.root}: directory is not empty and is not a dedup index")
 
     # -- locking -------------------------------------------------------------------------------------------
     def _acquire_lock(self) -> None:
@@ -425,16 +418,16 @@ class Writer:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise IndexError_(f"{self.root}: cannot open lock file: {e.strerror}") from e
+            raise IndexProblem(f"{self.root}: cannot open lock file: {e.strerror}") from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _holder_line(fd) or "unknown process"
             os.close(fd)
-            raise LockedError(f"{self.root}: index is locked by another writer ({holder})") from None
+            raise IndexLocked(f"{self.root}: index is locked by another writer ({holder})") from None
         except OSError as e:
             os.close(fd)
-            raise IndexError_(f"{self.root}: cannot lock the index: {e.strerror}") from e
+            raise IndexProblem(f"{self.root}: cannot lock the index: {e.strerror}") from e
         # A holder line left in the file means its writer died without closing: flock was released by the kernel.
         self.stale_holder = _holder_line(fd)
         info = (f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}: "
@@ -680,7 +673,7 @@ class CompactResult:
 def compact(root: str | os.PathLike, max_rows_per_file: int = COMPACT_MAX_ROWS) -> CompactResult:
     """Merge each table's files into few files sorted by `COMPACT_ORDER`, in one atomic commit.
 
-    Takes the writer lock (raises `LockedError` if held), leaves every query result unchanged, and puts the old
+    Takes the writer lock (raises `IndexLocked` if held), leaves every query result unchanged, and puts the old
     files on the garbage list (deleted by a later writer after the grace period, so open readers keep working).
     `_compact_groups` says which files are merged. DuckDB sorts out of core (spilling under `tables/_compact_tmp`),
     so memory does not grow with the index."""
@@ -824,5 +817,5 @@ def _write_sorted(con: duckdb.DuckDBPyConnection, root: Path, name: str, files: 
     return out
 
 
-__all__ = ["Writer", "Snapshot", "Manifest", "read_manifest", "SCHEMAS", "TABLES", "IndexError_", "LockedError",
+__all__ = ["Writer", "Snapshot", "Manifest", "read_manifest", "SCHEMAS", "TABLES", "IndexProblem", "IndexLocked",
            "ParamsError", "compact", "CompactResult", "upgrade"]

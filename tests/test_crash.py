@@ -257,7 +257,7 @@ def test_first_ingest_killed_then_rerun(nights: dict, tmp_path: Path) -> None:
     (idx / "tables" / "documents" / "00000000-deadbeef0000.parquet").write_bytes(b"PAR1 truncated")
     (idx / "manifest.json.tmp4242").write_text("{")
     (idx / "lock").write_text("pid 4242 on host since 2025-01-01 00:00:00: dedup ingest x\n")
-    with pytest.raises(dedup.IndexError, match="not a dedup index"):
+    with pytest.raises(dedup.IndexProblem, match="not a dedup index"):
         dedup.Index(idx)
     s = dedup.ingest([nights["night1"]], idx, store_signatures=True)
     assert s.new == 150 and s.stale_lock and "pid 4242" in s.stale_lock
@@ -279,7 +279,7 @@ def test_first_ingest_killed_then_rerun(nights: dict, tmp_path: Path) -> None:
             assert check_readable(idx) in (frozenset(), doc_state(nights["base"]))
         else:
             no_manifest += 1
-            with pytest.raises(dedup.IndexError, match="not a dedup index"):
+            with pytest.raises(dedup.IndexProblem, match="not a dedup index"):
                 dedup.Index(idx)
     assert no_manifest >= 1  # at least one kill hit the creation of the index
     res = run(ingest_cmd(nights["night1"], idx))
@@ -290,7 +290,7 @@ def test_first_ingest_killed_then_rerun(nights: dict, tmp_path: Path) -> None:
     other = tmp_path / "other"
     (other / "tables").mkdir(parents=True)
     (other / "tables" / "notes.txt").write_text("mine")
-    with pytest.raises(dedup.IndexError, match="not empty"):
+    with pytest.raises(dedup.IndexProblem, match="not empty"):
         dedup.ingest([nights["night1"]], other, store_signatures=True)
 
 

@@ -20,7 +20,8 @@ import dedup
 import dedup.engines.local
 from dedup.cli import main
 from dedup.readers import read_file
-from dedup.store import TABLES, IndexError_, read_manifest, upgrade, whole_documents
+from dedup.errors import IndexProblem
+from dedup.store import TABLES, read_manifest, upgrade, whole_documents
 
 from conftest import ARTICLES, SEED_COPY, SEED_ORIGINAL, load_articles
 
@@ -401,7 +402,7 @@ def test_format_1_index_is_refused_until_upgraded_then_grows_like_a_new_one(arti
     idx = tmp_path / "idx"
     shutil.copytree(Path(__file__).parent / "format_v1" / "idx", idx)
     before = {f.name: f.read_bytes() for f in (idx / "tables" / "buckets").iterdir()}
-    with pytest.raises(IndexError_, match="dedup upgrade"):
+    with pytest.raises(IndexProblem, match="dedup upgrade"):
         dedup.Index(idx)
     res = CliRunner().invoke(main, ["ingest", str(ARTICLES / "seeds"), "--index", str(idx)])
     assert res.exit_code == 5 and "dedup upgrade" in res.output and "Traceback" not in res.output

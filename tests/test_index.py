@@ -84,9 +84,9 @@ def test_parameter_mismatch_is_refused_and_index_unchanged(tmp_path: Path) -> No
 
 def test_not_an_index(tmp_path: Path) -> None:
     (tmp_path / "stuff.txt").write_text("x")
-    with pytest.raises(dedup.IndexError, match="not empty"):
+    with pytest.raises(dedup.IndexProblem, match="not empty"):
         dedup.ingest([ARTICLES / "seeds"], tmp_path)
-    with pytest.raises(dedup.IndexError, match="no such index"):
+    with pytest.raises(dedup.IndexProblem, match="no such index"):
         dedup.Index(tmp_path / "nope")
 
 

@@ -13,13 +13,14 @@ import numpy as np
 import pyarrow as pa
 import xxhash
 
+from dedup.errors import DedupError
 from dedup.link import Numbering
 from dedup.normalize import utf8_buffers
 from dedup.readers import Record, Rejection
 from dedup.store import fetch
 
 
-class StrictError(Exception):
+class StrictError(DedupError):
     """--strict: the first bad row stops the batch; nothing is committed."""
 
     def __init__(self, rejection: Rejection):
@@ -59,8 +60,9 @@ class RowAdmission:
 class FirstRowWins:
     """The batch's ids seen so far, and where: later rows with the same id are rejected."""
 
-    def __init__(self) -> None:
+    def __init__(self, id_field: str = "id") -> None:
         self.seen: dict[str, tuple[str, int | None]] = {}
+        self.id_field = id_field  # the input's name for the id, which the rejection names
 
     def admit(self, chunk: list[Record | Rejection]) -> RowAdmission:
         out = RowAdmission([], [], 0)
@@ -73,8 +75,9 @@ class FirstRowWins:
             first = self.seen.get(r.doc_id)
             if first is not None:
                 where = first[0] if first[1] is None else f"{first[0]}:{first[1]}"
-                out.rejected.append(Rejection(r.file, r.line, r.doc_id, "id", "duplicate_id",
-                                              f"id already seen at {where} in this batch; the first row wins"))
+                out.rejected.append(Rejection(r.file, r.line, r.doc_id, self.id_field, "duplicate_id",
+                                              f"{self.id_field} {r.doc_id!r} already seen at {where} in this "
+                                              "batch; the first row wins"))
                 continue
             self.seen[r.doc_id] = (r.file, r.line)
             out.records.append(r)

@@ -112,10 +112,10 @@ class LocalEngine:
 
     def stage_input(self, records: Iterator[Record | Rejection], w: Writer, known: KnownDocuments,
                     rejections: Rejections, store_text: bool, store_signatures: bool,
-                    progress: Progress | None) -> Staged:
+                    progress: Progress | None, id_field: str = "id") -> Staged:
         """admit → sketch → band → stage files, chunk by chunk. Rejections are recorded in input order."""
         staged = Staged(rejections, LinkPlanner(LINK_CHUNK))
-        rows = FirstRowWins()
+        rows = FirstRowWins(id_field)
         pending: Future | None = None
         for chunk in chunks(records, CHUNK):
             admitted = rows.admit(chunk)
