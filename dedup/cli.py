@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import errno
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -25,10 +26,12 @@ from dedup.params import SHINGLE_KINDS, ParamsError
 from dedup.query import Index
 from dedup.readers import FieldMap, InputError
 from dedup.errors import DocumentNotFound, IndexLocked, IndexProblem
+from dedup.kernel_cache import kernels_cached
 from dedup.runtime import prepare_process
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_PARTIAL, EXIT_LOCKED, EXIT_INDEX, EXIT_STRICT, EXIT_IO = range(8)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
+log = logging.getLogger("dedup")
 
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
@@ -82,9 +85,21 @@ def _guard(fn: Callable) -> Callable:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dedup")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Also log each stage's seconds.")
+@click.option("-q", "--quiet", is_flag=True, help="Log only warnings (rejected rows, dropped dates) and errors.")
+def main(verbose: bool, quiet: bool) -> None:
     """Find copies of the same news story: rewritten, abridged, machine-translated."""
     prepare_process()
+    _setup_logging(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+
+
+def _setup_logging(level: int) -> None:
+    """dedup's messages go to stderr through the `dedup` logger, one line each, prefixed `dedup:`."""
+    handler = logging.StreamHandler(sys.stderr)  # the stream of this invocation (click's test runner swaps it)
+    handler.setFormatter(logging.Formatter("dedup: %(message)s"))
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel(level)
 
 
 _index_opt = click.option("--index", "index", required=True, type=click.Path(file_okay=False), envvar="DEDUP_INDEX",
@@ -144,11 +159,15 @@ def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, 
     requested = {k: v for k, v in opts.items() if v is not None}
     if ("bands" in requested) != ("rows" in requested):
         raise click.UsageError("--bands and --rows go together")
-    tty = sys.stderr.isatty()
+    tty = sys.stderr.isatty() and log.isEnabledFor(logging.INFO)  # counters on a terminal only, never in a log
 
     def progress(stage: str, n: int, total: int | None) -> None:
         if tty:
             click.echo(f"\r{stage}: {n:,}   ", err=True, nl=False)
+
+    if not kernels_cached(Path(__file__).parent):
+        log.info("compiling numba kernels: the first run after an install or update takes ~40 s longer; later "
+                 "runs load them from dedup/__pycache__")
 
     s = ingest(list(paths), index, requested=requested, fields=fields, store_text=not no_store_text,
                store_signatures=store_signatures, strict=strict, max_chars=max_chars, progress=progress)
@@ -159,23 +178,23 @@ def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, 
     shown = 0
     for r in s.rejections:
         if r.line is None or shown < 50:
-            click.echo(f"dedup: rejected: {r.message()}", err=True)
+            log.warning("rejected: %s", r.message())
             shown += r.line is not None
     if s.rejected > shown:
-        click.echo(f"dedup: ... and {s.rejected - shown} more rejected rows (see the `rejected` table)", err=True)
+        log.warning("... and %d more rejected rows (see the `rejected` table)", s.rejected - shown)
     if s.flags.get("bad_published_at"):
-        click.echo(f"dedup: published_at of {s.flags['bad_published_at']:,} documents is not a date dedup reads and "
-                   f"was left empty (flag bad_published_at), e.g. {'; '.join(s.dropped_dates)}; "
-                   "give its form with --date-format", err=True)
+        log.warning("published_at of %s documents is not a date dedup reads and was left empty (flag "
+                    "bad_published_at), e.g. %s; give its form with --date-format",
+                    f"{s.flags['bad_published_at']:,}", "; ".join(s.dropped_dates))
     if getattr(s, "stale_lock", None):
-        click.echo(f"dedup: note: a previous writer did not exit cleanly ({s.stale_lock}); "
-                   "its leftover files were removed", err=True)
+        log.warning("note: a previous writer did not exit cleanly (%s); its leftover files were removed", s.stale_lock)
+    log.debug("stage seconds: %s", ", ".join(f"{k} {v:.2f}" for k, v in s.timings.items()))
     if as_json:
         click.echo(json.dumps(s.to_json()))
     else:
-        click.echo(f"batch {s.batch}: read {s.read}, indexed {s.indexed} (new {s.new}, replaced {s.replaced}), "
-                   f"unchanged {s.unchanged}, rejected {s.rejected}, file errors {s.file_errors}; {s.linked} linked pairs; "
-                   f"{s.clusters} clusters of 2+ among {s.documents} documents; {s.seconds:.1f}s", err=True)
+        log.info("batch %d: read %d, indexed %d (new %d, replaced %d), unchanged %d, rejected %d, file errors %d; "
+                 "%d linked pairs; %d clusters of 2+ among %d documents; %.1fs", s.batch, s.read, s.indexed, s.new,
+                 s.replaced, s.unchanged, s.rejected, s.file_errors, s.linked, s.clusters, s.documents, s.seconds)
     if s.rejected or s.file_errors:
         sys.exit(EXIT_PARTIAL)
 

@@ -28,4 +28,4 @@ class DocumentNotFound(DedupError, KeyError):
     """No document with that id in the index (a KeyError too, for code that looks ids up like a mapping)."""
 
     def __str__(self) -> str:  # KeyError's own repr-quotes its argument
-        return f"no document with id {self.args[0]!r} in the index"
+        return f"not found: no document with id {self.args[0]!r} in the index"

@@ -12,6 +12,12 @@ from pathlib import Path
 STAMP = "kernels.sources"  # in __pycache__: the digest of the sources the cached kernels were compiled from
 
 
+def kernels_cached(package: Path) -> bool:
+    """Has numba compiled kernels cached for these sources? Not on the first run after an install or an update,
+    which compiles them (~40 s on two cores) before its first document."""
+    return any((package / "__pycache__").glob("*.nbi"))
+
+
 def drop_stale_kernels(package: Path) -> None:
     """Remove numba's cache files in the package's __pycache__ folders unless they were compiled from the sources
     there now (~1 ms). A read-only install is left alone: numba then caches elsewhere, and installing rewrites

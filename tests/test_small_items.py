@@ -72,3 +72,24 @@ def test_file_level_errors_are_never_hidden_by_the_message_cap(tmp_path: Path, a
     assert code == 3 and json.loads(out)["rejected"] == 80
     assert err.count("malformed_json") == 50 and "... and 30 more rejected rows" in err
     assert "b_empty.jsonl: empty_file" in err and "c_notes.docx: unsupported_file" in err
+
+
+def test_quiet_and_verbose_go_through_logging(tmp_path: Path, articles: list[dict]) -> None:
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(json.dumps(articles[0]) + "\n{broken\n", "utf-8")
+    code, _, err = run("ingest", str(feed), "--index", str(tmp_path / "a"))
+    assert code == 3 and "dedup: batch 1: read 2" in err and "malformed_json" in err and "stage seconds" not in err
+    code, _, err = run("--quiet", "ingest", str(feed), "--index", str(tmp_path / "b"))
+    assert code == 3 and "malformed_json" in err and "batch 1" not in err          # warnings only
+    code, _, err = run("-v", "ingest", str(feed), "--index", str(tmp_path / "c"))
+    assert code == 3 and "dedup: stage seconds: read+sketch+store" in err and "batch 1" in err
+
+
+def test_a_first_run_is_told_that_kernels_compile(tmp_path: Path) -> None:
+    from dedup.kernel_cache import kernels_cached
+
+    package = tmp_path / "pkg"
+    (package / "__pycache__").mkdir(parents=True)
+    assert not kernels_cached(package)
+    (package / "__pycache__" / "sketch.sketch_kernel-42.py311.nbi").write_bytes(b"x")
+    assert kernels_cached(package)
