@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from dedup.ingest import StrictError, ingest
 from dedup.params import SHINGLE_KINDS, ParamsError
-from dedup.query import Index
+from dedup.query import Index, SQLRefused
 from dedup.readers import FieldMap, InputError
 from dedup.store import IndexError_, LockedError
 
@@ -220,16 +220,33 @@ def similar_cmd(index: str, doc_id: str | None, text_file: object, limit: int, f
 @_index_opt
 @click.argument("query")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False),
+              help="Write the result to this file (.parquet, .csv or .jsonl; not inside the index).")
+@click.option("--allow-writes", is_flag=True,
+              help="A plain DuckDB session: any statement, any file (COPY TO, ATTACH, ...), the index's own too.")
 @_guard
-def sql_cmd(index: str, query: str, fmt: str) -> None:
-    """Run QUERY over the index views (documents, signatures, buckets, pairs, clusters, cluster_summary, ...)."""
+def sql_cmd(index: str, query: str, fmt: str, output: str | None, allow_writes: bool) -> None:
+    """Run QUERY over the index views (documents, signatures, buckets, pairs, clusters, cluster_summary, ...).
+
+    Only queries run, and they read the index's current files and no other file (exit 2 otherwise)."""
     import duckdb
 
+    ix = Index(index, allow_writes=allow_writes)
+    if output and Path(output).resolve().is_relative_to(ix.snapshot.root):
+        raise click.UsageError(f"--output {output}: inside the index directory; write it elsewhere")
     try:
-        table = Index(index).sql(query)
+        table = ix.sql(query)
+    except SQLRefused as e:
+        _fail(str(e), EXIT_USAGE)
+    except duckdb.PermissionException as e:
+        _fail(f"SQL error: {e} (queries read only the index's current files; see --allow-writes)", EXIT_USAGE)
     except duckdb.Error as e:
         raise click.UsageError(f"SQL error: {e}") from None
-    _print_table(table, fmt)
+    if output:
+        _write_rows(table, output)
+        click.echo(f"wrote {table.num_rows} rows to {output}", err=True)
+    else:
+        _print_table(table, fmt)
 
 
 @main.command("stats")

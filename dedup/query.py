@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -19,19 +20,44 @@ from dedup.verify import verify_pairs
 _SCORES = ["score", "aligned", "jaccard", "containment", "jaccard_est", "linked"]
 
 
-class Index:
-    """Read access to an index directory (the last committed state at the time of opening)."""
+class SQLRefused(Exception):
+    """A statement that a confined index connection does not run (anything but a query)."""
 
-    def __init__(self, path: str | os.PathLike):
+
+def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Refuse every statement of `query` that is not a query (SELECT, WITH, FROM, DESCRIBE, ...): a connection may
+    read only the index's files, but DuckDB would let it *write* those (COPY TO), create or drop views, attach
+    in-memory databases. Raises `SQLRefused`, or duckdb.ParserException for text that is not SQL."""
+    for st in con.extract_statements(query):
+        if st.type != duckdb.StatementType.SELECT:
+            text = st.query.strip().rstrip(";")
+            raise SQLRefused(f"only queries (SELECT, WITH, FROM, DESCRIBE, SUMMARIZE) run over an index; "
+                             f"refused {st.type.name}: {text[:80]!r} (the index is read-only here; to export results "
+                             "use `--output FILE`, or `dedup sql --allow-writes` / Index(..., allow_writes=True) "
+                             "for a plain DuckDB session)")
+
+
+class Index:
+    """Read access to an index directory (the last committed state at the time of opening).
+
+    Its SQL is confined by default: it reads the index's current files and nothing else, runs only queries and
+    cannot change settings (`dedup.store.confine`). `allow_writes=True` gives a plain DuckDB session (COPY TO
+    anywhere, ATTACH, extensions, ...), which can also overwrite the index's own files."""
+
+    def __init__(self, path: str | os.PathLike, allow_writes: bool = False):
         self.snapshot = Snapshot(path)
         self.params = self.snapshot.params
-        self.con = self.snapshot.connect()
+        self.confined = not allow_writes
+        self.con = self.snapshot.connect(confined=self.confined)
 
     def table(self, name: str) -> pa.Table:
         return self.snapshot.table(name)
 
     def sql(self, query: str, parameters: list | dict | None = None) -> pa.Table:
-        """Run SQL over the index views (documents, signatures, buckets, pairs, clusters, ...)."""
+        """Run SQL over the index views (documents, signatures, buckets, pairs, clusters, ...); confined (see
+        `Index`), anything but a query raises `SQLRefused`."""
+        if self.confined:
+            check_read_only(self.con, query)
         return fetch(self.con, query, parameters)
 
     def clusters(self, min_size: int = 2, limit: int | None = None) -> pa.Table:

@@ -164,8 +164,13 @@ class Snapshot:
     def files(self, table: str) -> list[str]:
         return [str(self.root / f) for f in self.manifest.tables[table]]
 
-    def connect(self, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
-        con = con or duckdb.connect()
+    def connect(self, confined: bool = True) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with every table as a view. `confined`: it reads these files and nothing else, and
+        its configuration is locked (see `confine`)."""
+        con = duckdb.connect(config={"autoload_known_extensions": False, "autoinstall_known_extensions": False}
+                             if confined else {})
+        if confined:
+            confine(con, [f for t in TABLES for f in self.files(t)])
         for stmt in view_statements(self.root, self.manifest.tables):
             con.execute(stmt)
         return con
@@ -174,6 +179,16 @@ class Snapshot:
         if name not in SCHEMAS:
             raise KeyError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
         return pq.ParquetDataset(self.files(name), schema=SCHEMAS[name]).read()
+
+
+def confine(con: duckdb.DuckDBPyConnection, paths: list[str]) -> None:
+    """Let `con` read `paths` and no other file, load no extension and change no setting, for good: an analyst's
+    query (a typo, a pasted snippet) must not read other files, attach databases or change the session. DuckDB's
+    `allowed_paths` also allows *writing* those files, so callers refuse every statement but SELECT as well
+    (`dedup.query.check_read_only`)."""
+    con.execute(f"SET allowed_paths = [{', '.join(_sql_str(p) for p in paths)}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def fetch(con: duckdb.DuckDBPyConnection, sql: str, parameters: list | dict | None = None) -> pa.Table:
