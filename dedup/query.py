@@ -6,7 +6,9 @@ Everything reads one committed snapshot, so queries never see a half-written bat
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -14,9 +16,10 @@ import pyarrow as pa
 
 from dedup.bands import bucket_rows
 from dedup.sketch import sketch_batch
-from dedup.store import Snapshot, fetch
+from dedup.store import Snapshot, check_files, fetch
 from dedup.verify import verify_pairs
 
+T = TypeVar("T")
 _SCORES = ["score", "aligned", "jaccard", "containment", "jaccard_est", "linked"]
 
 
@@ -48,17 +51,29 @@ class Index:
         self.snapshot = Snapshot(path)
         self.params = self.snapshot.params
         self.confined = not allow_writes
-        self.con = self.snapshot.connect(confined=self.confined)
+        self.con = self._reading(lambda: self.snapshot.connect(confined=self.confined))
 
     def table(self, name: str) -> pa.Table:
-        return self.snapshot.table(name)
+        return self._reading(lambda: self.snapshot.table(name))
 
     def sql(self, query: str, parameters: list | dict | None = None) -> pa.Table:
         """Run SQL over the index views (documents, signatures, buckets, pairs, clusters, ...); confined (see
         `Index`), anything but a query raises `SQLRefused`."""
         if self.confined:
             check_read_only(self.con, query)
-        return fetch(self.con, query, parameters)
+        return self._reading(lambda: fetch(self.con, query, parameters))
+
+    def _reading(self, read: Callable[[], T]) -> T:
+        """`read()`; if it fails in a way a damaged file would make it fail, and a listed file does not match its
+        checksum, raise `DamagedError` naming it instead (not a bug, not a bad query: exit 5 from the CLI)."""
+        try:
+            return read()
+        except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
+                duckdb.PermissionException, duckdb.InterruptException):
+            raise
+        except (duckdb.Error, pa.ArrowException, OSError):
+            check_files(self.snapshot.root, self.snapshot.manifest, hashes=True)
+            raise
 
     def clusters(self, min_size: int = 2, limit: int | None = None) -> pa.Table:
         """Clusters of at least `min_size` documents, largest first, with every member's title (or, without one,
@@ -135,7 +150,7 @@ class Index:
 
     def stats(self) -> dict:
         m = self.snapshot.manifest
-        one = lambda q: self.con.execute(q).fetchall()[0][0]  # noqa: E731
+        one = lambda q: self._reading(lambda: self.con.execute(q).fetchall()[0][0])  # noqa: E731
         size = sum(f.stat().st_size for f in Path(self.snapshot.root).rglob("*") if f.is_file())
         return {
             "documents": one("SELECT count(*) FROM documents"),
