@@ -3,7 +3,7 @@
 Exit codes (documented in the README): 0 success; 1 internal error; 2 usage error; 3 partial success (some
 input rows rejected, everything else committed); 4 index locked by another writer; 5 index problem (missing,
 not an index, unsupported version, parameter mismatch); 6 --strict stopped at a bad row (nothing committed);
-7 I/O failure while writing (disk full, read-only), index unchanged.
+7 I/O failure while writing (disk full, read-only) or out of memory, index unchanged.
 """
 
 from __future__ import annotations
@@ -37,6 +37,14 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _out_of_memory(e: BaseException) -> bool:
+    """Did `e` come from memory (or address space, which every new thread's stack takes) running out?"""
+    import duckdb
+
+    return (isinstance(e, (MemoryError, duckdb.OutOfMemoryException))
+            or isinstance(e, RuntimeError) and "can't start new thread" in str(e))
+
+
 def _guard(fn: Callable) -> Callable:
     """Turn expected failures into one clear line and a documented exit code, never a traceback."""
     import functools
@@ -65,6 +73,9 @@ def _guard(fn: Callable) -> Callable:
         except (click.ClickException, click.exceptions.Exit):
             raise
         except Exception as e:  # noqa: BLE001 - last line of defence for a nightly job
+            if _out_of_memory(e):
+                _fail(f"out of memory ({type(e).__name__}: {e}); the index is unchanged. Allow the process more "
+                      "memory (ulimit -v, container limit) or ingest smaller files", EXIT_IO)
             if os.environ.get("DEDUP_DEBUG"):
                 raise
             _fail(f"internal error ({type(e).__name__}: {e}); set DEDUP_DEBUG=1 for a traceback", EXIT_INTERNAL)
@@ -238,6 +249,8 @@ def sql_cmd(index: str, query: str, fmt: str, output: str | None, allow_writes: 
         table = ix.sql(query)
     except SQLRefused as e:
         _fail(str(e), EXIT_USAGE)
+    except duckdb.OutOfMemoryException:
+        raise  # not the query's fault: exit 7 (see _guard)
     except duckdb.PermissionException as e:
         _fail(f"SQL error: {e} (queries read only the index's current files; see --allow-writes)", EXIT_USAGE)
     except duckdb.Error as e:

@@ -77,5 +77,7 @@ def damage(root: Path, files: Iterable[str], sums: dict[str, dict], hashes: bool
         return None
 
     files = list(dict.fromkeys(files))
+    if not hashes:  # a stat per file: no thread worth starting
+        return [d for d in map(one, files) if d is not None]
     with ThreadPoolExecutor(max_workers=threads) as ex:
         return [d for d in ex.map(one, files) if d is not None]

@@ -69,7 +69,7 @@ class Index:
         try:
             return read()
         except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
-                duckdb.PermissionException, duckdb.InterruptException):
+                duckdb.PermissionException, duckdb.InterruptException, duckdb.OutOfMemoryException):
             raise
         except (duckdb.Error, pa.ArrowException, OSError):
             check_files(self.snapshot.root, self.snapshot.manifest, hashes=True)

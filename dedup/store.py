@@ -502,12 +502,13 @@ class Writer:
 
     # -- files ---------------------------------------------------------------------------------------------
     def _initial(self, params: Params) -> Manifest:
+        """A new index's generation 0: empty tables, not committed. The first commit writes the first manifest, so a
+        first run that fails leaves no index, only files the next writer removes (an empty committed index looked
+        like a successful run to whoever came next)."""
         now = time.time()
         tables = {name: [write_table(self.root, name, SCHEMAS[name].empty_table(), 0)] for name in TABLES}
-        m = Manifest(params, 0, tables, 1, 1, [], now, now,
-                     checksums={f: file_checksum(self.root / f) for files in tables.values() for f in files})
-        self._write_manifest(m)
-        return m
+        return Manifest(params, 0, tables, 1, 1, [], now, now,
+                        checksums={f: file_checksum(self.root / f) for files in tables.values() for f in files})
 
     def _remove_leftovers(self, everything: bool = False) -> None:
         """Delete files the manifest does not list (a killed writer's: staged Parquet files, temporary manifest
