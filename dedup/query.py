@@ -48,10 +48,22 @@ class Index:
     anywhere, ATTACH, extensions, ...), which can also overwrite the index's own files."""
 
     def __init__(self, path: str | os.PathLike, allow_writes: bool = False):
-        self.snapshot = Snapshot(path)
-        self.params = self.snapshot.params
+        self.path = path
         self.confined = not allow_writes
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Move to the last committed state; True if it is a newer one. A long-lived Index needs it after a
+        commit that stopped using files (compaction, replacements): those are deleted by a later writer after the
+        grace period (`dedup.store.grace_seconds`). A read that fails because they are gone refreshes by itself
+        and runs again once."""
+        old = getattr(self, "snapshot", None)
+        self.snapshot = Snapshot(self.path)
+        self.params = self.snapshot.params
+        if old is not None and old.manifest.generation == self.snapshot.manifest.generation:
+            return False
         self.con = self._reading(lambda: self.snapshot.connect(confined=self.confined))
+        return old is not None
 
     def table(self, name: str) -> pa.Table:
         return self._reading(lambda: self.snapshot.table(name))
@@ -64,16 +76,24 @@ class Index:
         return self._reading(lambda: fetch(self.con, query, parameters))
 
     def _reading(self, read: Callable[[], T]) -> T:
-        """`read()`; if it fails in a way a damaged file would make it fail, and a listed file does not match its
-        checksum, raise `DamagedError` naming it instead (not a bug, not a bad query: exit 5 from the CLI)."""
+        """`read()`. If it fails as a missing or damaged file makes it fail: run it again once on the last commit
+        if there is a newer one (this one's files may have been collected); else raise `DamagedError` naming the
+        files that do not match their checksums (not a bug, not a bad query: exit 5 from the CLI)."""
         try:
             return read()
+        except duckdb.PermissionException as e:
+            if str(self.snapshot.root) not in str(e):  # the query named another file: refused, nothing to check
+                raise
+            failed = e  # a listed file is gone (DuckDB then looks for it as a directory, outside what is allowed)
         except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
-                duckdb.PermissionException, duckdb.InterruptException, duckdb.OutOfMemoryException):
+                duckdb.InterruptException, duckdb.OutOfMemoryException):
             raise
-        except (duckdb.Error, pa.ArrowException, OSError):
-            check_files(self.snapshot.root, self.snapshot.manifest, hashes=True)
-            raise
+        except (duckdb.Error, pa.ArrowException, OSError) as e:
+            failed = e
+        if hasattr(self, "con") and self.refresh():  # files of an older commit, deleted after the grace period
+            return read()
+        check_files(self.snapshot.root, self.snapshot.manifest, hashes=True)
+        raise failed
 
     def clusters(self, min_size: int = 2, limit: int | None = None) -> pa.Table:
         """Clusters of at least `min_size` documents, largest first, with every member's title (or, without one,

@@ -46,7 +46,7 @@ from dedup.integrity import damage, file_checksum
 from dedup.params import FORMAT_NAME, FORMAT_VERSION, Params, ParamsError
 
 MANIFEST = "manifest.json"
-GRACE_SECONDS = 300.0
+GRACE_SECONDS = 300.0  # default; DEDUP_GRACE_SECONDS in a writer's environment sets another (see `grace_seconds`)
 COMPACT_TMP = "tables/_compact_tmp"      # DuckDB spill directory of writers, removed with the leftovers
 COMPACT_MEMORY = "1GB"  # DuckDB's memory limit while compacting (it spills the rest of a sort under COMPACT_TMP)
 COMPACT_MAX_ROWS = 8_000_000             # rows per file written by `compact`
@@ -377,6 +377,22 @@ def _owned_only(root: Path) -> bool:
     return True
 
 
+def grace_seconds() -> float:
+    """How long a file a commit stopped using stays on disk for readers that opened an earlier manifest: the
+    environment's DEDUP_GRACE_SECONDS (set it in the writers' environment, e.g. the nightly job's, for analyst
+    sessions longer than the default 5 minutes), else GRACE_SECONDS."""
+    value = os.environ.get("DEDUP_GRACE_SECONDS")
+    if value is None:
+        return GRACE_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also NaN
+        raise IndexError_(f"DEDUP_GRACE_SECONDS={value!r}: not a number of seconds")
+    return seconds
+
+
 def _holder_line(fd: int) -> str | None:
     return os.pread(fd, 4096, 0).decode("utf-8", "replace").split("\n", 1)[0].strip() or None
 
@@ -390,6 +406,7 @@ class Writer:
         self._lock_fd: int | None = None
         self._tables_fd: int | None = None
         self.stale_holder: str | None = None
+        self.grace = grace_seconds()
         self._check_creatable(create)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -613,7 +630,7 @@ class Writer:
         self.dropped = {t: [] for t in TABLES}
 
     def _collect(self, g: dict, now: float) -> bool:
-        if now - g["since"] < GRACE_SECONDS:
+        if now - g["since"] < self.grace:
             return False
         (self.root / g["file"]).unlink(missing_ok=True)
         return True
