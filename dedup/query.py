@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from dedup.bands import bucket_rows
+from dedup.runtime import prepare_process
 from dedup.sketch import sketch_batch
 from dedup.store import Snapshot, check_files, fetch
 from dedup.verify import verify_pairs
@@ -48,6 +49,7 @@ class Index:
     anywhere, ATTACH, extensions, ...), which can also overwrite the index's own files."""
 
     def __init__(self, path: str | os.PathLike, allow_writes: bool = False):
+        prepare_process()  # before `similar` or `explain` run a kernel
         self.path = path
         self.confined = not allow_writes
         self.refresh()

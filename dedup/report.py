@@ -29,6 +29,7 @@ TOP_SOURCES = 15    # sources named in the matrix; the others are summed as "(ot
 STORIES = 10        # largest and newest stories shown
 MEMBERS = 25        # members listed per story
 PASSAGES = 60       # rows of a side-by-side view
+MAX_BARS = 120      # batches drawn one by one; more are drawn by week
 
 
 @dataclass(frozen=True)
@@ -104,10 +105,13 @@ def _charts(ix: Index) -> dict:
     matrix: list[list[int | None]] = [[None] * len(names) for _ in names]  # None: no such story (drawn blank)
     for r in follow:
         matrix[pos[r["first"]]][pos[r["follower"]]] = r["n"]
-    events = ix.sql("""SELECT e.batch, strftime(any_value(b.finished_at), '%Y-%m-%d %H:%M') AS at, e.kind,
-                              count(*) AS n
-                       FROM cluster_events e LEFT JOIN batches b USING (batch) GROUP BY e.batch, e.kind
-                       ORDER BY e.batch""").to_pylist()
+    # one bar per batch; by week when there are more batches than bars fit (years of nightly runs)
+    weekly = _one(ix, "SELECT count(*) > $most AS w FROM batches", {"most": MAX_BARS})["w"]
+    events = ix.sql("""SELECT CASE WHEN $weekly THEN strftime(date_trunc('week', b.finished_at), 'week of %Y-%m-%d')
+                                   ELSE '#' || e.batch || coalesce(strftime(b.finished_at, ' %Y-%m-%d %H:%M'), '')
+                              END AS label, min(e.batch) AS first, e.kind, count(*) AS n
+                       FROM cluster_events e LEFT JOIN batches b USING (batch) GROUP BY label, e.kind
+                       ORDER BY first, label""", {"weekly": weekly}).to_pylist()
     return {"sizes": sizes, "scores": scores, "threshold": p.verify_threshold,
             "near_miss": p.verify_threshold - NEAR_MISS, "sources": names, "matrix": matrix, "events": events}
 
