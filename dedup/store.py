@@ -1,6 +1,7 @@
 """Stage 5: the index on disk.
 
-    DIR/manifest.json         format version, parameters, and the exact Parquet files of every table
+    DIR/manifest.json         format version, parameters, the exact Parquet files of every table and their
+                              checksums (size, xxh3, rows: `dedup.integrity`)
     DIR/views.sql             `duckdb -init DIR/views.sql`: every table as a view (rewritten at each commit)
     DIR/tables/<table>/*.parquet
     DIR/lock                  held (flock) by the one writer; names the holder
