@@ -112,10 +112,12 @@ class Index:
 
     def _follow_moved(self) -> bool:
         """Connect again to this snapshot's files where they are now; True if a later commit moved some of them
-        out of their table folders (they stay under superseded/ for the grace period)."""
+        out of their table folders and all are still there (under superseded/ for the grace period)."""
         snap = self.snapshot
-        moved = any(not (snap.root / f).exists() and (snap.root / SUPERSEDED / f).exists()
-                    for t in TABLES for f in snap.manifest.tables[t])
+        files = [f for t in TABLES for f in snap.manifest.tables[t]]
+        in_place = [(snap.root / f).exists() for f in files]
+        moved = not all(in_place) and all(here or (snap.root / SUPERSEDED / f).exists()
+                                          for f, here in zip(files, in_place))
         if moved:
             self.con = snap.connect(confined=self.confined)
         return moved
