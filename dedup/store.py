@@ -643,7 +643,8 @@ class Writer:
         made it."""
         for name in (MANIFEST, "views.sql"):
             (self.root / name).unlink(missing_ok=True)
-        shutil.rmtree(self.root / "tables", ignore_errors=True)
+        for folder in ("tables", STAGING):
+            shutil.rmtree(self.root / folder, ignore_errors=True)
         if self._made_dir:
             (self.root / "lock").unlink(missing_ok=True)
             with contextlib.suppress(OSError):
