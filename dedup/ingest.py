@@ -34,7 +34,7 @@ from dedup.params import Params
 from dedup.normalize import utf8_buffers
 from dedup.readers import (DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expand_paths, read_file, record_texts,
                            records_from_table)
-from dedup.sketch import sketch_batch
+from dedup.sketch import sketch_index
 from dedup.store import COMPACT_TMP, Writer, fetch, positions, rows_of
 from dedup.verify import KEEP_SCORE, verify_pairs
 
@@ -259,7 +259,7 @@ class _Batch:
             return rejected
         p = self.p
         texts = texts.take(pa.array(at, pa.int64())) if len(at) < len(recs) else texts
-        sk = sketch_batch(texts, p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
+        sk = sketch_index(texts, p)
         ok = sk.shingles > 0
         for (r, _), good in zip(keep, ok):
             if not good:
@@ -277,13 +277,14 @@ class _Batch:
         self.indexed_ids.extend(ids)
         sigs, words, shingles = sk.signatures[idx], sk.words[idx], sk.shingles[idx]
         lead = sk.lead[idx] if len(sk.lead) else sk.lead
+        anchors = sk.anchors[idx]
         # Written in the writer threads once the previous chunk's files are: Parquet writing releases the GIL, so
         # it overlaps with sketching the next chunk (100k documents: 14.1 → 10.7-12.2 s); one chunk at most
         # waits, so memory stays bounded.
         self.wait_for_writes()
         texts = texts.take(pa.array(idx)) if len(idx) < len(keep) else texts
         parts = [functools.partial(self._stage_documents, ids, rows, texts, sigs, words, shingles),
-                 functools.partial(self._stage_buckets, base, ids, sigs, words, lead)]
+                 functools.partial(self._stage_buckets, base, ids, sigs, words, lead, anchors)]
         self.pending_writes = [self.writer.submit(part) for part in parts]
         return rejected
 
@@ -312,12 +313,12 @@ class _Batch:
                                                     pa.array(sigs.ravel(), pa.uint32())),
             }))
 
-    def _stage_buckets(self, base: int, ids: list[str], sigs: np.ndarray, words: np.ndarray, lead: np.ndarray
-                       ) -> None:
+    def _stage_buckets(self, base: int, ids: list[str], sigs: np.ndarray, words: np.ndarray, lead: np.ndarray,
+                       anchors: np.ndarray) -> None:
         p = self.p
         linkable = np.flatnonzero(words >= p.min_words)
         if len(linkable):
-            band, bucket, doc = bucket_runs(sigs[linkable], lead[linkable] if len(lead) else lead, p)
+            band, bucket, doc = bucket_runs(sigs[linkable], lead[linkable] if len(lead) else lead, anchors[linkable], p)
             if not self.held or self.held_docs + len(linkable) > LINK_CHUNK:  # this file begins a new part
                 self.part_starts.append(len(self.new_bucket_files))
                 self.held, self.held_docs = [], 0
@@ -377,7 +378,7 @@ class _Batch:
             others = old + (new[:last] if j == len(new) else new[j:last])
             # the held rows are merged and numbered here, not read back (nor kept past the call)
             cands = candidate_pairs(self._held_part(len(known)) if j == len(new) else new[i:j], others, numbering,
-                                    self.p.bands, self.p.min_bands, threads=numba.get_num_threads())
+                                    self.p.bands, self.p.min_bands, numba.get_num_threads(), self.p.all_bands)
             timings["link"] += time.perf_counter() - t
             self.s.candidates += cands.num_rows
             if self.progress:
@@ -391,7 +392,7 @@ class _Batch:
     def _held_part(self, first: int) -> Rows:
         """The last part's rows, merged, documents numbered from `first` (the batch's first document)."""
         held, self.held = self.held, []
-        rows = merge_runs(held, 2 * self.p.bands)
+        rows = merge_runs(held, self.p.all_bands)
         rows.docs += np.int32(first)
         return rows
 
@@ -479,9 +480,8 @@ def _load_kernels() -> None:
     new process) while the index is opened and the first chunk read, instead of after. The kernels' argument
     types do not depend on the settings, so the defaults load the same ones as any index's."""
     p = Params()
-    sk = sketch_batch(pa.chunked_array([pa.array(["numba loads its kernels"])]), p.shingle, p.shingle_size,
-                      p.num_perm, p.seed, p.lead_words)
-    bucket_runs(sk.signatures, sk.lead, p)
+    sk = sketch_index(pa.chunked_array([pa.array(["numba loads its kernels"])]), p)
+    bucket_runs(sk.signatures, sk.lead, sk.anchors, p)
 
 
 def _release_memory() -> None:
