@@ -282,6 +282,46 @@ def upgrade_cmd(index: str) -> None:
                else f"{index}: already at format version {FORMAT_VERSION}", err=True)
 
 
+@main.command("explain")
+@_index_opt
+@click.argument("id_a")
+@click.argument("id_b", required=False)
+@click.option("--text-file", type=click.File("r", encoding="utf-8"),
+              help="Compare ID_A with this text instead of an indexed document ('-' for stdin).")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as one JSON object.")
+@click.option("--color/--no-color", default=None, help="Colour the passages (default: when stdout is a terminal).")
+@_guard
+def explain_cmd(index: str, id_a: str, id_b: str | None, text_file: object, as_json: bool, color: bool | None
+                ) -> None:
+    """Why ID_A and ID_B (or a text) are one story or not: each stage's decision and the two texts side by side,
+    matched passages with their scores."""
+    import shutil
+
+    from dedup.explain import explain, render_text
+
+    if (id_b is None) == (text_file is None):
+        raise click.UsageError("give exactly one of ID_B or --text-file")
+    text = text_file.read() if text_file is not None else None  # type: ignore[attr-defined]
+    e = explain(index, id_a, id_b, text)
+    if as_json:
+        click.echo(json.dumps(e.to_json(), ensure_ascii=False))
+    else:
+        click.echo(render_text(e, shutil.get_terminal_size((120, 40)).columns), color=color)
+
+
+@main.command("report")
+@_index_opt
+@click.option("--output", required=True, type=click.Path(dir_okay=False), help="The HTML file to write.")
+@_guard
+def report_cmd(index: str, output: str) -> None:
+    """Write one self-contained HTML page (works offline) showing the index: numbers, charts, stories side by
+    side, near misses and rejected rows."""
+    from dedup.report import write_report
+
+    r = write_report(index, output)
+    click.echo(f"wrote {r.output} ({r.bytes / 1e6:.1f} MB, {r.documents:,} documents) in {r.seconds:.1f}s", err=True)
+
+
 def _print_table(table: pa.Table, fmt: str) -> None:
     if fmt == "json":
         for row in table.to_pylist():

@@ -13,6 +13,7 @@ together; a hub's two sides share only the hub's links, so their average falls a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
@@ -77,10 +78,19 @@ def _average_linkage(n: int, la: np.ndarray, lb: np.ndarray, score: np.ndarray, 
     return fcluster(tree, t=1.0 - threshold, criterion="distance").astype(np.int64) - 1
 
 
+class ClusterEvent(NamedTuple):
+    """A row of `cluster_events`: how a story formed, merged or split in a batch."""
+
+    kind: str             # "new", "merge" (cluster_id absorbed other_ids) or "split" (came out of other_ids)
+    cluster_id: int
+    other_ids: list[int]
+    size: int             # after the event
+
+
 @dataclass
 class Assignment:
     cluster_ids: np.ndarray      # int64 per document
-    events: list[tuple[str, int, list[int], int]]  # (kind, cluster_id, other ids, size)
+    events: list[ClusterEvent]
     next_id: int
 
 
@@ -102,7 +112,7 @@ def assign_ids(labels: np.ndarray, previous: np.ndarray, age: np.ndarray, next_i
     """
     n = len(labels)
     cluster_ids = np.full(n, -1, dtype=np.int64)
-    events: list[tuple[str, int, list[int], int]] = []
+    events: list[ClusterEvent] = []
     if n == 0:
         return Assignment(cluster_ids, events, next_id)
     order = np.argsort(age, kind="stable")
@@ -156,15 +166,15 @@ def assign_ids(labels: np.ndarray, previous: np.ndarray, age: np.ndarray, next_i
             cluster_ids[mem] = keep
             absorbed = [p for p in stories if p != keep]
             if absorbed:
-                events.append(("merge", keep, absorbed, len(mem)))
+                events.append(ClusterEvent("merge", keep, absorbed, len(mem)))
         elif mine:
             keep = min(mine)
             cluster_ids[mem] = keep
             lost_stories = [p for p, size in zip(lost, prev_size(lost)) if size >= 2]
             if lost_stories:
-                events.append(("split", keep, lost_stories, len(mem)))
+                events.append(ClusterEvent("split", keep, lost_stories, len(mem)))
             elif len(mem) >= 2:
-                events.append(("new", keep, [], len(mem)))
+                events.append(ClusterEvent("new", keep, [], len(mem)))
         else:
             fresh.append((c, "split" if lost else "new", lost))
     new_clusters = np.flatnonzero(all_new)
@@ -177,12 +187,12 @@ def assign_ids(labels: np.ndarray, previous: np.ndarray, age: np.ndarray, next_i
     id_of[new_clusters] = new_ids[len(fresh):]
     new_docs = all_new[inv]
     cluster_ids[new_docs] = id_of[inv[new_docs]]
-    got_new = []  # (new id, event kind, ids it came from, size), for the events in id order
+    got_new = []  # events of the clusters given a new id, listed in id order
     for (c, kind, lost), cid in zip(fresh, new_ids[:len(fresh)].tolist()):
         cluster_ids[members[c]] = cid
-        got_new.append((cid, kind, lost, len(members[c])))
+        got_new.append(ClusterEvent(kind, cid, lost, len(members[c])))
     stories = new_clusters[sizes[new_clusters] >= 2]
-    got_new += [(cid, "new", [], size) for cid, size in zip(id_of[stories].tolist(), sizes[stories].tolist())]
-    events += [(kind, cid, lost, size) for cid, kind, lost, size in sorted(got_new, key=lambda t: t[0])
-               if kind == "split" or size >= 2]
+    got_new += [ClusterEvent("new", cid, [], size) for cid, size in zip(id_of[stories].tolist(),
+                                                                        sizes[stories].tolist())]
+    events += [e for e in sorted(got_new, key=lambda e: e.cluster_id) if e.kind == "split" or e.size >= 2]
     return Assignment(cluster_ids, events, next_id + len(first_age))

@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 import dedup
+import dedup.engines.local
 from dedup.cli import main
 from dedup.readers import read_file
 from dedup.store import TABLES, IndexError_, read_manifest, upgrade, whole_documents
@@ -143,10 +144,9 @@ def test_small_parts_equal_one_shot(records: list[dict], one_shot: Path, tmp_pat
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch larger than one link part (and one verification group) gives the same pairs and clusters:
     each pair comes up in exactly one part."""
-    ingest_module = __import__("sys").modules["dedup.ingest"]
-    monkeypatch.setattr(ingest_module, "CHUNK", 40)
-    monkeypatch.setattr(ingest_module, "LINK_CHUNK", 80)
-    monkeypatch.setattr(ingest_module, "VERIFY_DOCS", 25)
+    monkeypatch.setattr(dedup.engines.local, "CHUNK", 40)
+    monkeypatch.setattr(dedup.engines.local, "LINK_CHUNK", 80)
+    monkeypatch.setattr(dedup.engines.local, "VERIFY_DOCS", 25)
     idx = tmp_path / "idx"
     dedup.ingest([table(records)], idx)
     assert len(dedup.Index(idx).snapshot.files("buckets")) >= 8  # the batch really was cut into parts

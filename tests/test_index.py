@@ -13,6 +13,7 @@ import pytest
 from datasketch import LeanMinHash
 
 import dedup
+import dedup.batch.stage
 from dedup.sketch import sketch_batch
 
 from conftest import ARTICLES, SEED_COPY, SEED_ORIGINAL
@@ -175,13 +176,11 @@ def test_documents_stored_without_text_are_judged_by_the_band_estimate(articles:
 def test_texts_are_stored_in_pieces_under_the_string_array_limit(articles: list[dict], tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A chunk's texts go to the documents file in pieces (a string array holds 2 GiB); here pieces of ~5 KB."""
-    import sys
-
-    ingest_module = sys.modules["dedup.ingest"]
-    monkeypatch.setattr(ingest_module, "TEXT_COLUMN_BYTES", 5_000)
+    stage = dedup.batch.stage
+    monkeypatch.setattr(stage, "TEXT_COLUMN_BYTES", 5_000)
     pieces = []
-    real = ingest_module._text_column
-    monkeypatch.setattr(ingest_module, "_text_column", lambda t: pieces.append(real(t)) or pieces[-1])
+    real = stage.text_column
+    monkeypatch.setattr(stage, "text_column", lambda t: pieces.append(real(t)) or pieces[-1])
     rows = articles[:40]
     dedup.ingest([pa.Table.from_pylist(rows)], tmp_path / "idx")
     assert len(pieces) == 1 and pieces[0].num_chunks >= 40 * 2_000 // 5_000

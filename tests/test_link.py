@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import duckdb
@@ -12,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import dedup
+import dedup.engines.local
 from dedup import link
 from dedup.link import Numbering, _count, candidate_pairs
 from dedup.store import whole_documents
@@ -22,9 +22,8 @@ from conftest import load_articles
 @pytest.fixture(scope="module")
 def many_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], pa.Array, int]:
     """The sample ingested 30 documents a chunk, so its buckets lie in many sorted files."""
-    ingest_module = sys.modules["dedup.ingest"]
     mp = pytest.MonkeyPatch()
-    mp.setattr(ingest_module, "CHUNK", 30)
+    mp.setattr(dedup.engines.local, "CHUNK", 30)
     idx = tmp_path_factory.mktemp("link") / "idx"
     rows = load_articles()
     dedup.ingest([pa.table({"id": [r["id"] for r in rows], "text": [r["text"] for r in rows]})], idx)
