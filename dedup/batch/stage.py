@@ -27,6 +27,7 @@ class Sketched:
     texts: pa.ChunkedArray
     signatures: np.ndarray
     lead: np.ndarray             # empty when the index has no lead bands
+    anchors: np.ndarray          # (documents × 0) when the index has no anchor bands
     words: np.ndarray
     shingles: np.ndarray
     replaced: list[str]          # ids whose older version this chunk replaces
@@ -62,11 +63,11 @@ def sketch_admitted(adm: Admission, p: Params) -> Sketched | None:
                 for r, good in zip(adm.records, ok) if not good]
     idx = np.flatnonzero(ok)
     if not len(idx):
-        return Sketched([], [], adm.texts.slice(0, 0), sk.signatures[:0], sk.lead[:0], sk.words[:0],
-                        sk.shingles[:0], [], rejected)
+        return Sketched([], [], adm.texts.slice(0, 0), sk.signatures[:0], sk.lead[:0], sk.anchors[:0],
+                        sk.words[:0], sk.shingles[:0], [], rejected)
     texts = adm.texts.take(pa.array(idx)) if len(idx) < len(adm.records) else adm.texts
     return Sketched([adm.records[i] for i in idx], [adm.hashes[i] for i in idx], texts, sk.signatures[idx],
-                    sk.lead[idx] if len(sk.lead) else sk.lead, sk.words[idx], sk.shingles[idx],
+                    sk.lead[idx] if len(sk.lead) else sk.lead, sk.anchors[idx], sk.words[idx], sk.shingles[idx],
                     [adm.records[i].doc_id for i in idx if adm.indexed_before[i]], rejected)
 
 
