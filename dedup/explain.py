@@ -136,6 +136,8 @@ class WholeScores(NamedTuple):
 class Verdict(NamedTuple):
     score: float
     linked: bool
+    rule: str                  # the verifier's `rule` column: copy, rewrite, brief, short
+    signals: dict[str, float]  # verifier v3's rewrite signals and model probability (empty before v3)
 
 
 class PassageScores(NamedTuple):
@@ -176,7 +178,8 @@ class _VerifierView:
     the verifier would count them as counterparts."""
 
     def __init__(self, verifier: str):
-        self.verifier = verifier
+        # v3 reads sentences as v2 does (its copy rule); its rewrite model's signals come from `decide`
+        self.verifier = "v2" if verifier == "v3" else verifier
 
     def passages(self, text: str) -> list[Passage]:
         """The text cut where the verifier ends a sentence (at a boundary once the sentence holds
@@ -240,8 +243,17 @@ class _VerifierView:
     def decide(self, text_a: str, text_b: str, bands: int, p: Params) -> Verdict:
         """(score, linked) exactly as ingest decides them."""
         cands = pa.table({"doc_a": ["a"], "doc_b": ["b"], "bands": pa.array([bands], pa.int32())})
-        out = verify.verify_pairs(cands, pa.table({"doc_id": ["a", "b"], "text": [text_a, text_b]}), p)
-        return Verdict(float(out["score"][0].as_py()), bool(out["linked"][0].as_py()))
+        out = verify.verify_pairs(cands, pa.table({"doc_id": ["a", "b"], "text": [text_a, text_b]}), p).to_pylist()[0]
+        signals = {k: out[k] for k in ("rewrite", *verify.REWRITE_SIGNALS) if out.get(k) is not None}
+        return Verdict(float(out["score"]), bool(out["linked"]), out["rule"], signals if p.verifier == "v3" else {})
+
+    @staticmethod
+    def rewrite_rule(v: Verdict, p: Params) -> str:
+        """What verifier v3's rewrite model made of the pair."""
+        parts = ", ".join(f"{k} {v.signals[k]:.2f}" for k in verify.REWRITE_SIGNALS if k in v.signals)
+        cmp = "≥" if v.signals["rewrite"] >= p.verify_threshold else "<"
+        return (f"rewrite model (anchors, figures, loose order): probability {v.signals['rewrite']:.2f} {cmp} "
+                f"verify_threshold {p.verify_threshold} from {parts}")
 
     @staticmethod
     def in_order(best: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -389,9 +401,15 @@ def explain_texts(a: Side, b: Side, p: Params, stored_score: float | None = None
     cand = CandidateStage(whole, len(shared) - whole - anchor, anchor, p.bands, p.min_bands, too_short,
                           not too_short and len(shared) >= p.min_bands, est)
     w = view.scores(a.text, b.text)
-    score, linked = view.decide(a.text, b.text, whole, p)
+    verdict = view.decide(a.text, b.text, whole, p)
+    score, linked = verdict.score, verdict.linked
+    rule = view.rule(w, score, linked, p)
+    if verdict.rule == "rewrite":
+        rule = view.rewrite_rule(verdict, p) + (": linked" if linked else ": not linked")
+    elif verdict.signals:
+        rule += "; " + view.rewrite_rule(verdict, p)
     ver = VerifyStage(w.aligned, w.ordered, w.jaccard, w.containment, score, p.verify_threshold, linked,
-                      view.rule(w, score, linked, p), stored_score)
+                      rule, stored_score)
     docs = [dataclasses.replace(s.doc, words=int(w)) for s, w in ((a, sk.words[0]), (b, sk.words[1]))]
     if cluster is None:
         cluster = ClusterStage(None, None, None, None, None, "not both in the index: no cluster decision")

@@ -57,15 +57,15 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = L2, iterations: int = 50) -> n
 
 def candidate_signals(pool, keep_all: float = -1.0) -> pa.Table:
     """Every candidate pair of the pool with its signals (pairs scoring under KEEP_SCORE are normally dropped)."""
-    ingest_module = importlib.import_module("dedup.ingest")  # the module: `dedup.ingest` is the function
-    kept = ingest_module.KEEP_SCORE
-    ingest_module.KEEP_SCORE = keep_all
+    score_module = importlib.import_module("dedup.batch.score")
+    kept = score_module.KEEP_SCORE
+    score_module.KEEP_SCORE = keep_all
     try:
         with tempfile.TemporaryDirectory(prefix="dedup-fit-") as tmp:
             dedup.ingest([pa.table({"id": pool.ids, "text": pool.texts})], Path(tmp) / "index")
             return dedup.Index(Path(tmp) / "index").table("pairs")
     finally:
-        ingest_module.KEEP_SCORE = kept
+        score_module.KEEP_SCORE = kept
 
 
 def main() -> None:
