@@ -24,7 +24,7 @@ LEGACY = {"anchor_bands": 0, "anchor_rows": 2, "common_stems": "", "rewrite_mode
 
 # The rewrite model of verifier v3 (see dedup.verify.rewrite_probability): intercept, then the weights of
 # ordered, loose, anchors, figures, containment, jaccard; written by scripts/fit_rewrite_model.py.
-REWRITE_MODEL = (-9.8470, 7.2248, -1.3328, 2.7644, 3.6038, -0.7686, 3.3507)
+REWRITE_MODEL = (-10.3819, 7.2248, -1.3328, 2.7644, 3.6038, -0.7686, 3.3507)
 
 
 class ParamsError(ValueError):

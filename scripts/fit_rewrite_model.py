@@ -35,7 +35,7 @@ from dedup.params import Params  # noqa: E402
 
 PARAMS = Path(__file__).resolve().parent.parent / "dedup" / "params.py"
 L2 = 1.0
-MAX_FALSE = 30
+MAX_FALSE = 10
 
 
 def fit(x: np.ndarray, y: np.ndarray, l2: float = L2, iterations: int = 50) -> np.ndarray:
