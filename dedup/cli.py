@@ -24,6 +24,7 @@ from dedup.ingest import StrictError, ingest
 from dedup.params import SHINGLE_KINDS, ParamsError
 from dedup.query import Index
 from dedup.readers import FieldMap, InputError
+from dedup.runtime import prepare_process
 from dedup.store import IndexError_, LockedError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_PARTIAL, EXIT_LOCKED, EXIT_INDEX, EXIT_STRICT, EXIT_IO = range(8)
@@ -77,6 +78,7 @@ def _guard(fn: Callable) -> Callable:
 @click.version_option(package_name="dedup")
 def main() -> None:
     """Find copies of the same news story: rewritten, abridged, machine-translated."""
+    prepare_process()
 
 
 _index_opt = click.option("--index", "index", required=True, type=click.Path(file_okay=False),

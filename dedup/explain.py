@@ -358,12 +358,14 @@ def rows(e: Alignment) -> list[Row]:
             for k in range(shown, m.b):  # type: ignore[arg-type]
                 out.append((None, theirs[k], "only" if k not in counter else "moved", None, ""))
             shown = max(shown, m.b + 1)  # type: ignore[operator]
-            out.append((mine, theirs[m.b], "match", m.similarity, _figures_note(m)))  # type: ignore[index]
+            out.append((mine, theirs[m.b], "match", m.similarity,  # type: ignore[index]
+                        _figures_note(m, mine, theirs[m.b], e.side)))  # type: ignore[index]
         elif m.matched:
             out.append((mine, None, "moved", m.similarity, f"matches #{m.b + 1} of the other text, out of order"))
         else:
             near = f"closest #{m.b + 1}: {m.similarity:.2f}" if m.b is not None else "nothing alike"
-            why = " (same words, figures differ)" if m.similarity >= verify.SENT_MATCH else ""
+            why = f" (same words; {_figures_note(m, mine, theirs[m.b], e.side)})" \
+                if m.b is not None and m.similarity >= verify.SENT_MATCH else ""
             out.append((mine, None, "only", m.similarity if m.b is not None else None, near + why))
     for k in range(shown, len(theirs)):
         out.append((None, theirs[k], "only" if k not in counter else "moved", None, ""))
@@ -372,10 +374,14 @@ def rows(e: Alignment) -> list[Row]:
     return [Row(o, t, kind, s, note) for o, t, kind, s, note in out]
 
 
-def _figures_note(m: PassageMatch) -> str:
+def _figures_note(m: PassageMatch, mine: Passage, theirs: Passage, side: str) -> str:
+    """The figures two passages share, or those only one of them has (named by text, A or B)."""
     if m.figures_a_only or m.figures_b_only:
-        return f"figures close: {', '.join(m.figures_a_only)} / {', '.join(m.figures_b_only)} (a lost digit)"
-    return ""
+        only = {side: m.figures_a_only, "b" if side == "a" else "a": m.figures_b_only}
+        note = f"figures differ: A {', '.join(only['a']) or '-'} / B {', '.join(only['b']) or '-'}"
+        return note + (" (a lost digit, forgiven)" if m.matched else "")
+    shared = sorted(_numbers(set(mine.figures)) & _numbers(set(theirs.figures)))
+    return f"figures agree: {', '.join(shared)}" if shared else ""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from dedup.batch.recluster import events_table, read_cluster_inputs, recluster
 from dedup.engines.local import LocalEngine, Linked, Progress, Staged
 from dedup.params import Params
 from dedup.readers import DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expand_paths, read_file, records_from_table
-from dedup.runtime import collector_paused, libc
+from dedup.runtime import collector_paused, libc, prepare_process
 from dedup.store import COMPACT_TMP, Writer
 
 __all__ = ["Summary", "StrictError", "ingest"]
@@ -112,6 +112,7 @@ def ingest(sources: Iterable, index: str | os.PathLike, params: Params | None = 
     sources = list(sources)
     inputs = [os.fsdecode(s).encode("utf-8", "replace").decode("utf-8")
               if not isinstance(s, (pa.Table, pa.RecordBatch)) else "<table>" for s in sources]
+    prepare_process()
     libc()
     with LocalEngine() as engine, Writer(index, params=params, requested=requested) as w:
         s = Summary(batch=w.manifest.next_batch, stale_lock=w.stale_holder)

@@ -16,6 +16,7 @@ FORMAT_NAME = "dedup-index"
 FORMAT_VERSION = 2
 
 SHINGLE_KINDS = ("pair", "stem", "char", "word")
+SHINGLERS = ("v1",)  # see dedup.shingle: its stop words and pair window decide every shingle, hence the buckets
 VERIFIERS = ("v1", "v2", "v3")  # see dedup.verify: v2 reads OCR look-alikes alike and wants sentences in order;
 # v3 adds the rewrite model (anchors, figures, a looser in-order alignment)
 
@@ -58,6 +59,7 @@ class Params:
     normalizer: str = "nfkc-casefold-alnum-v1"
     shingle: str = "pair"
     shingle_size: int = 4
+    shingler: str = "v1"
     lead_words: int = 150
     hash: str = "xxh32"
     scheme: str = "affine32"
@@ -83,6 +85,8 @@ class Params:
     def __post_init__(self) -> None:
         if self.shingle not in SHINGLE_KINDS:
             raise ParamsError(f"shingle must be one of {SHINGLE_KINDS}, got {self.shingle!r}")
+        if self.shingler not in SHINGLERS:
+            raise ParamsError(f"shingler must be one of {SHINGLERS} (this dedup's shingles), got {self.shingler!r}")
         if not 1 <= self.shingle_size <= 16:
             raise ParamsError(f"shingle_size must be in 1..16, got {self.shingle_size}")
         if self.hash != "xxh32":
@@ -143,6 +147,7 @@ class Params:
 
     @classmethod
     def from_dict(cls, d: dict) -> Params:
+        d = {"shingler": "v1", **d}  # indexes made before the shingler was recorded were made with v1
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from dedup.bands import bucket_rows
+from dedup.runtime import prepare_process
 from dedup.sketch import sketch_index
 from dedup.store import Snapshot, fetch
 from dedup.verify import verify_pairs
@@ -23,6 +24,7 @@ class Index:
     """Read access to an index directory (the last committed state at the time of opening)."""
 
     def __init__(self, path: str | os.PathLike):
+        prepare_process()  # before `similar` or `explain` run a kernel
         self.snapshot = Snapshot(path)
         self.params = self.snapshot.params
         self.con = self.snapshot.connect()

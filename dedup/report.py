@@ -29,6 +29,8 @@ TOP_SOURCES = 15    # sources named in the matrix; the others are summed as "(ot
 STORIES = 10        # largest and newest stories shown
 MEMBERS = 25        # members listed per story
 PASSAGES = 60       # rows of a side-by-side view
+ALIGN_CHARS = 50_000  # characters of each text aligned for a side-by-side view
+MAX_BARS = 120      # batches drawn one by one; more are drawn by week
 
 
 @dataclass(frozen=True)
@@ -104,10 +106,13 @@ def _charts(ix: Index) -> dict:
     matrix: list[list[int | None]] = [[None] * len(names) for _ in names]  # None: no such story (drawn blank)
     for r in follow:
         matrix[pos[r["first"]]][pos[r["follower"]]] = r["n"]
-    events = ix.sql("""SELECT e.batch, strftime(any_value(b.finished_at), '%Y-%m-%d %H:%M') AS at, e.kind,
-                              count(*) AS n
-                       FROM cluster_events e LEFT JOIN batches b USING (batch) GROUP BY e.batch, e.kind
-                       ORDER BY e.batch""").to_pylist()
+    # one bar per batch; by week when there are more batches than bars fit (years of nightly runs)
+    weekly = _one(ix, "SELECT count(*) > $most AS w FROM batches", {"most": MAX_BARS})["w"]
+    events = ix.sql("""SELECT CASE WHEN $weekly THEN strftime(date_trunc('week', b.finished_at), 'week of %Y-%m-%d')
+                                   ELSE '#' || e.batch || coalesce(strftime(b.finished_at, ' %Y-%m-%d %H:%M'), '')
+                              END AS label, min(e.batch) AS first, e.kind, count(*) AS n
+                       FROM cluster_events e LEFT JOIN batches b USING (batch) GROUP BY label, e.kind
+                       ORDER BY first, label""", {"weekly": weekly}).to_pylist()
     return {"sizes": sizes, "scores": scores, "threshold": p.verify_threshold,
             "near_miss": p.verify_threshold - NEAR_MISS, "sources": names, "matrix": matrix, "events": events}
 
@@ -152,7 +157,9 @@ def _side_by_side(ix: Index, stories: list[Story]) -> None:
         ta, tb = texts.get(rep.doc_id), texts.get(other.doc_id)
         if ta is None or tb is None:  # stored without text
             continue
-        view = rows(align(ta, tb, ix.params.verifier))
+        # the view shows PASSAGES rows: the start of a very long text is enough, and aligning all of two 5 MB
+        # texts would cost more than the rest of the report
+        view = rows(align(ta[:ALIGN_CHARS], tb[:ALIGN_CHARS], ix.params.verifier))
         s.compared, s.side_by_side, s.more_rows = other, view[:PASSAGES], max(0, len(view) - PASSAGES)
 
 

@@ -1,5 +1,6 @@
-"""Process settings an ingest applies while it runs: the C allocator, Python's collector, memory handed back
-between stages. Applied when a job starts, never on import: a program that only imports dedup keeps its own."""
+"""Process settings a job applies when it starts (`prepare_process`: ingest, the CLI, opening an index) and
+while it runs (the C allocator, Python's collector, memory handed back between stages). Never on import: a
+program that only imports dedup keeps its environment, its allocator and numba's cache as they were."""
 
 from __future__ import annotations
 
@@ -7,9 +8,26 @@ import contextlib
 import ctypes
 import functools
 import gc
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow as pa
+
+from dedup.kernel_cache import drop_stale_kernels
+
+
+@functools.cache
+def prepare_process() -> None:
+    """Once per process, before the first kernel runs:
+    - numba's cached kernels are dropped if any source file of dedup changed since they were compiled (see
+      `dedup.kernel_cache`): numba would load them before checking the files they inlined;
+    - numba's OpenMP workers are told to sleep between kernels (`OMP_WAIT_POLICY=PASSIVE`, unless the user chose):
+      they otherwise spin ~12 ms on a core after every parallel kernel, taking it from ingest's reading and
+      writing threads. OpenMP reads it when numba first loads it, at the first parallel kernel, so a job that
+      starts before then is in time."""
+    drop_stale_kernels(Path(__file__).parent)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @functools.cache

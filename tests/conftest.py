@@ -46,3 +46,10 @@ def sample_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sample") / "idx"
     dedup.ingest([ARTICLES], path)
     return path
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Tests call kernels directly, not only through a job: stale cached kernels go first, as a job would."""
+    from dedup.runtime import prepare_process
+
+    prepare_process()

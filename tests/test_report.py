@@ -139,3 +139,16 @@ def test_report_in_headless_chromium(report: tuple[Path, Path], tmp_path: Path) 
         assert (tmp_path / "report.png").stat().st_size > 10_000
     finally:
         browser.quit()
+
+
+def test_story_events_per_batch_or_per_week(report: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from dedup import report as module
+
+    ix = dedup.Index(report[0])
+    total = ix.sql("SELECT count(*) AS n FROM cluster_events").to_pylist()[0]["n"]
+    per_batch = module._charts(ix)["events"]
+    # the copies (batch 2) make the stories; the hostile documents of batch 3 join one, which is no event
+    assert {r["label"].split()[0] for r in per_batch} == {"#2"} and sum(r["n"] for r in per_batch) == total
+    monkeypatch.setattr(module, "MAX_BARS", 2)  # three batches are then too many to draw one by one
+    weekly = module._charts(ix)["events"]
+    assert all(r["label"].startswith("week of ") for r in weekly) and sum(r["n"] for r in weekly) == total

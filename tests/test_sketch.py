@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import unicodedata
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -221,47 +223,72 @@ def test_kernel_folding_equals_cpython_for_every_code_point_it_folds() -> None:
         assert kernel_norm(text) is None
 
 
-SPINNING_THREADS = """
-import os
+IMPORT_ONLY = """
+import json, os, sys
+before = dict(os.environ)
 import dedup
 loaded = open("/proc/self/maps").read()
-print(os.environ.get("OMP_WAIT_POLICY"), os.environ.get("OPENBLAS_NUM_THREADS"), "libgomp" in loaded)
+print(json.dumps({"environ_changed": dict(os.environ) != before, "libgomp": "libgomp" in loaded}))
+"""
+
+JOB = """
+import json, os, sys
+import dedup
+dedup.ingest([sys.argv[1]], sys.argv[2])
+print(json.dumps({"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}))
 """
 
 
-@pytest.mark.parametrize("chosen", [None, ("ACTIVE", "2")])
-def test_threads_that_would_spin_are_set_to_wait_unless_the_user_chose(chosen: tuple[str, str] | None) -> None:
-    """numba's OpenMP threads would spin on a core for milliseconds after each parallel kernel, and OpenBLAS's
-    for a while after numpy is imported, taking cores from ingest's threads: importing dedup sets OpenMP's wait
-    policy before OpenMP is loaded (numba loads it at its first parallel kernel) and OpenBLAS to one thread
-    before numpy is imported, unless the user chose."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS")}
+def test_import_leaves_the_process_alone() -> None:
+    """`import dedup` changes no environment variable and loads no OpenMP runtime (numba loads it at the first
+    parallel kernel, so a job that starts later can still choose how its threads wait)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", IMPORT_ONLY], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == {"environ_changed": False, "libgomp": False}
+
+
+@pytest.mark.parametrize("chosen", [None, "ACTIVE"])
+def test_a_job_makes_spinning_threads_wait_unless_the_user_chose(chosen: str | None, tmp_path) -> None:
+    """numba's OpenMP threads would spin on a core for milliseconds after each parallel kernel, taking cores from
+    ingest's threads: an ingest sets OpenMP's wait policy when it starts, before OpenMP is loaded, unless the
+    user chose."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if chosen:
-        env["OMP_WAIT_POLICY"], env["OPENBLAS_NUM_THREADS"] = chosen
-    out = subprocess.run([sys.executable, "-c", SPINNING_THREADS], env=env, capture_output=True, text=True,
-                         check=True)
-    assert out.stdout.split() == [*(chosen or ("PASSIVE", "1")), "False"]
+        env["OMP_WAIT_POLICY"] = chosen
+    seeds = Path(__file__).resolve().parent.parent / "data" / "articles" / "seeds"
+    out = subprocess.run([sys.executable, "-c", JOB, str(seeds), str(tmp_path / "idx")], env=env,
+                         capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.splitlines()[-1]) == {"OMP_WAIT_POLICY": chosen or "PASSIVE"}
 
 
 def test_kernel_caches_go_when_any_source_file_changes(tmp_path) -> None:
     """numba re-checks only each cached kernel's own file, not those of the functions it inlined: after a change
-    to shingle.py alone, verify's cached kernel ran the old stop-word lookup on the new table (and looped). Any
-    change to the package's sources drops every cached kernel; an unchanged package keeps them."""
+    to shingle.py alone, verify's cached kernel ran the old stop-word lookup on the new table (and looped). When a
+    job starts, any change to the package's sources (subpackages included) drops every cached kernel; an
+    unchanged package keeps them, and importing alone touches nothing."""
     import dedup
 
     pkg = tmp_path / "dedup"
     shutil.copytree(os.path.dirname(dedup.__file__), pkg, ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
 
-    def start() -> str:
-        return subprocess.run([sys.executable, "-c", "import dedup; print(dedup.__file__)"], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, check=True).stdout.strip()
+    def run(code: str) -> str:
+        return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              check=True).stdout.strip()
 
-    assert start() == str(pkg / "__init__.py")
-    cached = pkg / "__pycache__" / "verify._profile_texts-288.py311.nbi"  # as numba names its index files
-    cached.write_bytes(b"")
-    start()
-    assert cached.exists()
+    def start_job() -> str:
+        return run("import dedup, dedup.runtime; dedup.runtime.prepare_process(); print(dedup.__file__)")
+
+    assert start_job() == str(pkg / "__init__.py")
+    cached = [pkg / "__pycache__" / "verify._profile_texts-288.py311.nbi",  # as numba names its index files
+              pkg / "batch" / "__pycache__" / "score.group_cuts-17.py311.nbi"]
+    for f in cached:
+        f.parent.mkdir(exist_ok=True)
+        f.write_bytes(b"")
+    start_job()
+    assert all(f.exists() for f in cached)
     (pkg / "shingle.py").write_text((pkg / "shingle.py").read_text("utf-8") + "\n# changed\n", "utf-8")
-    start()
-    assert not cached.exists()
+    run("import dedup")
+    assert all(f.exists() for f in cached)
+    start_job()
+    assert not any(f.exists() for f in cached)

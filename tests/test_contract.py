@@ -1,0 +1,84 @@
+"""The index contract: every constant that changes buckets or pairs is pinned by a version the manifest records
+(`shingler`, `verifier`; the other settings are parameters of their own), so that an index never mixes
+documents shingled or pairs verified two ways.
+
+`tests/contract.json` holds, per version, a digest of the constants it pins. Changing one of them without a
+new version fails here: give the new behaviour a new version (an index records its own and keeps it), then
+record the new version's digest."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+
+import dedup
+from dedup.params import Params, ParamsError
+
+RECORDED = Path(__file__).resolve().parent / "contract.json"
+
+# Which module constants each version pins, by name. Verification reads shingle's stop words too.
+PINNED = {
+    "shingler": {"dedup.shingle": ["STOPWORDS", "PAIR_WINDOW", "KINDS"]},
+    "verifier": {"dedup.verify": ["SENT_MATCH", "REORDERED_JACCARD", "KEEP_SCORE", "PREFIX", "MAX_CODED_DIGITS",
+                                  "MIN_SENT_WORDS", "OCR_PAIRS", "OCR_CLASS", "ANCHOR_WEIGHT", "LOOSE_MATCH",
+                                  "REWRITE_SIGNALS"],
+                 "dedup.shingle": ["STOPWORDS"]},
+}
+
+
+def digest(kind: str) -> str:
+    values = {f"{module}.{name}": getattr(importlib.import_module(module), name)
+              for module, names in PINNED[kind].items() for name in names}
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=list).encode()).hexdigest()
+
+
+@pytest.mark.parametrize("kind", sorted(PINNED))
+def test_pinned_constants_change_only_with_their_version(kind: str) -> None:
+    version = getattr(Params(), kind)
+    key, now = f"{kind} {version}", digest(kind)
+    recorded = json.loads(RECORDED.read_text("utf-8"))
+    assert key in recorded, f"no digest recorded for {key}: add \"{key}\": \"{now}\" to {RECORDED.name}"
+    assert recorded[key] == now, (
+        f"constants pinned by {key} changed ({', '.join(n for ns in PINNED[kind].values() for n in ns)}): indexes "
+        f"made with {key} would change meaning. Give the change a new {kind} version, or restore the constants")
+
+
+def test_manifest_records_the_versions(tmp_path: Path) -> None:
+    dedup.ingest([Path(__file__).resolve().parent.parent / "data" / "articles" / "seeds"], tmp_path / "idx")
+    params = json.loads((tmp_path / "idx" / "manifest.json").read_text("utf-8"))["params"]
+    assert {k: params[k] for k in PINNED} == {k: getattr(Params(), k) for k in PINNED}
+
+
+def test_an_index_from_before_the_shingler_was_recorded_reads_as_v1() -> None:
+    old = json.loads((Path(__file__).resolve().parent / "format_v1" / "idx" / "manifest.json").read_text("utf-8"))
+    assert "shingler" not in old["params"]
+    assert Params.from_dict(old["params"]).shingler == "v1"
+
+
+def test_a_version_this_dedup_does_not_implement_is_refused() -> None:
+    with pytest.raises(ParamsError, match="shingler"):
+        Params.from_dict({**Params().to_dict(), "shingler": "v9"})
+
+
+@pytest.mark.parametrize("kind, module, name, value", [("verifier", "dedup.verify", "SENT_MATCH", 0.55),
+                                                       ("shingler", "dedup.shingle", "PAIR_WINDOW", 3)])
+def test_the_digest_sees_a_changed_constant(kind: str, module: str, name: str, value: object,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    before = digest(kind)
+    monkeypatch.setattr(importlib.import_module(module), name, value)
+    assert digest(kind) != before
+
+
+def test_common_stems_change_only_with_their_version() -> None:
+    """The shipped common stems decide anchor buckets and v3's anchors: their file is pinned by the version name
+    an index records (`common_stems`)."""
+    from dedup.shingle import COMMON_STEMS_FILE
+
+    version = Params().common_stems
+    key, now = f"common_stems {version}", hashlib.sha256(COMMON_STEMS_FILE.read_bytes()).hexdigest()
+    recorded = json.loads(RECORDED.read_text("utf-8"))
+    assert recorded.get(key) == now, f"{COMMON_STEMS_FILE.name} changed: give it a new version ({key}: {now})"
