@@ -4,7 +4,7 @@ Run from the repository root (pool, truth and both baselines take about 1.5 minu
 cores; the project's row adds its own ingest time)::
 
     python scripts/benchmark_quality.py --corpora ../shared/corpora [--out results.json]
-        [--limit-pool N] [--skip-baselines] [--workers 2] [--seed N]
+        [--limit-pool N] [--skip-baselines] [--workers 2] [--seed N] [--set NAME=JSON ...]
 
 Everything is deterministic (fixed seed ``SEED``; ``--seed`` draws other copies and another
 ``--limit-pool`` sample, to check that figures do not hang on one draw).
@@ -528,6 +528,9 @@ def char4_baseline(pool: Pool, workers: int) -> tuple[np.ndarray, dict]:
     return components(len(pool), edges), {"candidates": len(candidates), "edges": len(edges)}
 
 
+SETTINGS: dict[str, object] = {}  # --set: parameters of the project's row other than the defaults
+
+
 def project(pool: Pool, workers: int) -> tuple[np.ndarray, dict]:
     """The ``dedup`` package: ingest into a fresh index, read its ``clusters`` table."""
     import dedup
@@ -535,7 +538,7 @@ def project(pool: Pool, workers: int) -> tuple[np.ndarray, dict]:
     table = pa.table({"id": pool.ids, "text": pool.texts})
     with tempfile.TemporaryDirectory(prefix="dedup-bench-") as tmp:
         index_dir = str(Path(tmp) / "index")
-        summary = dedup.ingest([table], index_dir)
+        summary = dedup.ingest([table], index_dir, dedup.Params(**SETTINGS))
         clusters = dedup.Index(index_dir).table("clusters").to_pydict()
     cluster_of = dict(zip(clusters["doc_id"], clusters["cluster_id"]))
     label_of: dict = {}
@@ -617,7 +620,12 @@ def main() -> None:
     parser.add_argument("--skip-baselines", action="store_true", help="run only the project")
     parser.add_argument("--workers", type=int, default=2, help="processes for MinHash (default 2)")
     parser.add_argument("--seed", type=int, default=SEED, help=f"seed of the copies and the sample (default {SEED})")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a parameter of the project's row (JSON value), e.g. --set verifier='\"v2\"'")
     args = parser.parse_args()
+    for item in args.set:
+        name, _, value = item.partition("=")
+        SETTINGS[name] = json.loads(value)
 
     started = time.perf_counter()
     pool = load_pool(args.corpora, args.limit_pool, args.seed)
