@@ -79,7 +79,7 @@ class Params:
     brief_words: int = 60
     verify_threshold: float = 0.7
     cluster_threshold: float = 0.3
-    verifier: str = "v3"
+    verifier: str = "v2"
     rewrite_model: tuple[float, ...] = REWRITE_MODEL
 
     def __post_init__(self) -> None:

@@ -75,8 +75,8 @@ def joined(index: Path, rewrites: list[dict]) -> int:
 
 def test_rewrites_are_linked_with_their_signals_kept(tmp_path: Path, rewrites: list[dict]) -> None:
     table = pa.table({"id": [r["id"] for r in rewrites], "text": [r["text"] for r in rewrites]})
-    dedup.ingest([table], tmp_path / "idx")
-    dedup.ingest([table], tmp_path / "v2", Params(verifier="v2"))
+    dedup.ingest([table], tmp_path / "idx", Params(verifier="v3"))
+    dedup.ingest([table], tmp_path / "v2")  # the default verifier: the copy rule alone
     ix = dedup.Index(tmp_path / "idx")
     pairs = ix.sql("SELECT * FROM pairs").to_pylist()
     story = {r["id"]: r["original_id"] or r["id"] for r in rewrites}
@@ -89,6 +89,9 @@ def test_rewrites_are_linked_with_their_signals_kept(tmp_path: Path, rewrites: l
     assert "rewrite" in linked_rules  # the rewrite model links pairs the copy rule does not
     # the copy rule alone (v2) joins no rewrite that v3 leaves out: v3 adds links, it takes none away
     assert joined(tmp_path / "idx", rewrites) >= joined(tmp_path / "v2", rewrites)
+    # v2 keeps its decision's signals too: the in-order share and the rule; the rewrite signals are v3's
+    for row in dedup.Index(tmp_path / "v2").sql("SELECT * FROM pairs").to_pylist():
+        assert row["rule"] in {"copy", "brief", "short"} and row["ordered"] is not None and row["rewrite"] is None
 
 
 def test_indexes_made_before_anchors_keep_their_settings() -> None:
