@@ -3,7 +3,7 @@
 Exit codes (documented in the README): 0 success; 1 internal error; 2 usage error; 3 partial success (some
 input rows rejected, everything else committed); 4 index locked by another writer; 5 index problem (missing,
 not an index, unsupported version, parameter mismatch); 6 --strict stopped at a bad row (nothing committed);
-7 I/O failure while writing (disk full, read-only), index unchanged.
+7 I/O failure while writing (disk full, read-only) or out of memory, index unchanged.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from dedup.ingest import StrictError, ingest
 from dedup.params import SHINGLE_KINDS, ParamsError
-from dedup.query import Index
+from dedup.query import Index, SQLRefused
 from dedup.readers import FieldMap, InputError
 from dedup.runtime import prepare_process
 from dedup.store import IndexError_, LockedError
@@ -36,6 +36,14 @@ _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EP
 def _fail(message: str, code: int) -> None:
     click.echo(f"dedup: error: {message}", err=True)
     sys.exit(code)
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """Did `e` come from memory (or address space, which every new thread's stack takes) running out?"""
+    import duckdb
+
+    return (isinstance(e, (MemoryError, duckdb.OutOfMemoryException))
+            or isinstance(e, RuntimeError) and "can't start new thread" in str(e))
 
 
 def _guard(fn: Callable) -> Callable:
@@ -66,6 +74,9 @@ def _guard(fn: Callable) -> Callable:
         except (click.ClickException, click.exceptions.Exit):
             raise
         except Exception as e:  # noqa: BLE001 - last line of defence for a nightly job
+            if _out_of_memory(e):
+                _fail(f"out of memory ({type(e).__name__}: {e}); the index is unchanged. Allow the process more "
+                      "memory (ulimit -v, container limit) or ingest smaller files", EXIT_IO)
             if os.environ.get("DEDUP_DEBUG"):
                 raise
             _fail(f"internal error ({type(e).__name__}: {e}); set DEDUP_DEBUG=1 for a traceback", EXIT_INTERNAL)
@@ -222,16 +233,35 @@ def similar_cmd(index: str, doc_id: str | None, text_file: object, limit: int, f
 @_index_opt
 @click.argument("query")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False),
+              help="Write the result to this file (.parquet, .csv or .jsonl; not inside the index).")
+@click.option("--allow-writes", is_flag=True,
+              help="A plain DuckDB session: any statement, any file (COPY TO, ATTACH, ...), the index's own too.")
 @_guard
-def sql_cmd(index: str, query: str, fmt: str) -> None:
-    """Run QUERY over the index views (documents, signatures, buckets, pairs, clusters, cluster_summary, ...)."""
+def sql_cmd(index: str, query: str, fmt: str, output: str | None, allow_writes: bool) -> None:
+    """Run QUERY over the index views (documents, signatures, buckets, pairs, clusters, cluster_summary, ...).
+
+    Only queries run, and they read the index's current files and no other file (exit 2 otherwise)."""
     import duckdb
 
+    ix = Index(index, allow_writes=allow_writes)
+    if output and Path(output).resolve().is_relative_to(ix.snapshot.root):
+        raise click.UsageError(f"--output {output}: inside the index directory; write it elsewhere")
     try:
-        table = Index(index).sql(query)
+        table = ix.sql(query)
+    except SQLRefused as e:
+        _fail(str(e), EXIT_USAGE)
+    except duckdb.OutOfMemoryException:
+        raise  # not the query's fault: exit 7 (see _guard)
+    except duckdb.PermissionException as e:
+        _fail(f"SQL error: {e} (queries read only the index's current files; see --allow-writes)", EXIT_USAGE)
     except duckdb.Error as e:
         raise click.UsageError(f"SQL error: {e}") from None
-    _print_table(table, fmt)
+    if output:
+        _write_rows(table, output)
+        click.echo(f"wrote {table.num_rows} rows to {output}", err=True)
+    else:
+        _print_table(table, fmt)
 
 
 @main.command("stats")
@@ -270,6 +300,27 @@ def compact_cmd(index: str, as_json: bool) -> None:
         click.echo(f"compacted {r.files_before} files into {r.files_after} ({what}); {r.seconds:.1f}s", err=True)
 
 
+@main.command("check")
+@_index_opt
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON report object to stdout.")
+@_guard
+def check_cmd(index: str, as_json: bool) -> None:
+    """Check that every file the manifest lists is present and matches its size and checksum, and that the tables
+    agree with each other (ids, row counts). Exit 5 naming each bad file; takes no lock."""
+    from dedup.check import check_index
+
+    r = check_index(index)
+    if as_json:
+        click.echo(json.dumps(r.to_json()))
+    for p in r.problems:
+        click.echo(f"dedup: damaged: {p}", err=True)
+    if not as_json:
+        click.echo(f"{index}: {r.files} files ({r.files_with_checksum} with checksums), "
+                   f"{len(r.problems)} problems; {r.seconds:.1f}s", err=True)
+    if r.problems:
+        sys.exit(EXIT_INDEX)
+
+
 @main.command("upgrade")
 @_index_opt
 @_guard
@@ -281,7 +332,7 @@ def upgrade_cmd(index: str) -> None:
 
     old = upgrade(index)
     click.echo(f"{index}: format version {old} → {FORMAT_VERSION}" if old != FORMAT_VERSION
-               else f"{index}: already at format version {FORMAT_VERSION}", err=True)
+               else f"{index}: at format version {FORMAT_VERSION}, every file with a checksum", err=True)
 
 
 @main.command("explain")

@@ -11,6 +11,7 @@ another text is `replaced`, and the old version leaves every table.
 from __future__ import annotations
 
 import os
+import resource
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -29,6 +30,11 @@ from dedup.runtime import collector_paused, libc, prepare_process
 from dedup.store import COMPACT_TMP, Writer
 
 __all__ = ["Summary", "StrictError", "ingest"]
+
+# Address space ingest needs whatever the batch size: numba's compiler (LLVM) and the OpenMP and Python thread
+# pools reserve it even where little memory is used. Below it they fail in ways no message can follow (LLVM aborts,
+# libgomp exits): 2.5 GB failed, 3.5 GB sufficed with the kernels compiled from scratch (`ulimit -v`/`prlimit --as`).
+MIN_ADDRESS_SPACE = 3_500_000_000
 
 
 @dataclass
@@ -108,6 +114,10 @@ def ingest(sources: Iterable, index: str | os.PathLike, params: Params | None = 
     explicitly) must agree with an existing index. `store_signatures` keeps each document's MinHash values in
     `signatures` (for use with datasketch; 0.7 KB a document). Raises `StrictError` in strict mode at the first
     bad row."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY and soft < MIN_ADDRESS_SPACE:
+        raise MemoryError(f"dedup ingest needs {MIN_ADDRESS_SPACE / 1e9:.1f} GB of address space and the limit "
+                          f"(ulimit -v, prlimit --as) is {soft / 1e9:.2f} GB; nothing was done")
     started = datetime.now()
     sources = list(sources)
     inputs = [os.fsdecode(s).encode("utf-8", "replace").decode("utf-8")

@@ -6,35 +6,96 @@ Everything reads one committed snapshot, so queries never see a half-written bat
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
 from dedup.bands import bucket_rows
 from dedup.runtime import prepare_process
 from dedup.sketch import sketch_index
-from dedup.store import Snapshot, fetch
+from dedup.store import Snapshot, check_files, fetch
 from dedup.verify import verify_pairs
 
+T = TypeVar("T")
 _SCORES = ["score", "aligned", "jaccard", "containment", "jaccard_est", "linked"]
 
 
-class Index:
-    """Read access to an index directory (the last committed state at the time of opening)."""
+class SQLRefused(Exception):
+    """A statement that a confined index connection does not run (anything but a query)."""
 
-    def __init__(self, path: str | os.PathLike):
+
+def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Refuse every statement of `query` that is not a query (SELECT, WITH, FROM, DESCRIBE, ...): a connection may
+    read only the index's files, but DuckDB would let it *write* those (COPY TO), create or drop views, attach
+    in-memory databases. Raises `SQLRefused`, or duckdb.ParserException for text that is not SQL."""
+    for st in con.extract_statements(query):
+        if st.type != duckdb.StatementType.SELECT:
+            text = st.query.strip().rstrip(";")
+            raise SQLRefused(f"only queries (SELECT, WITH, FROM, DESCRIBE, SUMMARIZE) run over an index; "
+                             f"refused {st.type.name}: {text[:80]!r} (the index is read-only here; to export results "
+                             "use `--output FILE`, or `dedup sql --allow-writes` / Index(..., allow_writes=True) "
+                             "for a plain DuckDB session)")
+
+
+class Index:
+    """Read access to an index directory (the last committed state at the time of opening).
+
+    Its SQL is confined by default: it reads the index's current files and nothing else, runs only queries and
+    cannot change settings (`dedup.store.confine`). `allow_writes=True` gives a plain DuckDB session (COPY TO
+    anywhere, ATTACH, extensions, ...), which can also overwrite the index's own files."""
+
+    def __init__(self, path: str | os.PathLike, allow_writes: bool = False):
         prepare_process()  # before `similar` or `explain` run a kernel
-        self.snapshot = Snapshot(path)
+        self.path = path
+        self.confined = not allow_writes
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Move to the last committed state; True if it is a newer one. A long-lived Index needs it after a
+        commit that stopped using files (compaction, replacements): those are deleted by a later writer after the
+        grace period (`dedup.store.grace_seconds`). A read that fails because they are gone refreshes by itself
+        and runs again once."""
+        old = getattr(self, "snapshot", None)
+        self.snapshot = Snapshot(self.path)
         self.params = self.snapshot.params
-        self.con = self.snapshot.connect()
+        if old is not None and old.manifest.generation == self.snapshot.manifest.generation:
+            return False
+        self.con = self._reading(lambda: self.snapshot.connect(confined=self.confined))
+        return old is not None
 
     def table(self, name: str) -> pa.Table:
-        return self.snapshot.table(name)
+        return self._reading(lambda: self.snapshot.table(name))
 
     def sql(self, query: str, parameters: list | dict | None = None) -> pa.Table:
-        """Run SQL over the index views (documents, signatures, buckets, pairs, clusters, ...)."""
-        return fetch(self.con, query, parameters)
+        """Run SQL over the index views (documents, signatures, buckets, pairs, clusters, ...); confined (see
+        `Index`), anything but a query raises `SQLRefused`."""
+        if self.confined:
+            check_read_only(self.con, query)
+        return self._reading(lambda: fetch(self.con, query, parameters))
+
+    def _reading(self, read: Callable[[], T]) -> T:
+        """`read()`. If it fails as a missing or damaged file makes it fail: run it again once on the last commit
+        if there is a newer one (this one's files may have been collected); else raise `DamagedError` naming the
+        files that do not match their checksums (not a bug, not a bad query: exit 5 from the CLI)."""
+        try:
+            return read()
+        except duckdb.PermissionException as e:
+            if str(self.snapshot.root) not in str(e):  # the query named another file: refused, nothing to check
+                raise
+            failed = e  # a listed file is gone (DuckDB then looks for it as a directory, outside what is allowed)
+        except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,
+                duckdb.InterruptException, duckdb.OutOfMemoryException):
+            raise
+        except (duckdb.Error, pa.ArrowException, OSError) as e:
+            failed = e
+        if hasattr(self, "con") and self.refresh():  # files of an older commit, deleted after the grace period
+            return read()
+        check_files(self.snapshot.root, self.snapshot.manifest, hashes=True)
+        raise failed
 
     def clusters(self, min_size: int = 2, limit: int | None = None) -> pa.Table:
         """Clusters of at least `min_size` documents, largest first, with every member's title (or, without one,
@@ -112,7 +173,7 @@ class Index:
 
     def stats(self) -> dict:
         m = self.snapshot.manifest
-        one = lambda q: self.con.execute(q).fetchall()[0][0]  # noqa: E731
+        one = lambda q: self._reading(lambda: self.con.execute(q).fetchall()[0][0])  # noqa: E731
         size = sum(f.stat().st_size for f in Path(self.snapshot.root).rglob("*") if f.is_file())
         return {
             "documents": one("SELECT count(*) FROM documents"),

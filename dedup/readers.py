@@ -32,7 +32,6 @@ import io
 import json
 import os
 import re
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -460,6 +459,25 @@ def _loads(data: bytes) -> tuple[object, list[str]]:
     return raw, flags
 
 
+def line_limit(max_chars: int) -> int:
+    """Bytes a line (or a .txt file) may take before it is rejected as `too_long` without being read further:
+    room for `max_chars` characters of text at up to 12 bytes each (an escaped astral character, \\ud83d\\ude00)
+    and 1 MiB of other fields. A line is never held whole before this is checked, whatever the compression: a
+    9 MB gzip file can hold a 2 GB line."""
+    return 12 * max_chars + (1 << 20)
+
+
+def _lines(stream: io.BufferedIOBase, limit: int) -> Iterator[bytes | None]:
+    """The lines of `stream`; None for a line longer than `limit` bytes (the rest of it is skipped, not held)."""
+    while data := stream.readline(limit + 1):
+        if len(data) > limit and not data.endswith(b"\n"):
+            while (more := stream.readline(1 << 20)) and not more.endswith(b"\n"):
+                pass
+            yield None
+        else:
+            yield data
+
+
 JSONL_BLOCK = 2048  # parsed lines validated together, so their texts are scanned in one Arrow call
 
 
@@ -476,9 +494,15 @@ def _read_jsonl(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record
             yield b if isinstance(b, Rejection) else validate(b[1], fields, f, b[0], max_chars, b[2], next(plain))
         block.clear()
 
+    limit = line_limit(max_chars)
     with _open_stream(path) as stream:
         try:
-            for n, data in enumerate(stream, start=1):
+            for n, data in enumerate(_lines(stream, limit), start=1):
+                if data is None:
+                    rows += 1
+                    block.append(Rejection(f, n, None, None, "too_long",
+                                           f"line longer than {limit:,} bytes (--max-chars {max_chars:,}); not read"))
+                    continue
                 if n == 1 and data.startswith(b"\xef\xbb\xbf"):
                     data = data[3:]
                 if not data.strip():
@@ -506,6 +530,33 @@ def _read_jsonl(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record
         yield Rejection(f, None, None, None, "empty_file", "no rows")
 
 
+class _LineTooLong(Exception):
+    """A CSV line longer than the limit (it was skipped)."""
+
+
+class _CappedLines:
+    """The lines of a text stream for csv.reader, none held longer than `limit` characters: a longer line is
+    skipped and raises `_LineTooLong` once, and the reader goes on with the next line (`skipped` counts them,
+    as csv.reader's line_num does not)."""
+
+    def __init__(self, text: io.TextIOBase, limit: int):
+        self.text, self.limit, self.skipped = text, limit, 0
+
+    def __iter__(self) -> _CappedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.text.readline(self.limit + 1)
+        if not line:
+            raise StopIteration
+        if len(line) > self.limit and not line.endswith(("\n", "\r")):
+            while (more := self.text.readline(1 << 20)) and not more.endswith(("\n", "\r")):
+                pass
+            self.skipped += 1
+            raise _LineTooLong
+        return line
+
+
 def _repair_cell(cell: str, flags: list[str]) -> str:
     if any("\udc80" <= c <= "\udcff" for c in cell):
         if "utf8_repaired" not in flags:
@@ -516,17 +567,18 @@ def _repair_cell(cell: str, flags: list[str]) -> str:
 
 def _read_csv(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record | Rejection]:
     f = _name(path)
-    csv.field_size_limit(sys.maxsize)
+    csv.field_size_limit(line_limit(max_chars))  # a quoted field over many lines is bounded too
     rows = 0
     line = 0
     with _open_stream(path) as stream:
         raw_text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
-        reader = csv.reader(raw_text, strict=True)
+        lines = _CappedLines(raw_text, line_limit(max_chars))
+        reader = csv.reader(lines, strict=True)
         try:
             while True:  # header: the first non-blank row
                 try:
                     header = next(reader, None)
-                except csv.Error as e:
+                except (csv.Error, _LineTooLong) as e:
                     yield Rejection(f, None, None, None, "malformed_csv", f"unreadable header row: {e}")
                     return
                 if header is None or any(c.strip() for c in header):
@@ -536,14 +588,19 @@ def _read_csv(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record |
                 return
             header = [_repair_cell(c, []).strip() for c in header]
             while True:
-                line = reader.line_num + 1
+                line = reader.line_num + lines.skipped + 1
                 try:
                     row = next(reader)
                 except StopIteration:
                     break
+                except _LineTooLong:
+                    rows += 1
+                    yield Rejection(f, line, None, None, "too_long", f"line longer than {lines.limit:,} characters "
+                                                                     f"(--max-chars {max_chars:,}); not read")
+                    continue
                 except csv.Error as e:
                     rows += 1
-                    end = reader.line_num
+                    end = reader.line_num + lines.skipped
                     span = f" (a quoted field runs from line {line} to line {end})" if end > line else ""
                     yield Rejection(f, line, None, None, "malformed_csv", f"{e}{span}")
                     continue
@@ -721,6 +778,11 @@ def _lengths(col: pa.Array) -> np.ndarray:
 def _read_txt(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record | Rejection]:
     f = _name(path)
     try:
+        size = path.stat().st_size
+        if size > line_limit(max_chars):
+            yield Rejection(f, None, path.stem, fields.text, "too_long",
+                            f"{size:,} bytes > {line_limit(max_chars):,} (--max-chars {max_chars:,}); not read")
+            return
         data = path.read_bytes()
     except OSError as e:
         yield Rejection(f, None, None, None, "unreadable_file", str(e))

@@ -1,6 +1,7 @@
 """Stage 5: the index on disk.
 
-    DIR/manifest.json         format version, parameters, and the exact Parquet files of every table
+    DIR/manifest.json         format version, parameters, the exact Parquet files of every table and their
+                              checksums (size, xxh3, rows: `dedup.integrity`)
     DIR/views.sql             `duckdb -init DIR/views.sql`: every table as a view (rewritten at each commit)
     DIR/tables/<table>/*.parquet
     DIR/lock                  held (flock) by the one writer; names the holder
@@ -33,7 +34,7 @@ import uuid
 import warnings
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -42,10 +43,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from dedup.integrity import damage, file_checksum
 from dedup.params import FORMAT_NAME, FORMAT_VERSION, Params, ParamsError
 
 MANIFEST = "manifest.json"
-GRACE_SECONDS = 300.0
+GRACE_SECONDS = 300.0  # default; DEDUP_GRACE_SECONDS in a writer's environment sets another (see `grace_seconds`)
 COMPACT_TMP = "tables/_compact_tmp"      # DuckDB spill directory of writers, removed with the leftovers
 COMPACT_MEMORY = "1GB"  # DuckDB's memory limit while compacting (it spills the rest of a sort under COMPACT_TMP)
 COMPACT_MAX_ROWS = 8_000_000             # rows per file written by `compact`
@@ -105,6 +107,28 @@ class LockedError(IndexError_):
     """Another writer holds the index."""
 
 
+class LockLostError(LockedError):
+    """DIR/lock was removed or replaced while a writer held it: another writer may have come in."""
+
+
+class DamagedError(IndexError_):
+    """Files the manifest lists are missing or differ from their checksums."""
+
+    def __init__(self, root: Path, problems: list) -> None:
+        shown = "; ".join(str(p) for p in problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5
+                                                          else "")
+        super().__init__(f"{root}: damaged index: {shown}; run `dedup check --index {root}` for the full list")
+        self.problems = problems
+
+
+def check_files(root: Path, m: Manifest, hashes: bool) -> None:
+    """Raise `DamagedError` if a file `m` lists is missing or differs from its checksum (sizes only unless
+    `hashes`)."""
+    problems = damage(root, [f for t in TABLES for f in m.tables[t]], m.checksums, hashes)
+    if problems:
+        raise DamagedError(root, problems)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -124,13 +148,15 @@ class Manifest:
     created_at: float
     updated_at: float
     version: int = FORMAT_VERSION  # of the manifest read; every commit writes FORMAT_VERSION
+    # file -> {"bytes", "xxh3", "rows"} (dedup.integrity); files of indexes written before checksums have none
+    checksums: dict[str, dict] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
             "format": FORMAT_NAME, "version": FORMAT_VERSION, "generation": self.generation,
             "params": self.params.to_dict(), "tables": self.tables, "next_cluster_id": self.next_cluster_id,
             "next_batch": self.next_batch, "garbage": self.garbage, "created_at": self.created_at,
-            "updated_at": self.updated_at,
+            "updated_at": self.updated_at, "checksums": self.checksums,
         }
 
 
@@ -153,7 +179,7 @@ def read_manifest(root: Path, upgrading: bool = False) -> Manifest:
         raise IndexError_(f"{path}: index format version {d.get('version')} is not supported "
                           f"(this dedup reads version {FORMAT_VERSION}){hint}")
     return Manifest(Params.from_dict(d["params"]), d["generation"], d["tables"], d["next_cluster_id"],
-                    d["next_batch"], d["garbage"], d["created_at"], d["updated_at"], d["version"])
+                    d["next_batch"], d["garbage"], d["created_at"], d["updated_at"], d["version"], d.get("checksums", {}))
 
 
 class Snapshot:
@@ -163,12 +189,18 @@ class Snapshot:
         self.root = Path(root).resolve()
         self.manifest = read_manifest(self.root)
         self.params = self.manifest.params
+        check_files(self.root, self.manifest, hashes=False)  # a stat per file: names a missing or truncated one
 
     def files(self, table: str) -> list[str]:
         return [str(self.root / f) for f in self.manifest.tables[table]]
 
-    def connect(self, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
-        con = con or duckdb.connect()
+    def connect(self, confined: bool = True) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with every table as a view. `confined`: it reads these files and nothing else, and
+        its configuration is locked (see `confine`)."""
+        con = duckdb.connect(config={"autoload_known_extensions": False, "autoinstall_known_extensions": False}
+                             if confined else {})
+        if confined:
+            confine(con, [f for t in TABLES for f in self.files(t)])
         for stmt in view_statements(self.root, self.manifest.tables):
             con.execute(stmt)
         return con
@@ -177,6 +209,16 @@ class Snapshot:
         if name not in SCHEMAS:
             raise KeyError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
         return pq.ParquetDataset(self.files(name), schema=SCHEMAS[name]).read()
+
+
+def confine(con: duckdb.DuckDBPyConnection, paths: list[str]) -> None:
+    """Let `con` read `paths` and no other file, load no extension and change no setting, for good: an analyst's
+    query (a typo, a pasted snippet) must not read other files, attach databases or change the session. DuckDB's
+    `allowed_paths` also allows *writing* those files, so callers refuse every statement but SELECT as well
+    (`dedup.query.check_read_only`)."""
+    con.execute(f"SET allowed_paths = [{', '.join(_sql_str(p) for p in paths)}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def fetch(con: duckdb.DuckDBPyConnection, sql: str, parameters: list | dict | None = None) -> pa.Table:
@@ -339,6 +381,22 @@ def _owned_only(root: Path) -> bool:
     return True
 
 
+def grace_seconds() -> float:
+    """How long a file a commit stopped using stays on disk for readers that opened an earlier manifest: the
+    environment's DEDUP_GRACE_SECONDS (set it in the writers' environment, e.g. the nightly job's, for analyst
+    sessions longer than the default 5 minutes), else GRACE_SECONDS."""
+    value = os.environ.get("DEDUP_GRACE_SECONDS")
+    if value is None:
+        return GRACE_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also NaN
+        raise IndexError_(f"DEDUP_GRACE_SECONDS={value!r}: not a number of seconds")
+    return seconds
+
+
 def _holder_line(fd: int) -> str | None:
     return os.pread(fd, 4096, 0).decode("utf-8", "replace").split("\n", 1)[0].strip() or None
 
@@ -350,7 +408,9 @@ class Writer:
                  create: bool = True, upgrading: bool = False):
         self.root = Path(root).resolve()
         self._lock_fd: int | None = None
+        self._tables_fd: int | None = None
         self.stale_holder: str | None = None
+        self.grace = grace_seconds()
         self._check_creatable(create)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -360,6 +420,8 @@ class Writer:
         try:
             if (self.root / MANIFEST).is_file():
                 self.manifest = read_manifest(self.root, upgrading)
+                # before anything is read: a damaged file's rows would be carried into the files written now
+                check_files(self.root, self.manifest, hashes=True)
                 if params is not None:
                     self.manifest.params.check_requested(params.to_dict())
                 if requested:
@@ -413,8 +475,40 @@ class Writer:
         os.pwrite(fd, info, 0)  # one write, then cut the tail: a failing writer reads a whole first line
         os.ftruncate(fd, len(info))
         self._lock_fd = fd
+        # A second flock, on the tables directory, which no one removes by mistake as they may `rm DIR/lock`: with
+        # the lock file gone a second writer got in and its cleanup deleted the first one's staged files. Here it is
+        # refused before it deletes anything, and the first writer aborts at commit (`_check_lock`).
+        tables = self.root / "tables"
+        try:
+            tables.mkdir(exist_ok=True)
+            tfd = os.open(tables, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as e:
+            self.close()
+            raise IndexError_(f"{self.root}: cannot open {tables}: {e.strerror}") from e
+        try:
+            fcntl.flock(tfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(tfd)
+            self.close()
+            raise LockedError(f"{self.root}: another writer is running although {path} was free (was the lock "
+                              "file removed?); nothing was done") from None
+        self._tables_fd = tfd
+
+    def _check_lock(self) -> None:
+        """Raise `LockLostError` unless DIR/lock is still the file this writer locked (same device and inode)."""
+        held = os.fstat(self._lock_fd) if self._lock_fd is not None else None
+        try:
+            now = os.stat(self.root / "lock")
+        except FileNotFoundError:
+            now = None
+        if held is None or now is None or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+            raise LockLostError(f"{self.root}: {self.root / 'lock'} was removed or replaced while this writer ran; "
+                                "another writer may have started, so nothing was committed; run the command again")
 
     def close(self) -> None:
+        if self._tables_fd is not None:
+            os.close(self._tables_fd)  # releases its flock
+            self._tables_fd = None
         if self._lock_fd is not None:
             os.ftruncate(self._lock_fd, 0)
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -429,11 +523,13 @@ class Writer:
 
     # -- files ---------------------------------------------------------------------------------------------
     def _initial(self, params: Params) -> Manifest:
+        """A new index's generation 0: empty tables, not committed. The first commit writes the first manifest, so a
+        first run that fails leaves no index, only files the next writer removes (an empty committed index looked
+        like a successful run to whoever came next)."""
         now = time.time()
         tables = {name: [write_table(self.root, name, SCHEMAS[name].empty_table(), 0)] for name in TABLES}
-        m = Manifest(params, 0, tables, 1, 1, [], now, now)
-        self._write_manifest(m)
-        return m
+        return Manifest(params, 0, tables, 1, 1, [], now, now,
+                        checksums={f: file_checksum(self.root / f) for files in tables.values() for f in files})
 
     def _remove_leftovers(self, everything: bool = False) -> None:
         """Delete files the manifest does not list (a killed writer's: staged Parquet files, temporary manifest
@@ -523,16 +619,22 @@ class Writer:
             tables[name] = files
         garbage = [g for g in m.garbage if not self._collect(g, now)]
         garbage += [{"file": f, "since": now} for name in TABLES for f in self.dropped[name]]
+        listed = [f for files in tables.values() for f in files]
+        old = {f for files in m.tables.values() for f in files}
+        # files written by this writer get their checksum now (still in the page cache); files of an index
+        # written before checksums keep none until `upgrade`
+        sums = {f: m.checksums[f] for f in listed if f in m.checksums}
+        sums |= {f: file_checksum(self.root / f) for f in listed if f not in old}
         new = Manifest(m.params, m.generation + 1, tables,
                        next_cluster_id if next_cluster_id is not None else m.next_cluster_id,
-                       m.next_batch + 1 if batch else m.next_batch, garbage, m.created_at, now)
+                       m.next_batch + 1 if batch else m.next_batch, garbage, m.created_at, now, checksums=sums)
         self._write_manifest(new)
         self.manifest = new
         self.staged = {t: [] for t in TABLES}
         self.dropped = {t: [] for t in TABLES}
 
     def _collect(self, g: dict, now: float) -> bool:
-        if now - g["since"] < GRACE_SECONDS:
+        if now - g["since"] < self.grace:
             return False
         (self.root / g["file"]).unlink(missing_ok=True)
         return True
@@ -542,6 +644,7 @@ class Writer:
         has happened nothing raises, so no caller reports a failure or aborts (deleting files `m` lists)."""
         tmp = self.root / f"{MANIFEST}.tmp{os.getpid()}"
         data = json.dumps(m.to_json(), indent=1).encode()
+        self._check_lock()
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
@@ -630,12 +733,17 @@ def upgrade(root: str | os.PathLike) -> int:
     """Convert an index of format version 1 to the current version in one commit, under the writer lock; returns
     the version it had. Version 2 keeps the high 32 bits of each 64-bit bucket key (the same order, so files stay
     sorted), delta-encoded. Signatures and pairs stay as they are: the `jaccard_est` of pairs linked before the
-    upgrade came from the full signatures."""
+    upgrade came from the full signatures. Files without a checksum (written before checksums) are read whole
+    and get one."""
     with Writer(root, create=False, upgrading=True) as w:
         old = w.manifest.version
-        if old == FORMAT_VERSION:
+        unsummed = [f for files in w.manifest.tables.values() for f in files if f not in w.manifest.checksums]
+        if old == FORMAT_VERSION and not unsummed:
             return old
-        for rel in w.manifest.tables["buckets"]:
+        for rel in unsummed:
+            _read_whole(w.root, rel)
+            w.manifest.checksums[rel] = file_checksum(w.root / rel)
+        for rel in w.manifest.tables["buckets"] if old != FORMAT_VERSION else []:
             path = w.root / rel
             t = pq.read_table(path)
             t = t.set_column(1, "bucket", pc.shift_right(t["bucket"], pa.scalar(32, pa.uint64())).cast(pa.uint32()))
@@ -643,6 +751,16 @@ def upgrade(root: str | os.PathLike) -> int:
             w.stage("buckets", t, whole=whole_documents(path))
         w.commit(batch=False)
         return old
+
+
+def _read_whole(root: Path, rel: str) -> None:
+    """Read every row group of a file (raises `DamagedError` if it cannot be): before its checksum is trusted."""
+    try:
+        f = pq.ParquetFile(root / rel)
+        for g in range(f.num_row_groups):
+            f.read_row_group(g)
+    except (OSError, pa.ArrowException) as e:
+        raise DamagedError(root, [f"{rel}: unreadable ({e})"]) from None
 
 
 def _empty(path: Path) -> bool:

@@ -1,0 +1,83 @@
+"""Checksums of the index's data files: what the manifest records for each file, and how a file is compared with it.
+
+Each file a commit lists gets an entry in the manifest's `checksums`: its size in bytes, the xxh3-64 of its bytes
+and its row count. Writers compare every listed file with its entry before they read anything (a damaged file
+would otherwise be read, and its wrong rows carried into new files); readers compare sizes only (a stat per file)
+and, when a read fails, the hashes too, to name the damaged file. Indexes written before checksums existed have
+no entries: their files are checked for what can be (present, a readable Parquet footer) until `dedup upgrade`
+records them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import xxhash
+
+_READ = 8 << 20  # bytes hashed at a time (xxhash releases the GIL on buffers this large)
+
+
+def _xxh3(path: Path) -> str:
+    h = xxhash.xxh3_64()
+    with open(path, "rb") as f:
+        while block := f.read(_READ):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_checksum(path: Path) -> dict:
+    """The manifest entry of a data file: {"bytes", "xxh3", "rows"}."""
+    return {"bytes": path.stat().st_size, "xxh3": _xxh3(path), "rows": pq.ParquetFile(path).metadata.num_rows}
+
+
+@dataclass(frozen=True)
+class Damage:
+    """One listed file that does not match the manifest."""
+
+    file: str      # relative to the index root
+    problem: str   # e.g. "missing", "size 1024 bytes, the manifest says 4096"
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.problem}"
+
+
+def damage(root: Path, files: Iterable[str], sums: dict[str, dict], hashes: bool = True,
+           threads: int = 2) -> list[Damage]:
+    """The listed `files` that are missing or differ from their entry in `sums` (the size only, unless
+    `hashes`); a file without an entry must at least have a readable Parquet footer."""
+    def one(rel: str) -> Damage | None:
+        path = root / rel
+        expected = sums.get(rel)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return Damage(rel, "missing")
+        except OSError as e:
+            return Damage(rel, f"unreadable: {e.strerror}")
+        if expected is None:
+            try:
+                pq.ParquetFile(path)
+            except Exception as e:  # noqa: BLE001 - any failure to parse the footer is damage
+                return Damage(rel, f"not a readable Parquet file ({e})")
+            return None
+        if size != expected["bytes"]:
+            return Damage(rel, f"size {size:,} bytes, the manifest says {expected['bytes']:,}")
+        if hashes:
+            try:
+                got = _xxh3(path)
+            except OSError as e:
+                return Damage(rel, f"unreadable: {e.strerror}")
+            if got != expected["xxh3"]:
+                return Damage(rel, f"content differs from the manifest's checksum (xxh3 {got}, "
+                                   f"expected {expected['xxh3']})")
+        return None
+
+    files = list(dict.fromkeys(files))
+    if not hashes:  # a stat per file: no thread worth starting
+        return [d for d in map(one, files) if d is not None]
+    with ThreadPoolExecutor(max_workers=threads) as ex:
+        return [d for d in ex.map(one, files) if d is not None]
