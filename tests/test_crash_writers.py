@@ -13,20 +13,21 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from click.testing import CliRunner
 
 import dedup
 from dedup.check import check_index
+from dedup.cli import main
 from dedup.store import read_manifest
 
 from conftest import load_articles
-from test_crash import Warm, check_clean, doc_state, pairs, partition, run
+from test_crash import Warm, check_clean, doc_state, pairs, partition
 
 POINTS = 22 * (5 if os.environ.get("DEDUP_THOROUGH") else 1)  # planned kill points
 MIN_KILLS = 20  # real kills (of a running process) required: more points are drawn when runs finish first
@@ -77,8 +78,8 @@ def kill_at_many_points(base: Path, args: list[str], tmp_path: Path, state: Call
         assert now in (pre, post), f"kill at {delay:.2f}s: a partial state"
         outcomes["finished" if finished else "killed_pre" if now == pre else "killed_post"] += 1
         # the same command again completes it, with the killed run's leftovers removed
-        again = run([sys.executable, "-m", "dedup.cli", *args, "--index", str(work)], timeout=300)
-        assert again.returncode == 0, again.stderr
+        again = CliRunner().invoke(main, [*args, "--index", str(work)])  # in-process: no interpreter start-up
+        assert again.exit_code == 0, again.output
         assert state(work) == post
         check_clean(work)
         shutil.rmtree(work)
