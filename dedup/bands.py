@@ -10,7 +10,9 @@ delta-encode to ~2.5 bytes a row). Two documents share a bucket in some band wit
 
 Bands 0..b-1 come from the signature of the whole text, bands b..2b-1 from the signature of its lead (first
 `lead_words` words): an abridged copy keeps the beginning of the story, so its lead stays similar even when its
-whole-text Jaccard is low.
+whole-text Jaccard is low. Bands 2b.. (`anchor_bands` of `anchor_rows` rows) come from the signature of its
+anchors, the stems that are not common in news (names, places, figures, rarer words): a rewrite replaces most
+of a story's word pairs but keeps its anchors.
 
 A band whose r minima are all held by one and the same shingle is *degenerate* and gets no bucket: it would act
 as a one-row band, and a common shingle ("west germ") would then put a sizeable share of the corpus into one
@@ -84,7 +86,8 @@ def band_keys(sigs: np.ndarray, bands: int, rows: int, a_inv: np.ndarray, b: np.
                 if ((np.uint64(sigs[d, j]) - np.uint64(b[j])) * np.uint64(a_inv[j])) & m != first:
                     same = False
             out[d, i] = h >> np.uint64(32)
-            ok[d, i] = not same
+            # an empty signature (no anchors at all) is no bucket either: it would hold every such text
+            ok[d, i] = not same and sigs[d, i * rows] != 0xFFFFFFFF
     return out, ok
 
 
@@ -96,16 +99,19 @@ def jaccard_estimate(shared: np.ndarray, p: Params) -> np.ndarray:
     return (np.asarray(shared, np.float64) / p.bands) ** (1.0 / p.rows)
 
 
-def bucket_runs(sigs: np.ndarray, lead: np.ndarray, p: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(band, bucket, document) of the bucket rows of documents with whole-text and (if any) lead signatures —
-    a document is its row in `sigs` — degenerate bands left out, sorted by (band, bucket) as the bucket files are
-    stored and merged."""
+def bucket_runs(sigs: np.ndarray, lead: np.ndarray, anchors: np.ndarray, p: Params
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(band, bucket, document) of the bucket rows of documents with whole-text and (if any) lead and anchor
+    signatures — a document is its row in `sigs` — degenerate bands left out, sorted by (band, bucket) as the
+    bucket files are stored and merged."""
     a_inv, b = inverse_multipliers(p.num_perm, p.seed)
-    parts = [(sigs, 0)] + ([(lead, p.bands)] if len(lead) else [])
+    parts = [(sigs, 0, p.bands, p.rows)] + ([(lead, p.bands, p.bands, p.rows)] if len(lead) else [])
+    if p.anchor_bands:
+        parts.append((anchors, 2 * p.bands, p.anchor_bands, p.anchor_rows))
     band_col, key_col, doc_col = [], [], []
-    for s, first in parts:
-        keys, ok = band_keys(s, p.bands, p.rows, a_inv, b, first)
-        for i in range(p.bands):  # one small sort per band instead of a two-key sort of all rows
+    for s, first, bands, rows in parts:
+        keys, ok = band_keys(s, bands, rows, a_inv, b, first)
+        for i in range(bands):  # one small sort per band instead of a two-key sort of all rows
             docs = np.flatnonzero(ok[:, i])
             docs = docs[np.argsort(keys[docs, i])]
             band_col.append(np.full(len(docs), first + i, dtype=np.int16))
@@ -114,9 +120,10 @@ def bucket_runs(sigs: np.ndarray, lead: np.ndarray, p: Params) -> tuple[np.ndarr
     return np.concatenate(band_col), np.concatenate(key_col), np.concatenate(doc_col)
 
 
-def bucket_rows(ids: np.ndarray | list[str] | pa.Array, sigs: np.ndarray, lead: np.ndarray, p: Params) -> pa.Table:
+def bucket_rows(ids: np.ndarray | list[str] | pa.Array, sigs: np.ndarray, lead: np.ndarray, anchors: np.ndarray,
+                p: Params) -> pa.Table:
     """The `buckets` rows (band, bucket, doc_id) of `bucket_runs`, sorted by (band, bucket)."""
-    band, bucket, doc = bucket_runs(sigs, lead, p)
+    band, bucket, doc = bucket_runs(sigs, lead, anchors, p)
     return pa.table({"band": band, "bucket": bucket, "doc_id": _strings(ids).take(pa.array(doc))})
 
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dedup.ingest import StrictError, ingest
-from dedup.params import SHINGLE_KINDS, ParamsError
+from dedup.params import SHINGLE_KINDS, VERIFIERS, ParamsError
 from dedup.query import Index, SQLRefused
 from dedup.readers import FieldMap, InputError
 from dedup.errors import DocumentNotFound, IndexLocked, IndexProblem
@@ -149,6 +149,8 @@ _index_opt = click.option("--index", "index", required=True, type=click.Path(fil
 @click.option("--threshold", type=float, help="[new index] LSH Jaccard threshold (bands x rows follow).")
 @click.option("--bands", type=int, help="[new index] explicit number of bands (with --rows).")
 @click.option("--rows", type=int, help="[new index] explicit rows per band (with --bands).")
+@click.option("--anchor-bands", type=int, help="[new index] bands over the MinHash of the anchors (0 = none).")
+@click.option("--verifier", type=click.Choice(VERIFIERS), help="[new index] v2 (copy rule) or v3 (+ rewrite model).")
 @_guard
 def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, no_store_text: bool,
                store_signatures: bool, max_chars: int, **opts: object) -> None:

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from dedup import verify
 from dedup.bands import bucket_rows
 from dedup.params import Params
-from dedup.sketch import sketch_batch
+from dedup.sketch import sketch_index
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")  # figures as the verifier reads them: 10,000 and 10.000 are one number
 # characters that would act rather than show: C0/C1 controls (a terminal's escape sequences) and bidi overrides,
@@ -77,10 +77,11 @@ class Document:
 
 @dataclass(frozen=True)
 class CandidateStage:
-    """The LSH stage: bands whose buckets the two texts share (whole text, lead) against `min_bands`."""
+    """The LSH stage: bands whose buckets the two texts share (whole text, lead, anchors) against `min_bands`."""
 
     whole_bands: int
     lead_bands: int
+    anchor_bands: int
     bands: int
     min_bands: int
     too_short: bool
@@ -135,6 +136,8 @@ class WholeScores(NamedTuple):
 class Verdict(NamedTuple):
     score: float
     linked: bool
+    rule: str                  # the verifier's `rule` column: copy, rewrite, brief, short
+    signals: dict[str, float]  # verifier v3's rewrite signals and model probability (empty before v3)
 
 
 class PassageScores(NamedTuple):
@@ -175,7 +178,8 @@ class _VerifierView:
     the verifier would count them as counterparts."""
 
     def __init__(self, verifier: str):
-        self.verifier = verifier
+        # v3 reads sentences as v2 does (its copy rule); its rewrite model's signals come from `decide`
+        self.verifier = "v2" if verifier == "v3" else verifier
 
     def passages(self, text: str) -> list[Passage]:
         """The text cut where the verifier ends a sentence (at a boundary once the sentence holds
@@ -239,8 +243,17 @@ class _VerifierView:
     def decide(self, text_a: str, text_b: str, bands: int, p: Params) -> Verdict:
         """(score, linked) exactly as ingest decides them."""
         cands = pa.table({"doc_a": ["a"], "doc_b": ["b"], "bands": pa.array([bands], pa.int32())})
-        out = verify.verify_pairs(cands, pa.table({"doc_id": ["a", "b"], "text": [text_a, text_b]}), p)
-        return Verdict(float(out["score"][0].as_py()), bool(out["linked"][0].as_py()))
+        out = verify.verify_pairs(cands, pa.table({"doc_id": ["a", "b"], "text": [text_a, text_b]}), p).to_pylist()[0]
+        signals = {k: out[k] for k in ("rewrite", *verify.REWRITE_SIGNALS) if out.get(k) is not None}
+        return Verdict(float(out["score"]), bool(out["linked"]), out["rule"], signals if p.verifier == "v3" else {})
+
+    @staticmethod
+    def rewrite_rule(v: Verdict, p: Params) -> str:
+        """What verifier v3's rewrite model made of the pair."""
+        parts = ", ".join(f"{k} {v.signals[k]:.2f}" for k in verify.REWRITE_SIGNALS if k in v.signals)
+        cmp = "≥" if v.signals["rewrite"] >= p.verify_threshold else "<"
+        return (f"rewrite model (anchors, figures, loose order): probability {v.signals['rewrite']:.2f} {cmp} "
+                f"verify_threshold {p.verify_threshold} from {parts}")
 
     @staticmethod
     def in_order(best: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -383,19 +396,26 @@ def explain_texts(a: Side, b: Side, p: Params, stored_score: float | None = None
                   cluster: ClusterStage | None = None) -> Explanation:
     """Explain a pair of texts under the parameters `p` of an index."""
     view = _VerifierView(p.verifier)
-    sk = sketch_batch([a.text, b.text], p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
-    keys = bucket_rows(["a", "b"], sk.signatures, sk.lead, p).to_pylist()
+    sk = sketch_index([a.text, b.text], p)
+    keys = bucket_rows(["a", "b"], sk.signatures, sk.lead, sk.anchors, p).to_pylist()
     mine = {(r["band"], r["bucket"]) for r in keys if r["doc_id"] == "a"}
     shared = [band for band, bucket in {(r["band"], r["bucket"]) for r in keys if r["doc_id"] == "b"} & mine]
     whole = sum(1 for band in shared if band < p.bands)
+    anchor = sum(1 for band in shared if band >= 2 * p.bands)
     too_short = bool(min(sk.words) < p.min_words)
     est = (whole / p.bands) ** (1.0 / p.rows)
-    cand = CandidateStage(whole, len(shared) - whole, p.bands, p.min_bands, too_short,
+    cand = CandidateStage(whole, len(shared) - whole - anchor, anchor, p.bands, p.min_bands, too_short,
                           not too_short and len(shared) >= p.min_bands, est)
     w = view.scores(a.text, b.text)
-    score, linked = view.decide(a.text, b.text, whole, p)
+    verdict = view.decide(a.text, b.text, whole, p)
+    score, linked = verdict.score, verdict.linked
+    rule = view.rule(w, score, linked, p)
+    if verdict.rule == "rewrite":
+        rule = view.rewrite_rule(verdict, p) + (": linked" if linked else ": not linked")
+    elif verdict.signals:
+        rule += "; " + view.rewrite_rule(verdict, p)
     ver = VerifyStage(w.aligned, w.ordered, w.jaccard, w.containment, score, p.verify_threshold, linked,
-                      view.rule(w, score, linked, p), stored_score)
+                      rule, stored_score)
     docs = [dataclasses.replace(s.doc, words=int(w)) for s, w in ((a, sk.words[0]), (b, sk.words[1]))]
     if cluster is None:
         cluster = ClusterStage(None, None, None, None, None, "not both in the index: no cluster decision")
@@ -486,7 +506,8 @@ def render_text(e: Explanation, width: int = 120) -> str:
     if c.too_short:
         cand = "a text under min_words is never banded: not a candidate"
     else:
-        cand = (f"{c.whole_bands} whole-text + {c.lead_bands} lead bands shared (min_bands {c.min_bands}): "
+        cand = (f"{c.whole_bands} whole-text + {c.lead_bands} lead + {c.anchor_bands} anchor bands shared "
+                f"(min_bands {c.min_bands}): "
                 f"{'a candidate' if c.candidate else 'not a candidate'}; MinHash Jaccard estimate {c.jaccard_est:.2f}")
     stored = f" (stored in the index: {v.stored_score:.2f})" if v.stored_score is not None else ""
     lines = [who("A", e.a), who("B", e.b), "",

@@ -86,7 +86,8 @@ def xxh32_spans(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.nda
     """xxHash32 (seed 0) of each span buf[starts[i]:ends[i]] (tokens, stems, character n-grams), reading up to 15
     bytes past a span's start (the caller pads `buf`). Spans vary in length, and xxh32's branches per 4-byte word
     and per byte mispredicted on most of them: spans below 16 bytes are hashed in a loop without branches (every
-    round computed and kept or not; 16 -> 5-10 ns a token), the few longer ones again after it."""
+    round computed and kept or not: 5-10 ns a token, against 16 with the branches), the few longer ones again
+    after it."""
     out = np.empty(starts.shape[0], dtype=np.uint32)
     for i in range(out.shape[0]):
         out[i] = _xxh32_below16(buf, starts[i], ends[i])

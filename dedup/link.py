@@ -362,16 +362,17 @@ def _find(part: Rows, other_files: list[str], numbering: Numbering, bands: int, 
 
 
 def candidate_pairs(part: list[str] | Rows, other_files: list[str], numbering: Numbering, bands: int,
-                    min_bands: int = 1, threads: int = 2) -> pa.Table:
+                    all_bands: int, min_bands: int = 1, threads: int = 2) -> pa.Table:
     """Distinct (doc_a < doc_b) pairs sharing buckets in at least `min_bands` bands, with `bands`: how many of
-    them are whole-text bands (band numbers below `bands`; lead bands are `bands..2*bands-1`). One document's
+    them are whole-text bands (band numbers below `bands`; lead and anchor bands are `bands..all_bands-1`).
+    One document's
     buckets are in `part` (a part of this batch: its files, or their rows already merged), the other's in
     `other_files` (everything already indexed plus the batch's parts not yet linked) or in the part itself.
     Walking a batch part by part, each pair comes up exactly once. Requiring several shared bands is a property
     of the pair alone, so it keeps incremental ingest equal to a one-shot ingest, and it removes the many pairs of
     unrelated texts that meet in one band by chance. `numbering` knows every document id the files name."""
     if not isinstance(part, Rows):
-        part = part_rows(part, numbering, 2 * bands, threads)
+        part = part_rows(part, numbering, all_bands, threads)
     counted, found = _find(part, other_files, numbering, bands, min_bands, threads)
     del part  # freed now, unless the caller holds it
     if found:  # files of older compactions mix parts of documents: their matches are counted together

@@ -19,7 +19,15 @@ FORMAT_VERSION = 2
 
 SHINGLE_KINDS = ("pair", "stem", "char", "word")
 SHINGLERS = ("v1",)  # see dedup.shingle: its stop words and pair window decide every shingle, hence the buckets
-VERIFIERS = ("v1", "v2")  # see dedup.verify: v2 reads OCR look-alikes alike and wants sentences in order
+VERIFIERS = ("v1", "v2", "v3")  # see dedup.verify: v2 reads OCR look-alikes alike and wants sentences in order;
+# v3 adds the rewrite model (anchors, figures, a looser in-order alignment)
+
+# Values of parameters an index made before they existed was made with (its manifest does not name them).
+LEGACY = {"anchor_bands": 0, "anchor_rows": 2, "common_stems": "", "rewrite_model": ()}
+
+# The rewrite model of verifier v3 (see dedup.verify.rewrite_probability): intercept, then the weights of
+# ordered, loose, anchors, figures, containment, jaccard; written by scripts/fit_rewrite_model.py.
+REWRITE_MODEL = (-10.3819, 7.2248, -1.3328, 2.7644, 3.6038, -0.7686, 3.3507)
 
 
 class ParamsError(DedupError, ValueError):
@@ -63,12 +71,18 @@ class Params:
     bands: int = 0
     rows: int = 0
     min_bands: int = 3
+    # Anchor bands: MinHash of a text's rare stems (not among `common_stems`), which a rewrite keeps while it
+    # replaces most word pairs; counted with the other bands towards min_bands.
+    anchor_bands: int = 64
+    anchor_rows: int = 2
+    common_stems: str = "news2000-v1"
     # Verification and clustering: they change `pairs` and `clusters`, so they are part of the contract too.
     min_words: int = 25
     brief_words: int = 60
     verify_threshold: float = 0.7
     cluster_threshold: float = 0.3
     verifier: str = "v2"
+    rewrite_model: tuple[float, ...] = REWRITE_MODEL
 
     def __post_init__(self) -> None:
         if self.shingle not in SHINGLE_KINDS:
@@ -93,8 +107,24 @@ class Params:
             object.__setattr__(self, "rows", r)
         if self.bands * self.rows > self.num_perm:
             raise ParamsError(f"bands*rows = {self.bands * self.rows} exceeds num_perm = {self.num_perm}")
-        if not 1 <= self.min_bands <= 2 * self.bands:
-            raise ParamsError(f"min_bands must be in 1..{2 * self.bands}, got {self.min_bands}")
+        if self.anchor_bands < 0 or self.anchor_rows < 1:
+            raise ParamsError(f"anchor_bands must be >= 0 and anchor_rows >= 1, got {self.anchor_bands}, "
+                              f"{self.anchor_rows}")
+        if self.anchor_bands * self.anchor_rows > self.num_perm:
+            raise ParamsError(f"anchor_bands*anchor_rows = {self.anchor_bands * self.anchor_rows} exceeds num_perm = "
+                              f"{self.num_perm}")
+        if self.anchor_bands and self.shingle not in ("pair", "stem"):
+            raise ParamsError("anchor bands need stems: shingle must be 'pair' or 'stem' (or anchor_bands = 0)")
+        if self.anchor_bands:
+            from dedup.shingle import common_stems
+            try:
+                common_stems(self.common_stems)
+            except ValueError as e:
+                raise ParamsError(str(e)) from None
+            if self.shingle_size not in (4, 5):
+                raise ParamsError(f"anchor bands cut stems to 4 or 5 characters, got shingle_size {self.shingle_size}")
+        if not 1 <= self.min_bands <= self.all_bands:
+            raise ParamsError(f"min_bands must be in 1..{self.all_bands}, got {self.min_bands}")
         if self.lead_words < 0:
             raise ParamsError(f"lead_words must be >= 0 (0 = no lead bands), got {self.lead_words}")
         if self.min_words < 1:
@@ -103,8 +133,16 @@ class Params:
             raise ParamsError(f"cluster_threshold must be in (0, 1], got {self.cluster_threshold}")
         if self.verifier not in VERIFIERS:
             raise ParamsError(f"verifier must be one of {VERIFIERS}, got {self.verifier!r}")
+        object.__setattr__(self, "rewrite_model", tuple(float(w) for w in self.rewrite_model))
+        if self.verifier == "v3" and not (self.common_stems and len(self.rewrite_model) == len(REWRITE_MODEL)):
+            raise ParamsError(f"verifier v3 needs common_stems and a rewrite_model of {len(REWRITE_MODEL)} numbers")
         if not 0.0 < self.verify_threshold <= 1.0:
             raise ParamsError(f"verify_threshold must be in (0, 1], got {self.verify_threshold}")
+
+    @property
+    def all_bands(self) -> int:
+        """Bands a document has: whole text (0..bands-1), lead (bands..2*bands-1), anchors (after them)."""
+        return 2 * self.bands + self.anchor_bands
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -116,7 +154,7 @@ class Params:
         unknown = set(d) - known
         if unknown:
             raise ParamsError(f"unknown parameters in manifest: {sorted(unknown)}")
-        return cls(**d)
+        return cls(**{**LEGACY, **d})
 
     def check_requested(self, requested: dict) -> None:
         """Refuse to mix: a requested value that differs from this (stored) one would make old and new

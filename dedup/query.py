@@ -17,7 +17,7 @@ import pyarrow as pa
 from dedup.bands import bucket_rows
 from dedup.errors import DocumentNotFound
 from dedup.runtime import prepare_process
-from dedup.sketch import sketch_batch
+from dedup.sketch import sketch_index
 from dedup.store import SUPERSEDED, TABLES, Snapshot, check_files, fetch
 from dedup.verify import verify_pairs
 
@@ -153,8 +153,9 @@ class Index:
             return self._stored_similar(doc_id, limit)
         p = self.params
         me = "\x00query"
-        sk = sketch_batch([text], p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
-        probe = bucket_rows(np.array([me], dtype=object), sk.signatures, sk.lead, p).select(["band", "bucket"])
+        sk = sketch_index([text], p)
+        probe = bucket_rows(np.array([me], dtype=object), sk.signatures, sk.lead, sk.anchors, p).select(
+            ["band", "bucket"])
         self.con.register("probe", probe)
         # the bucket filter is pushed into the Parquet scan; only the few hits are then matched band by band
         cands = self.sql("WITH hits AS (SELECT band, bucket, doc_id FROM buckets WHERE list_contains($keys, bucket)) "

@@ -19,6 +19,10 @@ Shingles are hashed as their UTF-8 bytes with xxh32. The kernel `shingle_hashes`
 
 from __future__ import annotations
 
+import functools
+import json
+from pathlib import Path
+
 import numba
 import numpy as np
 
@@ -72,6 +76,34 @@ def in_set(table: np.ndarray, h: np.uint64) -> bool:
 # Stop words are recognised by the xxh32 of the whole token, in the kernel and in the reference alike.
 _STOP_SET = frozenset(xxhash.xxh32_intdigest(w.encode()) for w in STOPWORDS)
 STOP_HASHES = hash_set(sorted(_STOP_SET))
+
+
+COMMON_STEMS_FILE = Path(__file__).with_name("data") / "common_stems.json"
+
+
+@functools.cache
+def common_stems(version: str) -> dict[int, frozenset[str]]:
+    """The stems of each length (4, 5) that `scripts/make_common_stems.py` found most common in news, under the
+    version name an index records (`Params.common_stems`)."""
+    d = json.loads(COMMON_STEMS_FILE.read_text(encoding="utf-8"))
+    if d["version"] != version:
+        raise ValueError(f"common stems {version!r} are not shipped with this dedup (it has {d['version']!r})")
+    return {size: frozenset(d[f"stem{size}"]) for size in (4, 5)}
+
+
+@functools.cache
+def common_hashes(version: str, size: int) -> np.ndarray:
+    """`hash_set` of the xxh32 of the common stems cut to `size` characters: the stems that are no anchors."""
+    return hash_set(sorted(xxhash.xxh32_intdigest(s.encode()) for s in common_stems(version)[size]))
+
+
+NO_ANCHORS = hash_set([1])  # a table for kernels when an index has no anchor bands (its contents are not read)
+
+
+def anchors(text: str, size: int, version: str) -> list[bytes]:
+    """Reference: a text's anchors, its content-word stems (`size` characters) that are not common stems."""
+    common = common_stems(version)[size]
+    return [s for s in shingles(text, "stem", size) if s.decode() not in common]
 
 
 def content_words(norm: str) -> list[str]:
@@ -236,43 +268,56 @@ def _packed_pair(a: np.uint64, la: int, b: np.uint64, lb: int) -> np.uint32:
 def shingle_hashes(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndarray,
                    window: int = PAIR_WINDOW) -> np.ndarray:
     """xxh32 of every shingle of the normalized code points norm[:n] (see `shingles`)."""
-    return _shingles(norm, n, kind, size, stop, window)[0]
+    return _shingles(norm, n, kind, size, stop, window, 0, NO_ANCHORS, False)[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def with_anchors_of(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndarray, common: np.ndarray,
+                    with_anchors: bool, window: int = PAIR_WINDOW) -> tuple[np.ndarray, np.ndarray]:
+    """Shingle hashes of norm[:n] and (`with_anchors`) its anchors (see `whole_and_lead`)."""
+    hashes, _, _, anchor = _shingles(norm, n, kind, size, stop, window, 0, common, with_anchors)
+    return hashes, anchor
 
 
 @numba.njit(cache=True, nogil=True)
 def whole_and_lead(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndarray, lead_words: int,
-                   window: int = PAIR_WINDOW) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Shingle hashes of the whole text and of its lead (first `lead_words` tokens), and which of the whole's are
-    the lead's (empty if the lead was shingled apart). The lead's `stem` and `pair` shingles are those of the
+                   common: np.ndarray, with_anchors: bool, window: int = PAIR_WINDOW
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Shingle hashes of the whole text and of its lead (first `lead_words` tokens), which of the whole's are
+    the lead's (empty if the lead was shingled apart), and (`with_anchors`) the hashes of its anchors: its
+    content-word stems that are not in the `common` table. The lead's `stem` and `pair` shingles are those of the
     whole text whose stems all lie in the lead, so they are picked, not hashed again (a quarter of the kernel's
     time), and the whole text's minima are the lead's continued over the other shingles; other kinds, and a
     lead with fewer than two stems, are shingled anew."""
-    hashes, last, lead_stems = _shingles(norm, n, kind, size, stop, window, lead_words)
+    hashes, last, lead_stems, anchor = _shingles(norm, n, kind, size, stop, window, lead_words, common, with_anchors)
     ln = lead_length(norm, n, lead_words)
     if ln == n:
-        return hashes, hashes, np.ones(hashes.shape[0], dtype=np.bool_)
+        return hashes, hashes, np.ones(hashes.shape[0], dtype=np.bool_), anchor
     if kind == 2 or (kind == 3 and lead_stems >= 2):
         in_lead = last < lead_words
-        return hashes, hashes[in_lead], in_lead
-    return hashes, _shingles(norm, ln, kind, size, stop, window)[0], np.empty(0, dtype=np.bool_)
+        return hashes, hashes[in_lead], in_lead, anchor
+    lead = _shingles(norm, ln, kind, size, stop, window, 0, common, False)[0]
+    return hashes, lead, np.empty(0, dtype=np.bool_), anchor
 
 
 @numba.njit(cache=True, nogil=True)
-def _shingles(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndarray, window: int, lead_words: int = 0
-              ) -> tuple[np.ndarray, np.ndarray, int]:
+def _shingles(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndarray, window: int, lead_words: int,
+              common: np.ndarray, with_anchors: bool) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """(hashes, token number of each `stem`/`pair` shingle's last stem, stems among the first `lead_words`
-    tokens)."""
+    tokens, anchors: the xxh32 of each content-word stem not in `common` when `with_anchors` and the kind has
+    stems, else none)."""
     none = np.empty(0, dtype=np.int64)
+    no_anchors = np.empty(0, dtype=np.uint32)
     if n == 0:
-        return np.empty(0, dtype=np.uint32), none, 0
+        return np.empty(0, dtype=np.uint32), none, 0, no_anchors
     buf = np.empty(4 * n + 16, dtype=np.uint8)  # room for xxh32_spans to read past the last span
     starts = np.empty(n + 1, dtype=np.int64)
     utf8_encode(norm, n, buf, starts)
     if kind == 0:
         if n <= size:
-            return _whole(buf, starts[n]), none, 0
+            return _whole(buf, starts[n]), none, 0, no_anchors
         m = n - size + 1
-        return xxh32_spans(buf, starts[:m], starts[size:size + m]), none, 0
+        return xxh32_spans(buf, starts[:m], starts[size:size + m]), none, 0, no_anchors
     # token i spans code points [tok_s[i], tok_e[i]); written without branches, which mispredicted at most spaces
     tok_e = np.empty(n // 2 + 1, dtype=np.int64)
     t = 0
@@ -299,14 +344,21 @@ def _shingles(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndarray, 
             ct[m] = i
             m += keep
             lead_stems += keep & (i < lead_words)
+        stems = xxh32_spans(buf, starts[cs[:m]], starts[ce[:m]]) if kind == 2 or m <= 1 or with_anchors else no_anchors
+        anchor = no_anchors
+        if with_anchors:
+            rare = np.empty(m, dtype=np.bool_)
+            for i in range(m):
+                rare[i] = not in_set(common, np.uint64(stems[i]))
+            anchor = stems[rare]
         if kind == 2 or m <= 1:
-            return xxh32_spans(buf, starts[cs[:m]], starts[ce[:m]]), ct[:m], lead_stems
+            return stems, ct[:m], lead_stems, anchor
         hashes, last = _pair_hashes(norm, buf, starts, cs, ce, ct, m, window)
-        return hashes, last, lead_stems
+        return hashes, last, lead_stems, anchor
     if t <= size:
-        return _whole(buf, starts[n]), none, 0
+        return _whole(buf, starts[n]), none, 0, no_anchors
     m = t - size + 1
     out = np.empty(m, dtype=np.uint32)
     for i in range(m):
         out[i] = xxh32(buf, starts[tok_s[i]], starts[tok_e[i + size - 1]], 0)
-    return out, none, 0
+    return out, none, 0, no_anchors

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
 import pyarrow as pa
 
 from dedup.normalize import FAST_FOLD, WORD_CHAR, fast_fold, fold_batch, pack_batch, squeeze, utf8_decode
-from dedup.shingle import KINDS, STOP_HASHES, shingle_hashes, whole_and_lead
+from dedup.shingle import KINDS, NO_ANCHORS, STOP_HASHES, common_hashes, whole_and_lead, with_anchors_of
+
+if TYPE_CHECKING:
+    from dedup.params import Params
 
 EMPTY = np.uint32(0xFFFFFFFF)
 
@@ -63,10 +67,12 @@ def minhash(hashes: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _sketch_kernel(buf, offsets, fold, table, kind, size, stop, lead_words, a, b, sigs, lead_sigs, n_words,
-                   n_shingles, slow):
+def _sketch_kernel(buf, offsets, fold, table, kind, size, stop, lead_words, common, a, b, sigs, lead_sigs, anchor_sigs,
+                   n_words, n_shingles, slow):
     """Sketch each text of (buf, offsets). With a `fold` table (`FAST_FOLD`) texts come unfolded, and a text that
-    needs CPython's folding is only marked in `slow`; with an empty one they come folded."""
+    needs CPython's folding is only marked in `slow`; with an empty one they come folded. The anchors' MinHash
+    takes the first `anchor_sigs.shape[1]` permutations (none: no anchors)."""
+    k_anchor = anchor_sigs.shape[1]
     n_docs = offsets.shape[0] - 1
     for d in numba.prange(n_docs):
         cps = utf8_decode(buf[offsets[d]:offsets[d + 1]])
@@ -83,7 +89,7 @@ def _sketch_kernel(buf, offsets, fold, table, kind, size, stop, lead_words, a, b
         lead_sigs[d] = EMPTY
         sigs[d] = EMPTY
         if lead_words > 0:
-            hashes, lead, in_lead = whole_and_lead(norm, n, kind, size, stop, lead_words)
+            hashes, lead, in_lead, anchor = whole_and_lead(norm, n, kind, size, stop, lead_words, common, k_anchor > 0)
             minhash(lead, a, b, lead_sigs[d])
             if in_lead.shape[0]:  # the lead's shingles are the whole text's: only the others are left to add
                 sigs[d] = lead_sigs[d]
@@ -91,8 +97,11 @@ def _sketch_kernel(buf, offsets, fold, table, kind, size, stop, lead_words, a, b
             else:
                 minhash(hashes, a, b, sigs[d])
         else:
-            hashes = shingle_hashes(norm, n, kind, size, stop)
+            hashes, anchor = with_anchors_of(norm, n, kind, size, stop, common, k_anchor > 0)
             minhash(hashes, a, b, sigs[d])
+        if k_anchor:
+            anchor_sigs[d] = EMPTY
+            minhash(anchor, a[:k_anchor], b[:k_anchor], anchor_sigs[d])
         n_shingles[d] = hashes.shape[0]
 
 
@@ -102,13 +111,15 @@ class Sketches:
 
     signatures: np.ndarray       # (n, num_perm) uint32: MinHash of all shingles
     lead: np.ndarray             # (n, num_perm) uint32: MinHash of the lead's shingles (empty if lead_words=0)
+    anchors: np.ndarray          # (n, anchor permutations) uint32: MinHash of the anchors (n × 0 without them)
     words: np.ndarray            # int32: tokens after normalization
     shingles: np.ndarray         # int32: shingle positions (0 = nothing to fingerprint)
 
 
 def sketch_batch(texts: list[str] | pa.Array | pa.ChunkedArray, shingle: str, size: int, num_perm: int, seed: int,
-                 lead_words: int = 0) -> Sketches:
-    """Signatures of a batch of raw texts (and of their leads when `lead_words` > 0).
+                 lead_words: int = 0, anchor_perm: int = 0, common_stems: str = "") -> Sketches:
+    """Signatures of a batch of raw texts (and of their leads when `lead_words` > 0, and of their anchors over the
+    first `anchor_perm` permutations, with the common stems of version `common_stems`, when `anchor_perm` > 0).
 
     A text with no shingles keeps the all-0xFFFFFFFF "empty" signature and a shingle count of 0.
     """
@@ -116,28 +127,39 @@ def sketch_batch(texts: list[str] | pa.Array | pa.ChunkedArray, shingle: str, si
     n = len(texts)
     sigs = np.empty((n, num_perm), dtype=np.uint32)
     lead = np.empty((n if lead_words else 0, num_perm), dtype=np.uint32)
+    anchor = np.full((n, anchor_perm), EMPTY, dtype=np.uint32)
+    common = common_hashes(common_stems, size) if anchor_perm else NO_ANCHORS
     n_words = np.zeros(n, dtype=np.int32)
     n_shingles = np.zeros(n, dtype=np.int32)
     slow = np.zeros(n, dtype=np.bool_)
     if n:
         # most texts are folded by the kernel itself (FAST_FOLD); the others by CPython, then sketched apart
-        args = (WORD_CHAR, KINDS[shingle], size, STOP_HASHES, lead_words, a, b)
+        args = (WORD_CHAR, KINDS[shingle], size, STOP_HASHES, lead_words, common, a, b)
         start = 0
         for part in texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]:  # each with its own buffers
             at = slice(start, start + len(part))
             _sketch_kernel(*pack_batch(part), FAST_FOLD, *args, sigs[at], lead[at] if lead_words else sigs[at],
-                           n_words[at], n_shingles[at], slow[at])
+                           anchor[at], n_words[at], n_shingles[at], slow[at])
             start += len(part)
         redo = np.flatnonzero(slow)
         if len(redo):
-            part = Sketches(sigs[redo], lead[redo] if lead_words else lead, n_words[redo], n_shingles[redo])
+            part = Sketches(sigs[redo], lead[redo] if lead_words else lead, anchor[redo], n_words[redo],
+                            n_shingles[redo])
             slow_texts = [texts[i] if isinstance(texts, list) else texts[i].as_py() for i in redo]
             _sketch_kernel(*fold_batch(slow_texts), np.empty(0, np.uint32), *args, part.signatures,
-                           part.lead if lead_words else part.signatures, part.words, part.shingles, slow[redo])
-            sigs[redo], n_words[redo], n_shingles[redo] = part.signatures, part.words, part.shingles
+                           part.lead if lead_words else part.signatures, part.anchors, part.words, part.shingles,
+                           slow[redo])
+            sigs[redo], anchor[redo], n_words[redo], n_shingles[redo] = (part.signatures, part.anchors, part.words,
+                                                                         part.shingles)
             if lead_words:
                 lead[redo] = part.lead
-    return Sketches(sigs, lead, n_words, n_shingles)
+    return Sketches(sigs, lead, anchor, n_words, n_shingles)
+
+
+def sketch_index(texts: list[str] | pa.Array | pa.ChunkedArray, p: Params) -> Sketches:
+    """`sketch_batch` with an index's parameters: every signature its bucket rows come from."""
+    return sketch_batch(texts, p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words,
+                        p.anchor_bands * p.anchor_rows, p.common_stems)
 
 
 def reference_signature(text: str, shingle: str, size: int, num_perm: int, seed: int, lead_words: int = 0

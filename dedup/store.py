@@ -80,6 +80,9 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("doc_a", pa.string()), ("doc_b", pa.string()), ("jaccard_est", pa.float32()),
         ("jaccard", pa.float32()), ("containment", pa.float32()), ("aligned", pa.float32()),
         ("score", pa.float32()), ("linked", pa.bool_()), ("batch", pa.int32()),
+        # verifier v3 (null in pairs verified before): the signals of the rewrite model and the rule that decided
+        ("ordered", pa.float32()), ("anchors", pa.float32()), ("figures", pa.float32()), ("loose", pa.float32()),
+        ("rewrite", pa.float32()), ("rule", pa.string()),
     ]),
     "clusters": pa.schema([
         ("doc_id", pa.string()), ("cluster_id", pa.int64()), ("size", pa.int32()),

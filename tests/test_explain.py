@@ -25,7 +25,7 @@ def _texts(index: Path) -> dict[str, str]:
 
 def test_seed_pair_aligned_passage_by_passage(sample_index: Path) -> None:
     e = explain(str(sample_index), SEED_ORIGINAL, SEED_COPY)
-    assert e.candidate.candidate and e.candidate.whole_bands + e.candidate.lead_bands >= e.candidate.min_bands
+    assert e.candidate.candidate and e.candidate.whole_bands + e.candidate.lead_bands + e.candidate.anchor_bands >= e.candidate.min_bands
     assert e.verification.linked and e.verification.score >= e.verification.threshold
     assert e.verification.stored_score == pytest.approx(e.verification.score, abs=1e-6)
     assert e.cluster.same_story and e.cluster.cluster_a == e.cluster.cluster_b

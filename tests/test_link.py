@@ -20,7 +20,7 @@ from conftest import load_articles
 
 
 @pytest.fixture(scope="module")
-def many_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], pa.Array, int]:
+def many_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], pa.Array, dedup.Params]:
     """The sample ingested 30 documents a chunk, so its buckets lie in many sorted files."""
     mp = pytest.MonkeyPatch()
     mp.setattr(dedup.engines.local, "CHUNK", 30)
@@ -30,7 +30,7 @@ def many_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], pa.
     mp.undo()
     ix = dedup.Index(idx)
     files = [str(f) for f in ix.snapshot.files("buckets")]
-    return files, ix.table("documents")["doc_id"], ix.params.bands
+    return files, ix.table("documents")["doc_id"], ix.params
 
 
 def reference(files: list[str], part: list[str], min_bands: int, bands: int) -> set[tuple[str, str, int]]:
@@ -52,7 +52,8 @@ def test_merge_join_equals_sql_join(many_files: tuple[list[str], pa.Array, int],
     same count of shared whole-text bands. A part's own matches are counted in two threads, each taking the
     pairs of a range of documents (as a large batch's are)."""
     monkeypatch.setattr(link, "COUNT_SPLIT", 1)
-    files, ids, bands = many_files
+    files, ids, params = many_files
+    bands = params.bands
     assert len(files) >= 10 and all(whole_documents(f) for f in files if pq.read_metadata(f).num_rows)
     if not whole:
         plain = []
@@ -63,7 +64,7 @@ def test_merge_join_equals_sql_join(many_files: tuple[list[str], pa.Array, int],
         assert not any(whole_documents(f) for f in files)
     numbering = Numbering(ids)
     for part in (files[:1], files[3:6], files):
-        got = candidate_pairs(part, [f for f in files if f not in part], numbering, bands, min_bands)
+        got = candidate_pairs(part, [f for f in files if f not in part], numbering, bands, params.all_bands, min_bands)
         pairs = set(zip(got["doc_a"].to_pylist(), got["doc_b"].to_pylist(), got["bands"].to_pylist()))
         assert len(pairs) == got.num_rows and all(a < b for a, b, _ in pairs)
         assert pairs == reference(files, part, min_bands, bands)

@@ -41,7 +41,7 @@ class LinkPlan:
         if not part.held:
             return part.files
         held, self.held = self.held, []
-        rows = merge_runs(held, 2 * p.bands)
+        rows = merge_runs(held, p.all_bands)
         rows.docs += np.int32(self.first_new)
         return rows
 
@@ -88,5 +88,5 @@ class LinkPlanner:
 
 def part_candidates(plan: LinkPlan, part: LinkPart, p: Params, threads: int) -> pa.Table:
     """Candidate pairs (doc_a, doc_b, bands) of one part: documents sharing at least `min_bands` bands."""
-    return candidate_pairs(plan.part_rows(part, p), part.others, plan.numbering, p.bands, p.min_bands,
+    return candidate_pairs(plan.part_rows(part, p), part.others, plan.numbering, p.bands, p.all_bands, p.min_bands,
                            threads=threads)

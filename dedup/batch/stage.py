@@ -13,7 +13,7 @@ from dedup.batch.admit import Admission
 from dedup.normalize import utf8_buffers
 from dedup.params import Params
 from dedup.readers import Record, Rejection
-from dedup.sketch import sketch_batch
+from dedup.sketch import sketch_index
 
 TEXT_COLUMN_BYTES = 1 << 30  # a string array's 32-bit offsets reach 2 GiB: the documents file's texts are cut
 
@@ -27,6 +27,7 @@ class Sketched:
     texts: pa.ChunkedArray
     signatures: np.ndarray
     lead: np.ndarray             # empty when the index has no lead bands
+    anchors: np.ndarray          # (documents × 0) when the index has no anchor bands
     words: np.ndarray
     shingles: np.ndarray
     replaced: list[str]          # ids whose older version this chunk replaces
@@ -56,17 +57,17 @@ def sketch_admitted(adm: Admission, p: Params) -> Sketched | None:
     stays). None when nothing is left to index."""
     if not adm.records:
         return None
-    sk = sketch_batch(adm.texts, p.shingle, p.shingle_size, p.num_perm, p.seed, p.lead_words)
+    sk = sketch_index(adm.texts, p)
     ok = sk.shingles > 0
     rejected = [Rejection(r.file, r.line, r.doc_id, "text", "no_words", "text has no content words to fingerprint")
                 for r, good in zip(adm.records, ok) if not good]
     idx = np.flatnonzero(ok)
     if not len(idx):
-        return Sketched([], [], adm.texts.slice(0, 0), sk.signatures[:0], sk.lead[:0], sk.words[:0],
-                        sk.shingles[:0], [], rejected)
+        return Sketched([], [], adm.texts.slice(0, 0), sk.signatures[:0], sk.lead[:0], sk.anchors[:0],
+                        sk.words[:0], sk.shingles[:0], [], rejected)
     texts = adm.texts.take(pa.array(idx)) if len(idx) < len(adm.records) else adm.texts
     return Sketched([adm.records[i] for i in idx], [adm.hashes[i] for i in idx], texts, sk.signatures[idx],
-                    sk.lead[idx] if len(sk.lead) else sk.lead, sk.words[idx], sk.shingles[idx],
+                    sk.lead[idx] if len(sk.lead) else sk.lead, sk.anchors[idx], sk.words[idx], sk.shingles[idx],
                     [adm.records[i].doc_id for i in idx if adm.indexed_before[i]], rejected)
 
 
@@ -115,7 +116,8 @@ def bucket_run(sk: Sketched, first: int, p: Params) -> BucketRun | None:
     linkable = np.flatnonzero(sk.words >= p.min_words)
     if not len(linkable):
         return None
-    band, bucket, doc = bucket_runs(sk.signatures[linkable], sk.lead[linkable] if len(sk.lead) else sk.lead, p)
+    band, bucket, doc = bucket_runs(sk.signatures[linkable], sk.lead[linkable] if len(sk.lead) else sk.lead,
+                                    sk.anchors[linkable], p)
     table = pa.table({"band": band, "bucket": bucket,
                       "doc_id": pa.array(sk.ids, pa.string()).take(pa.array(linkable[doc]))})
     return BucketRun(table, band, bucket, (first + linkable[doc]).astype(np.int32), len(linkable))

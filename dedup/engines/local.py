@@ -26,7 +26,7 @@ from dedup.batch.stage import BucketRun, Sketched, bucket_run, documents_table, 
 from dedup.params import Params
 from dedup.readers import Record, Rejection, record_texts
 from dedup.runtime import release_memory
-from dedup.sketch import sketch_batch
+from dedup.sketch import sketch_index
 from dedup.store import Writer
 
 CHUNK = 20_000        # documents read, sketched and written as one chunk
@@ -84,9 +84,8 @@ def _load_kernels() -> None:
     new process) while the index is opened and the first chunk read, instead of after. The kernels' argument
     types do not depend on the settings, so the defaults load the same ones as any index's."""
     p = Params()
-    sk = sketch_batch(pa.chunked_array([pa.array(["numba loads its kernels"])]), p.shingle, p.shingle_size,
-                      p.num_perm, p.seed, p.lead_words)
-    bucket_runs(sk.signatures, sk.lead, p)
+    sk = sketch_index(pa.chunked_array([pa.array(["numba loads its kernels"])]), p)
+    bucket_runs(sk.signatures, sk.lead, sk.anchors, p)
 
 
 class LocalEngine:
