@@ -102,8 +102,9 @@ def test_failed_first_ingest_commits_no_empty_index(tmp_path: Path) -> None:
     code, err, _ = dedup(["ingest", str(feed), "--index", str(idx), "--strict"])
     assert code == 6, err
     assert not (idx / "manifest.json").exists()  # nothing committed: not an (empty) index
+    assert not idx.exists()  # and nothing left behind: the failed first batch removed what it made
     code, err, _ = dedup(["stats", "--index", str(idx)])
-    assert code == 5 and "not a dedup index" in err
+    assert code == 5 and "no such index" in err
     # the next run starts the index afresh
     code, err, _ = dedup(["ingest", str(feed), "--index", str(idx)])
     assert code == 3, err
