@@ -67,8 +67,9 @@ def test_bombs_rejected_too_long_with_small_memory(tmp_path: Path) -> None:
     assert code == 3, err
     assert "Traceback" not in err and "bomb.txt" in err and "too_long" in err
     # one line of 1 GiB held as bytes, then as a str, would take well over 2 GB; a 100k-character limit keeps the
-    # process at what it takes for two articles
-    assert peak < 800, f"peak RSS {peak} MB"
+    # process at what it takes for two articles (~0.3 GB), plus what numba takes to compile a kernel no earlier
+    # test left in a fresh checkout's cache (~0.5 GB seen in CI)
+    assert peak < 1500, f"peak RSS {peak} MB"
     import dedup as api
     ix = api.Index(idx)
     ids = set(ix.sql("SELECT doc_id FROM documents")["doc_id"].to_pylist())
