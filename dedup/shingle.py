@@ -82,13 +82,14 @@ COMMON_STEMS_FILE = Path(__file__).with_name("data") / "common_stems.json"
 
 
 @functools.cache
-def common_stems(version: str) -> dict[int, frozenset[str]]:
-    """The stems of each length (4, 5) that `scripts/make_common_stems.py` found most common in news, under the
-    version name an index records (`Params.common_stems`)."""
+def common_stems(version: str) -> dict[int | str, frozenset[str]]:
+    """The stems that `scripts/make_common_stems.py` found most common in news, under the version name an index
+    records (`Params.common_stems`): of each length (keys 4, 5), and as the verifier reads words ("verify": 5
+    characters by OCR class)."""
     d = json.loads(COMMON_STEMS_FILE.read_text(encoding="utf-8"))
     if d["version"] != version:
         raise ValueError(f"common stems {version!r} are not shipped with this dedup (it has {d['version']!r})")
-    return {size: frozenset(d[f"stem{size}"]) for size in (4, 5)}
+    return {4: frozenset(d["stem4"]), 5: frozenset(d["stem5"]), "verify": frozenset(d["verify"])}
 
 
 @functools.cache
@@ -265,16 +266,10 @@ def _packed_pair(a: np.uint64, la: int, b: np.uint64, lb: int) -> np.uint32:
 
 
 @numba.njit(cache=True, nogil=True)
-def shingle_hashes(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndarray,
-                   window: int = PAIR_WINDOW) -> np.ndarray:
-    """xxh32 of every shingle of the normalized code points norm[:n] (see `shingles`)."""
-    return _shingles(norm, n, kind, size, stop, window, 0, NO_ANCHORS, False)[0]
-
-
-@numba.njit(cache=True, nogil=True)
-def with_anchors_of(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndarray, common: np.ndarray,
-                    with_anchors: bool, window: int = PAIR_WINDOW) -> tuple[np.ndarray, np.ndarray]:
-    """Shingle hashes of norm[:n] and (`with_anchors`) its anchors (see `whole_and_lead`)."""
+def shingle_hashes(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndarray, common: np.ndarray,
+                   with_anchors: bool, window: int = PAIR_WINDOW) -> tuple[np.ndarray, np.ndarray]:
+    """xxh32 of every shingle of the normalized code points norm[:n] (see `shingles`) and (`with_anchors`) of its
+    anchors (see `whole_and_lead`)."""
     hashes, _, _, anchor = _shingles(norm, n, kind, size, stop, window, 0, common, with_anchors)
     return hashes, anchor
 

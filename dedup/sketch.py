@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from dedup.normalize import FAST_FOLD, WORD_CHAR, fast_fold, fold_batch, pack_batch, squeeze, utf8_decode
-from dedup.shingle import KINDS, NO_ANCHORS, STOP_HASHES, common_hashes, whole_and_lead, with_anchors_of
+from dedup.shingle import KINDS, NO_ANCHORS, STOP_HASHES, common_hashes, shingle_hashes, whole_and_lead
 
 if TYPE_CHECKING:
     from dedup.params import Params
@@ -97,7 +97,7 @@ def _sketch_kernel(buf, offsets, fold, table, kind, size, stop, lead_words, comm
             else:
                 minhash(hashes, a, b, sigs[d])
         else:
-            hashes, anchor = with_anchors_of(norm, n, kind, size, stop, common, k_anchor > 0)
+            hashes, anchor = shingle_hashes(norm, n, kind, size, stop, common, k_anchor > 0)
             minhash(hashes, a, b, sigs[d])
         if k_anchor:
             anchor_sigs[d] = EMPTY

@@ -32,7 +32,6 @@ Scores per pair (all in [0, 1]):
 from __future__ import annotations
 
 import functools
-import json
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -42,7 +41,7 @@ import pyarrow as pa
 from dedup.bands import jaccard_estimate
 from dedup.normalize import CHAR_FOLD, WORD_CHAR, fast_fold, fold_batch, unfoldable, utf8_buffers, utf8_decode
 from dedup.params import Params
-from dedup.shingle import COMMON_STEMS_FILE, NO_ANCHORS, STOPWORDS, hash_set, in_set
+from dedup.shingle import NO_ANCHORS, STOPWORDS, common_stems, hash_set, in_set
 from dedup.store import positions
 
 SENT_MATCH = 0.5
@@ -114,11 +113,8 @@ def ocr_prefix(word: str, limit: int = PREFIX) -> str:
 def _common_hashes(version: str) -> np.ndarray:
     """The verifier's common words (`common_stems`' "verify" list, already read by OCR class) as the profile kernel
     hashes a word's prefix: the words that are not anchors."""
-    words = json.loads(COMMON_STEMS_FILE.read_text(encoding="utf-8"))
-    if words["version"] != version:
-        raise ValueError(f"common stems {version!r} are not shipped with this dedup (it has {words['version']!r})")
     return hash_set(sorted({int(_word_hash(np.array([ord(c) for c in w], np.uint32), False, _OCR_ONE, _OCR_TWO))
-                            & WORD_BITS for w in words["verify"]}))
+                            & WORD_BITS for w in common_stems(version)["verify"]}))
 
 
 @functools.cache
