@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Self, TypeVar
 
 import duckdb
 import numpy as np
@@ -42,8 +42,9 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
                              "for a plain DuckDB session)")
 
 
-class Index:
-    """Read access to an index directory (the last committed state at the time of opening).
+class SnapshotReader:
+    """Read access to an index directory (the last committed state at the time of opening), following later
+    commits where a read needs it (`refresh`, `_reading`).
 
     Its SQL is confined by default: it reads the index's current files and nothing else, runs only queries and
     cannot change settings (`dedup.store.confine`). `allow_writes=True` gives a plain DuckDB session (COPY TO
@@ -68,7 +69,7 @@ class Index:
         self.con = self._reading(lambda: self.snapshot.connect(confined=self.confined))
         return old is not None
 
-    def __enter__(self) -> Index:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -121,6 +122,11 @@ class Index:
         if moved:
             self.con = snap.connect(confined=self.confined)
         return moved
+
+
+class Index(SnapshotReader):
+    """The questions asked of an index: clusters, assignments, similar documents, statistics (and any SQL, see
+    `SnapshotReader`)."""
 
     def clusters(self, min_size: int = 2, limit: int | None = None) -> pa.Table:
         """Clusters of at least `min_size` documents, largest first, with every member's title (or, without one,
