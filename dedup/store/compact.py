@@ -55,6 +55,7 @@ def compact(root: str | os.PathLike, max_rows_per_file: int = COMPACT_MAX_ROWS) 
         # index peaked at 11.7 GB
         con = duckdb.connect(config={"temp_directory": str(tmp), "memory_limit": COMPACT_MEMORY,
                                      "preserve_insertion_order": True})
+        con.execute("SET enable_progress_bar = false")  # on stdout, into `--json`
         done: list[str] = []
         try:
             for name in TABLES:

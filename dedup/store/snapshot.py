@@ -38,6 +38,7 @@ class Snapshot:
         its configuration is locked (see `confine`)."""
         con = duckdb.connect(config={"autoload_known_extensions": False, "autoinstall_known_extensions": False}
                              if confined else {})
+        con.execute("SET enable_progress_bar = false")  # DuckDB draws it on stdout, among the results
         if confined:
             confine(con, [f for t in TABLES for f in self.files(t)])
         for stmt in view_statements({t: self.files(t) for t in TABLES}):
