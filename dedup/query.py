@@ -6,9 +6,11 @@ Everything reads one committed snapshot, so queries never see a half-written bat
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
-from typing import TypeVar
+from typing import Self, TypeVar
 
 import duckdb
 import numpy as np
@@ -42,8 +44,33 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
                              "for a plain DuckDB session)")
 
 
-class Index:
-    """Read access to an index directory (the last committed state at the time of opening).
+def interruptible(con: duckdb.DuckDBPyConnection, run: Callable[[], T]) -> T:
+    """`run()`, a query on `con`, stopped by Ctrl-C. While DuckDB runs a query the main thread waits in C++ and
+    Python never gets to raise KeyboardInterrupt: the query went on to its end (minutes) and the interrupt was
+    lost. So the query runs in a thread while the main thread waits where a signal reaches it, interrupts the
+    query (`con.interrupt()`), waits for it to stop and raises KeyboardInterrupt. In other threads: `run()`."""
+    if threading.current_thread() is not threading.main_thread():
+        return run()
+    done: Future[T] = Future()
+
+    def work() -> None:
+        try:
+            done.set_result(run())
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread as it is
+            done.set_exception(e)
+
+    threading.Thread(target=work, name="dedup-query", daemon=True).start()
+    try:
+        return done.result()
+    except KeyboardInterrupt:
+        con.interrupt()
+        done.exception()  # the query stops at its next check (milliseconds); its error is not the news
+        raise
+
+
+class SnapshotReader:
+    """Read access to an index directory (the last committed state at the time of opening), following later
+    commits where a read needs it (`refresh`, `_reading`).
 
     Its SQL is confined by default: it reads the index's current files and nothing else, runs only queries and
     cannot change settings (`dedup.store.confine`). `allow_writes=True` gives a plain DuckDB session (COPY TO
@@ -68,7 +95,7 @@ class Index:
         self.con = self._reading(lambda: self.snapshot.connect(confined=self.confined))
         return old is not None
 
-    def __enter__(self) -> Index:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -86,7 +113,7 @@ class Index:
         `Index`), anything but a query raises `SQLRefused`."""
         if self.confined:
             check_read_only(self.con, query)
-        return self._reading(lambda: fetch(self.con, query, parameters))
+        return self._reading(lambda: interruptible(self.con, lambda: fetch(self.con, query, parameters)))
 
     def _reading(self, read: Callable[[], T]) -> T:
         """`read()`. If it fails as a missing or damaged file makes it fail: run it again once on the last commit
@@ -121,6 +148,11 @@ class Index:
         if moved:
             self.con = snap.connect(confined=self.confined)
         return moved
+
+
+class Index(SnapshotReader):
+    """The questions asked of an index: clusters, assignments, similar documents, statistics (and any SQL, see
+    `SnapshotReader`)."""
 
     def clusters(self, min_size: int = 2, limit: int | None = None) -> pa.Table:
         """Clusters of at least `min_size` documents, largest first, with every member's title (or, without one,

