@@ -14,7 +14,9 @@ import errno
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -74,6 +76,9 @@ def _guard(fn: Callable) -> Callable:
         except KeyError as e:
             _fail(f"not found: {e.args[0]}", EXIT_USAGE)
         except KeyboardInterrupt:
+            # a person presses again while Python winds down (seconds under load): not a reason to die by SIGINT
+            if threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
             _fail("interrupted; nothing was committed (the index is as it was before this command)",
                   EXIT_INTERRUPTED)
         except BrokenPipeError:  # whoever read stdout stopped (`dedup clusters | head`): not a failure

@@ -151,8 +151,10 @@ def _scratch(w: Writer) -> duckdb.DuckDBPyConnection:
     """DuckDB for the batch's look-ups, in bounded memory: it spills its joins inside the index rather than
     growing with the corpus; the order of results is never relied on (staged tables are sorted), and keeping it
     costs memory in large joins."""
-    return duckdb.connect(config={"temp_directory": str(w.root / COMPACT_TMP), "memory_limit": "512MB",
-                                  "preserve_insertion_order": False})
+    con = duckdb.connect(config={"temp_directory": str(w.root / COMPACT_TMP), "memory_limit": "512MB",
+                                 "preserve_insertion_order": False})
+    con.execute("SET enable_progress_bar = false")  # DuckDB draws it on stdout, into `--json`
+    return con
 
 
 def _count_staged(s: Summary, staged: Staged) -> None:

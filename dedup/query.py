@@ -6,7 +6,9 @@ Everything reads one committed snapshot, so queries never see a half-written bat
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TypeVar
 
@@ -40,6 +42,30 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
                              f"refused {st.type.name}: {text[:80]!r} (the index is read-only here; to export results "
                              "use `--output FILE`, or `dedup sql --allow-writes` / Index(..., allow_writes=True) "
                              "for a plain DuckDB session)")
+
+
+def interruptible(con: duckdb.DuckDBPyConnection, run: Callable[[], T]) -> T:
+    """`run()`, a query on `con`, stopped by Ctrl-C. While DuckDB runs a query the main thread waits in C++ and
+    Python never gets to raise KeyboardInterrupt: the query went on to its end (minutes) and the interrupt was
+    lost. So the query runs in a thread while the main thread waits where a signal reaches it, interrupts the
+    query (`con.interrupt()`), waits for it to stop and raises KeyboardInterrupt. In other threads: `run()`."""
+    if threading.current_thread() is not threading.main_thread():
+        return run()
+    done: Future[T] = Future()
+
+    def work() -> None:
+        try:
+            done.set_result(run())
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread as it is
+            done.set_exception(e)
+
+    threading.Thread(target=work, name="dedup-query", daemon=True).start()
+    try:
+        return done.result()
+    except KeyboardInterrupt:
+        con.interrupt()
+        done.exception()  # the query stops at its next check (milliseconds); its error is not the news
+        raise
 
 
 class Index:
@@ -86,7 +112,7 @@ class Index:
         `Index`), anything but a query raises `SQLRefused`."""
         if self.confined:
             check_read_only(self.con, query)
-        return self._reading(lambda: fetch(self.con, query, parameters))
+        return self._reading(lambda: interruptible(self.con, lambda: fetch(self.con, query, parameters)))
 
     def _reading(self, read: Callable[[], T]) -> T:
         """`read()`. If it fails as a missing or damaged file makes it fail: run it again once on the last commit

@@ -204,6 +204,7 @@ class Snapshot:
         its configuration is locked (see `confine`)."""
         con = duckdb.connect(config={"autoload_known_extensions": False, "autoinstall_known_extensions": False}
                              if confined else {})
+        con.execute("SET enable_progress_bar = false")  # DuckDB draws it on stdout, among the results
         if confined:
             confine(con, [f for t in TABLES for f in self.files(t)])
         for stmt in view_statements({t: self.files(t) for t in TABLES}):
@@ -792,6 +793,7 @@ def compact(root: str | os.PathLike, max_rows_per_file: int = COMPACT_MAX_ROWS) 
         # index peaked at 11.7 GB
         con = duckdb.connect(config={"temp_directory": str(tmp), "memory_limit": COMPACT_MEMORY,
                                      "preserve_insertion_order": True})
+        con.execute("SET enable_progress_bar = false")  # on stdout, into `--json`
         done: list[str] = []
         try:
             for name in TABLES:

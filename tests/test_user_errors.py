@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -122,3 +123,31 @@ def test_ctrl_c_exits_130_and_commits_nothing(tmp_path: Path) -> None:
     assert sorted(dedup.Index(idx).sql("SELECT doc_id, text_hash FROM documents").to_pylist(), key=str) == before
     assert sorted(p.name for p in (idx / "tables" / "documents").iterdir()) == sorted(
         Path(f).name for f in json.loads((idx / "manifest.json").read_text())["tables"]["documents"])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_ctrl_c_stops_a_running_query(small_index: Path) -> None:
+    """A SIGINT that arrives while DuckDB runs a query ends the command at once with 130, not minutes later."""
+    slow = "SELECT count(*) FROM range(300000000000) t WHERE hash(t.range) % 7 = 1"  # hours of work
+    p = subprocess.Popen([sys.executable, "-m", "dedup.cli", "sql", "--index", str(small_index), slow],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # starting Python and importing dedup costs ~2 CPU-seconds; the query then burns every core
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and p.poll() is None and _cpu_seconds(p.pid) < 8:
+        time.sleep(0.1)
+    assert p.poll() is None, p.communicate()
+    p.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    try:
+        out, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        pytest.fail("the query went on after Ctrl-C")
+    assert p.returncode == 130 and "dedup: error: interrupted" in err and out == "", err
+    assert "Traceback" not in err and time.monotonic() - sent < 30
