@@ -9,17 +9,48 @@ Python API (everything the CLI does):
     except dedup.DedupError: every error dedup raises on purpose (see dedup.errors)
 
 Importing changes nothing in the process: the settings a job needs are applied when it starts
-(`dedup.runtime.prepare_process`).
+(`dedup.runtime.prepare_process`). It is also cheap: the names below are imported on first use, so a script that
+only catches `dedup.DedupError` or reads `dedup.Params` loads neither DuckDB nor numba nor Arrow.
 """
 
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+
 from dedup.errors import DedupError, DocumentNotFound, IndexLocked, IndexNotFound, IndexProblem, InputError
-from dedup.export import ExportSummary, export
-from dedup.ingest import StrictError, Summary, ingest
-from dedup.params import Params, ParamsError
-from dedup.query import Index
-from dedup.readers import FieldMap
+
+# name -> the module that defines it, imported when the name is first used
+_LAZY = {"ingest": "dedup.ingest", "Summary": "dedup.ingest", "StrictError": "dedup.ingest",
+         "export": "dedup.export", "ExportSummary": "dedup.export", "Index": "dedup.query",
+         "Params": "dedup.params", "ParamsError": "dedup.params", "FieldMap": "dedup.readers"}
 
 __all__ = ["ingest", "Index", "export", "Summary", "ExportSummary", "Params", "FieldMap",
            "DedupError", "InputError", "IndexProblem", "IndexNotFound", "IndexLocked", "DocumentNotFound",
            "ParamsError", "StrictError"]
 __version__ = "0.1.0"
+
+
+class _Package(types.ModuleType):
+    """The `dedup` module: imports the API names of `_LAZY` on first use. `ingest` and `export` are both functions
+    and modules of this package; importing the module (`from dedup.ingest import ...`) must not replace the
+    function, which is what `dedup.ingest` has always meant."""
+
+    def __getattr__(self, name: str) -> object:
+        if name not in _LAZY:
+            raise AttributeError(f"module 'dedup' has no attribute {name!r}")
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        super().__setattr__(name, value)
+        return value
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, types.ModuleType) and name in _LAZY:
+            return  # the import system naming a submodule after a function of the API: the function keeps the name
+        super().__setattr__(name, value)
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *_LAZY})
+
+
+sys.modules[__name__].__class__ = _Package

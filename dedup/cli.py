@@ -24,6 +24,7 @@ import click
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dedup.engines import ENGINES
 from dedup.ingest import StrictError, ingest
 from dedup.params import SHINGLE_KINDS, VERIFIERS, ParamsError
 from dedup.query import Index, SQLRefused
@@ -157,9 +158,14 @@ _index_opt = click.option("--index", "index", required=True, type=click.Path(fil
 @click.option("--rows", type=int, help="[new index] explicit rows per band (with --bands).")
 @click.option("--anchor-bands", type=int, help="[new index] bands over the MinHash of the anchors (0 = none).")
 @click.option("--verifier", type=click.Choice(VERIFIERS), help="[new index] v2 (copy rule) or v3 (+ rewrite model).")
+@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+              help="Where the batch runs: this machine, or Spark (pip install 'dedup[spark]').")
+@click.option("--spark-master", help="With --engine spark: the master URL (local[2], yarn, spark://...); default: "
+                                     "Spark's configuration, else local[*].")
 @_guard
 def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, no_store_text: bool,
-               store_signatures: bool, max_chars: int, **opts: object) -> None:
+               store_signatures: bool, max_chars: int, engine: str, spark_master: str | None, **opts: object
+               ) -> None:
     """Add PATHS (JSONL[.gz|.zst], CSV, Parquet, .txt files or directories of them) to the index as one batch.
 
     \b
@@ -186,7 +192,8 @@ def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, 
                  "runs load them from dedup/__pycache__")
 
     s = ingest(list(paths), index, requested=requested, fields=fields, store_text=not no_store_text,
-               store_signatures=store_signatures, strict=strict, max_chars=max_chars, progress=progress)
+               store_signatures=store_signatures, strict=strict, max_chars=max_chars, progress=progress,
+               engine=engine, spark_master=spark_master)
     # every whole-file problem, and the first 50 rejected rows: a nightly log must not lose an unreadable file
     # behind thousands of bad rows
     shown = 0

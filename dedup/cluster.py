@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -70,6 +69,10 @@ def partition(n: int, ia: np.ndarray, ib: np.ndarray, score: np.ndarray, link_th
 
 
 def _average_linkage(n: int, la: np.ndarray, lb: np.ndarray, score: np.ndarray, threshold: float) -> np.ndarray:
+    # imported on first use: scipy.cluster loads scipy.spatial and scipy.special (1 s of `import dedup` otherwise),
+    # and most batches link no component that needs it
+    from scipy.cluster.hierarchy import fcluster, linkage
+
     sim = np.zeros((n, n))
     sim[la, lb] = np.maximum(sim[la, lb], score)
     sim[lb, la] = sim[la, lb]

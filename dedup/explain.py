@@ -3,9 +3,9 @@ passage by passage.
 
 The verifier scores a pair from its sentences; `explain` shows those sentences. All knowledge of how the
 verifier reads a text sits in `_VerifierView` below: it splits a text where the verifier does, profiles each
-passage with the verifier's own `Profiles`, and asks `score_pairs` which passages have a counterpart. When the
-verifier changes, that class is the one place to adapt; `tests/test_explain.py` checks that the passages it finds
-add up to the verifier's own scores of whole texts.
+passage with the verifier's own `Profiles`, and asks `score_pairs` which passages have a counterpart; how it decides
+a pair and which rule decided are in `_decide` and `_rule`. When the verifier changes, those are the places to
+adapt; `tests/test_explain.py` checks that the passages it finds add up to the verifier's own scores of whole texts.
 """
 
 from __future__ import annotations
@@ -240,64 +240,63 @@ class _VerifierView:
         return WholeScores(float(al[0]), float(od[0]), float(jac[0]), float(con[0]), int(prof.words[0]),
                            int(prof.words[1]))
 
-    def decide(self, text_a: str, text_b: str, bands: int, p: Params) -> Verdict:
-        """(score, linked) exactly as ingest decides them."""
-        cands = pa.table({"doc_a": ["a"], "doc_b": ["b"], "bands": pa.array([bands], pa.int32())})
-        out = verify.verify_pairs(cands, pa.table({"doc_id": ["a", "b"], "text": [text_a, text_b]}), p).to_pylist()[0]
-        signals = {k: out[k] for k in ("rewrite", *verify.REWRITE_SIGNALS) if out.get(k) is not None}
-        return Verdict(float(out["score"]), bool(out["linked"]), out["rule"], signals if p.verifier == "v3" else {})
 
-    @staticmethod
-    def rewrite_rule(v: Verdict, p: Params) -> str:
-        """What verifier v3's rewrite model made of the pair."""
-        parts = ", ".join(f"{k} {v.signals[k]:.2f}" for k in verify.REWRITE_SIGNALS if k in v.signals)
-        cmp = "≥" if v.signals["rewrite"] >= p.verify_threshold else "<"
-        return (f"rewrite model (anchors, figures, loose order): probability {v.signals['rewrite']:.2f} {cmp} "
-                f"verify_threshold {p.verify_threshold} from {parts}")
+def _decide(text_a: str, text_b: str, bands: int, p: Params) -> Verdict:
+    """(score, linked) exactly as ingest decides them."""
+    cands = pa.table({"doc_a": ["a"], "doc_b": ["b"], "bands": pa.array([bands], pa.int32())})
+    out = verify.verify_pairs(cands, pa.table({"doc_id": ["a", "b"], "text": [text_a, text_b]}), p).to_pylist()[0]
+    signals = {k: out[k] for k in ("rewrite", *verify.REWRITE_SIGNALS) if out.get(k) is not None}
+    return Verdict(float(out["score"]), bool(out["linked"]), out["rule"], signals if p.verifier == "v3" else {})
 
-    @staticmethod
-    def in_order(best: np.ndarray, weight: np.ndarray) -> np.ndarray:
-        """Which passages belong to the heaviest chain whose counterparts (`best`, -1 for none) come in the same
-        order: the verifier's `ordered` score counts only those, but its kernel returns the total alone, so the
-        chain is found again here the way `verify._alignment` finds it."""
-        n = len(best)
-        total, prev = np.zeros(n, np.int64), np.full(n, -1)
-        for x in range(n):
-            if best[x] < 0:
-                continue
-            before = 0
-            for y in range(x):
-                if 0 <= best[y] < best[x] and total[y] > before:
-                    before, prev[x] = total[y], y
-            total[x] = before + weight[x]
-        keep = np.zeros(n, bool)
-        x = int(np.argmax(total)) if n and total.max() > 0 else -1
-        while x >= 0:
-            keep[x] = True
-            x = int(prev[x])
-        return keep
+def _rewrite_rule(v: Verdict, p: Params) -> str:
+    """What verifier v3's rewrite model made of the pair."""
+    parts = ", ".join(f"{k} {v.signals[k]:.2f}" for k in verify.REWRITE_SIGNALS if k in v.signals)
+    cmp = "≥" if v.signals["rewrite"] >= p.verify_threshold else "<"
+    return (f"rewrite model (anchors, figures, loose order): probability {v.signals['rewrite']:.2f} {cmp} "
+            f"verify_threshold {p.verify_threshold} from {parts}")
 
-    def rule(self, w: WholeScores, score: float, linked: bool, p: Params) -> str:
-        """Which of the verifier's rules set the score."""
-        aligned, ordered, jaccard, shorter = w.aligned, w.ordered, w.jaccard, min(w.words_a, w.words_b)
-        cmp = "≥" if linked else "<"
-        if self.verifier == "v2" and jaccard >= verify.REORDERED_JACCARD:
-            base = f"nearly the same words (jaccard {jaccard:.2f} ≥ {verify.REORDERED_JACCARD}): order not asked, " \
-                   f"score = aligned {aligned:.2f}"
-        elif self.verifier == "v2":
-            base = f"score = share of words in passages matched in order {ordered:.2f}"
-            if aligned - ordered >= 0.05:
-                base += f" (in any order {aligned:.2f}: some passages match out of order)"
-        else:
-            base = f"score = aligned {aligned:.2f} (verifier v1: any order)"
-        if shorter < p.brief_words and (aligned < verify.BRIEF_ALIGNED or jaccard < verify.BRIEF_JACCARD):
-            return (f"brief (shorter text {shorter} words < {p.brief_words}) that is not near-identical "
-                    f"(needs aligned ≥ {verify.BRIEF_ALIGNED} and jaccard ≥ {verify.BRIEF_JACCARD}): "
-                    f"score capped at {verify.KEEP_SCORE}, not linked")
-        if shorter < verify.SHORT_WORDS and (aligned < verify.SHORT_ALIGNED or jaccard < verify.SHORT_JACCARD):
-            return (f"short text ({shorter} words < {verify.SHORT_WORDS}) needs aligned ≥ {verify.SHORT_ALIGNED} "
-                    f"and jaccard ≥ {verify.SHORT_JACCARD}: score capped at {verify.KEEP_SCORE}, not linked")
-        return f"{base}; {score:.2f} {cmp} verify_threshold {p.verify_threshold}: {'linked' if linked else 'not linked'}"
+def _in_order(best: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Which passages belong to the heaviest chain whose counterparts (`best`, -1 for none) come in the same
+    order: the verifier's `ordered` score counts only those, but its kernel returns the total alone, so the
+    chain is found again here the way `verify._alignment` finds it."""
+    n = len(best)
+    total, prev = np.zeros(n, np.int64), np.full(n, -1)
+    for x in range(n):
+        if best[x] < 0:
+            continue
+        before = 0
+        for y in range(x):
+            if 0 <= best[y] < best[x] and total[y] > before:
+                before, prev[x] = total[y], y
+        total[x] = before + weight[x]
+    keep = np.zeros(n, bool)
+    x = int(np.argmax(total)) if n and total.max() > 0 else -1
+    while x >= 0:
+        keep[x] = True
+        x = int(prev[x])
+    return keep
+
+def _rule(verifier: str, w: WholeScores, score: float, linked: bool, p: Params) -> str:
+    """Which of the verifier's rules set the score (`verifier` as `_VerifierView` reads texts)."""
+    aligned, ordered, jaccard, shorter = w.aligned, w.ordered, w.jaccard, min(w.words_a, w.words_b)
+    cmp = "≥" if linked else "<"
+    if verifier == "v2" and jaccard >= verify.REORDERED_JACCARD:
+        base = f"nearly the same words (jaccard {jaccard:.2f} ≥ {verify.REORDERED_JACCARD}): order not asked, " \
+               f"score = aligned {aligned:.2f}"
+    elif verifier == "v2":
+        base = f"score = share of words in passages matched in order {ordered:.2f}"
+        if aligned - ordered >= 0.05:
+            base += f" (in any order {aligned:.2f}: some passages match out of order)"
+    else:
+        base = f"score = aligned {aligned:.2f} (verifier v1: any order)"
+    if shorter < p.brief_words and (aligned < verify.BRIEF_ALIGNED or jaccard < verify.BRIEF_JACCARD):
+        return (f"brief (shorter text {shorter} words < {p.brief_words}) that is not near-identical "
+                f"(needs aligned ≥ {verify.BRIEF_ALIGNED} and jaccard ≥ {verify.BRIEF_JACCARD}): "
+                f"score capped at {verify.KEEP_SCORE}, not linked")
+    if shorter < verify.SHORT_WORDS and (aligned < verify.SHORT_ALIGNED or jaccard < verify.SHORT_JACCARD):
+        return (f"short text ({shorter} words < {verify.SHORT_WORDS}) needs aligned ≥ {verify.SHORT_ALIGNED} "
+                f"and jaccard ≥ {verify.SHORT_JACCARD}: score capped at {verify.KEEP_SCORE}, not linked")
+    return f"{base}; {score:.2f} {cmp} verify_threshold {p.verify_threshold}: {'linked' if linked else 'not linked'}"
 
 
 def _past_quotes(text: str, i: int) -> int:
@@ -319,7 +318,7 @@ def align(text_a: str, text_b: str, verifier: str = "v2") -> Alignment:
         weight = np.array([p.weight for p in ours], np.int64)
         best = np.where(ok.any(axis=1), np.argmax(np.where(ok, sim, -1.0), axis=1), -1) if ok.size else \
             np.full(len(ours), -1)
-        order = view.in_order(best, weight)
+        order = _in_order(best, weight)
         out = []
         for k, p in enumerate(ours):
             j = int(best[k]) if best[k] >= 0 else (int(np.argmax(sim[k])) if sim.shape[1] else None)
@@ -407,13 +406,13 @@ def explain_texts(a: Side, b: Side, p: Params, stored_score: float | None = None
     cand = CandidateStage(whole, len(shared) - whole - anchor, anchor, p.bands, p.min_bands, too_short,
                           not too_short and len(shared) >= p.min_bands, est)
     w = view.scores(a.text, b.text)
-    verdict = view.decide(a.text, b.text, whole, p)
+    verdict = _decide(a.text, b.text, whole, p)
     score, linked = verdict.score, verdict.linked
-    rule = view.rule(w, score, linked, p)
+    rule = _rule(view.verifier, w, score, linked, p)
     if verdict.rule == "rewrite":
-        rule = view.rewrite_rule(verdict, p) + (": linked" if linked else ": not linked")
+        rule = _rewrite_rule(verdict, p) + (": linked" if linked else ": not linked")
     elif verdict.signals:
-        rule += "; " + view.rewrite_rule(verdict, p)
+        rule += "; " + _rewrite_rule(verdict, p)
     ver = VerifyStage(w.aligned, w.ordered, w.jaccard, w.containment, score, p.verify_threshold, linked,
                       rule, stored_score)
     docs = [dataclasses.replace(s.doc, words=int(w)) for s, w in ((a, sk.words[0]), (b, sk.words[1]))]

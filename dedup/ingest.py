@@ -24,7 +24,8 @@ import pyarrow as pa
 from dedup.batch.admit import KnownDocuments, Rejections, StrictError
 from dedup.batch.commit import commit, drop_replaced
 from dedup.batch.recluster import events_table, read_cluster_inputs, recluster
-from dedup.engines.local import LocalEngine, Linked, Progress, Staged
+from dedup.engines import open_engine
+from dedup.engines.local import Linked, Progress, Staged
 from dedup.params import Params
 from dedup.progress import InputMeter
 from dedup.errors import InputError
@@ -200,13 +201,14 @@ def _done(progress: Progress | None, stage: str, n: int, seconds: float) -> None
 def ingest(sources: object, index: str | os.PathLike, params: Params | None = None, *,
            requested: dict | None = None, fields: FieldMap = FieldMap(), store_text: bool = True,
            store_signatures: bool = False, strict: bool = False, max_chars: int = DEFAULT_MAX_CHARS,
-           progress: Progress | None = None) -> Summary:
+           progress: Progress | None = None, engine: str = "local", spark_master: str | None = None) -> Summary:
     """Ingest one batch into the index at `index` (created if missing) and commit it atomically. `sources` is a
     path (a file or a directory), an Arrow table, a pandas or polars DataFrame, a dict (one document), or a list
     of any of these; DataFrames and dicts use the same field names as files (`fields`). `params` (all settings) or `requested` (only those the caller chose
     explicitly) must agree with an existing index. `store_signatures` keeps each document's MinHash values in
     `signatures` (for use with datasketch; 0.7 KB a document). `progress(event, n, total)` hears how far it got
-    (events: `dedup.progress`). Raises `StrictError` in strict mode at the first bad row."""
+    (events: `dedup.progress`). Raises `StrictError` in strict mode at the first bad row. `engine`: "local" (this
+    machine) or "spark" (`spark_master`, else Spark's configuration)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft != resource.RLIM_INFINITY and soft < MIN_ADDRESS_SPACE:
         raise MemoryError(f"dedup ingest needs {MIN_ADDRESS_SPACE / 1e9:.1f} GB of address space and the limit "
@@ -217,7 +219,7 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
     report = _reporting(progress, meter)
     prepare_process()
     libc()
-    with LocalEngine() as engine, Writer(index, params=params, requested=requested) as w:
+    with open_engine(engine, spark_master) as engine, Writer(index, params=params, requested=requested) as w:
         s = Summary(batch=w.manifest.next_batch, stale_lock=w.stale_holder)
         try:
             with collector_paused():
@@ -239,7 +241,7 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
                 t = time.perf_counter()
                 inputs_now = read_cluster_inputs(con, w.current_files("documents"), w.current_files("clusters"),
                                                  w.current_files("pairs"))
-                clusters = recluster(inputs_now, w.params, w.manifest.next_cluster_id)
+                clusters = recluster(inputs_now, w.params, w.manifest.next_cluster_id, engine.partition)
                 w.replace_all("clusters", clusters.clusters, sort_by=["cluster_id", "doc_id"])
                 if clusters.events:
                     w.stage("cluster_events", events_table(clusters.events, s.batch, datetime.now()))

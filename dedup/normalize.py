@@ -4,21 +4,25 @@ Unicode NFKC, then case folding, then every character that is not a letter, digi
 separator; runs of separators collapse to one space. The result is a sequence of word tokens joined by single
 spaces. The numba kernel folds texts made of the common blocks (`FAST_BLOCKS`: Latin, Greek, Cyrillic,
 punctuation) itself, code point by code point, from a table that CPython's NFKC and case folding filled
-(`FAST_FOLD`); other texts are folded by CPython. The character classing runs in the kernel over code points,
-driven by the same `WORD_CHAR` table as the reference `normalize_text`, so both agree exactly.
+(`fast_fold_table`); other texts are folded by CPython. The character classing runs in the kernel over code
+points, driven by the same `word_char` table as the reference `normalize_text`, so both agree exactly.
+
+The tables are built on first use (0.4 s for all three) and kept, so that importing dedup stays cheap.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from functools import cache
 
 import numba
 import numpy as np
 import pyarrow as pa
 
 
-def _word_char_table() -> np.ndarray:
+@cache
+def word_char() -> np.ndarray:
     """1 for code points that belong to words (`str.isalnum()` or a combining mark), 0 for separators. Computed
     over all code points at once in C (re's `[^\\W_]` is exactly `isalnum`): 0.2 s, where a Python loop took 0.5 s
     of every run's start."""
@@ -30,9 +34,6 @@ def _word_char_table() -> np.ndarray:
     return table
 
 
-WORD_CHAR: np.ndarray = _word_char_table()
-
-
 def fold(text: str) -> str:
     """NFKC then case folding: the part of normalization done in CPython (on ASCII both are just lower())."""
     if text.isascii():
@@ -42,7 +43,7 @@ def fold(text: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """Reference tokenizer: word tokens of the folded text."""
-    table = WORD_CHAR
+    table = word_char()
     return "".join(c if table[ord(c)] else " " for c in fold(text)).split()
 
 
@@ -84,9 +85,9 @@ FAST_BLOCKS = ((0x0000, 0x0250), (0x0370, 0x0500), (0x2000, 0x2070), (0x20A0, 0x
 def _fold_table(spaces: bool) -> np.ndarray:
     """What `fold` does to each code point of FAST_BLOCKS, for kernels to fold texts made only of those (most
     news) without CPython: the folded code point, FOLD_SLOW where one character becomes several ("ß" → "ss",
-    "½", "…" → "..."), for combining marks, and outside those blocks. With `spaces` (shingling, `FAST_FOLD`), a
+    "½", "…" → "..."), for combining marks, and outside those blocks. With `spaces` (shingling, `fast_fold_table`), a
     character that folds to separators only becomes a space, all that shingling reads of it; verification
-    (`CHAR_FOLD`) reads punctuation, so it keeps each character's own fold. No two of the remaining characters
+    (`char_fold_table`) reads punctuation, so it keeps each character's own fold. No two of the remaining characters
     combine under NFKC (tests check every pair), so folding them one by one equals folding the whole text."""
     table = np.full(0x10000, FOLD_SLOW, dtype=np.uint32)
     for lo, hi in FAST_BLOCKS:
@@ -95,7 +96,7 @@ def _fold_table(spaces: bool) -> np.ndarray:
             f = unicodedata.normalize("NFKC", c).casefold()
             if unicodedata.combining(c) or unicodedata.category(c) == "Mn":
                 continue
-            if spaces and all(not WORD_CHAR[ord(x)] for x in f):
+            if spaces and all(not word_char()[ord(x)] for x in f):
                 table[cp] = 32
             elif len(f) == 1:
                 table[cp] = ord(f)
@@ -103,13 +104,33 @@ def _fold_table(spaces: bool) -> np.ndarray:
 
 
 FOLD_SLOW = np.uint32(0xFFFFFFFF)
-FAST_FOLD: np.ndarray = _fold_table(spaces=True)
-CHAR_FOLD: np.ndarray = _fold_table(spaces=False)
+
+
+@cache
+def fast_fold_table() -> np.ndarray:
+    """`_fold_table` for shingling: what folds to separators only becomes a space."""
+    return _fold_table(spaces=True)
+
+
+@cache
+def char_fold_table() -> np.ndarray:
+    """`_fold_table` for verification: every character keeps its own fold."""
+    return _fold_table(spaces=False)
+
+
+_TABLES = {"WORD_CHAR": word_char, "FAST_FOLD": fast_fold_table, "CHAR_FOLD": char_fold_table}
+
+
+def __getattr__(name: str) -> np.ndarray:
+    """The tables under their constant names (`from dedup.normalize import WORD_CHAR`), built when first asked."""
+    if name in _TABLES:
+        return _TABLES[name]()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @numba.njit(cache=True, nogil=True)
 def fast_fold(cps: np.ndarray, table: np.ndarray) -> bool:
-    """Fold `cps` in place with `table` (`FAST_FOLD`, `CHAR_FOLD`); False (cps partly folded) if a code point
+    """Fold `cps` in place with `table` (`fast_fold_table()`, `char_fold_table()`); False (cps partly folded) if a code point
     needs CPython's `fold`."""
     for i in range(cps.shape[0]):
         c = cps[i]

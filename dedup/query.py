@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import TypeVar
+from typing import Self, TypeVar
 
 import duckdb
 import numpy as np
@@ -68,8 +68,9 @@ def interruptible(con: duckdb.DuckDBPyConnection, run: Callable[[], T]) -> T:
         raise
 
 
-class Index:
-    """Read access to an index directory (the last committed state at the time of opening).
+class SnapshotReader:
+    """Read access to an index directory (the last committed state at the time of opening), following later
+    commits where a read needs it (`refresh`, `_reading`).
 
     Its SQL is confined by default: it reads the index's current files and nothing else, runs only queries and
     cannot change settings (`dedup.store.confine`). `allow_writes=True` gives a plain DuckDB session (COPY TO
@@ -94,7 +95,7 @@ class Index:
         self.con = self._reading(lambda: self.snapshot.connect(confined=self.confined))
         return old is not None
 
-    def __enter__(self) -> Index:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -147,6 +148,11 @@ class Index:
         if moved:
             self.con = snap.connect(confined=self.confined)
         return moved
+
+
+class Index(SnapshotReader):
+    """The questions asked of an index: clusters, assignments, similar documents, statistics (and any SQL, see
+    `SnapshotReader`)."""
 
     def clusters(self, min_size: int = 2, limit: int | None = None) -> pa.Table:
         """Clusters of at least `min_size` documents, largest first, with every member's title (or, without one,

@@ -18,7 +18,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from dedup.normalize import FAST_FOLD, WORD_CHAR, fast_fold, fold_batch, pack_batch, squeeze, utf8_decode
+from dedup.normalize import fast_fold, fast_fold_table, fold_batch, pack_batch, squeeze, utf8_decode, word_char
 from dedup.shingle import KINDS, NO_ANCHORS, STOP_HASHES, common_hashes, shingle_hashes, whole_and_lead
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def minhash(hashes: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -
 @numba.njit(cache=True, nogil=True, parallel=True)
 def _sketch_kernel(buf, offsets, fold, table, kind, size, stop, lead_words, common, a, b, sigs, lead_sigs, anchor_sigs,
                    n_words, n_shingles, slow):
-    """Sketch each text of (buf, offsets). With a `fold` table (`FAST_FOLD`) texts come unfolded, and a text that
+    """Sketch each text of (buf, offsets). With a `fold` table (`fast_fold_table`) texts come unfolded, and a text that
     needs CPython's folding is only marked in `slow`; with an empty one they come folded. The anchors' MinHash
     takes the first `anchor_sigs.shape[1]` permutations (none: no anchors)."""
     k_anchor = anchor_sigs.shape[1]
@@ -133,12 +133,12 @@ def sketch_batch(texts: list[str] | pa.Array | pa.ChunkedArray, shingle: str, si
     n_shingles = np.zeros(n, dtype=np.int32)
     slow = np.zeros(n, dtype=np.bool_)
     if n:
-        # most texts are folded by the kernel itself (FAST_FOLD); the others by CPython, then sketched apart
-        args = (WORD_CHAR, KINDS[shingle], size, STOP_HASHES, lead_words, common, a, b)
+        # most texts are folded by the kernel itself (fast_fold_table); the others by CPython, then sketched apart
+        args = (word_char(), KINDS[shingle], size, STOP_HASHES, lead_words, common, a, b)
         start = 0
         for part in texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]:  # each with its own buffers
             at = slice(start, start + len(part))
-            _sketch_kernel(*pack_batch(part), FAST_FOLD, *args, sigs[at], lead[at] if lead_words else sigs[at],
+            _sketch_kernel(*pack_batch(part), fast_fold_table(), *args, sigs[at], lead[at] if lead_words else sigs[at],
                            anchor[at], n_words[at], n_shingles[at], slow[at])
             start += len(part)
         redo = np.flatnonzero(slow)

@@ -39,7 +39,8 @@ import numpy as np
 import pyarrow as pa
 
 from dedup.bands import jaccard_estimate
-from dedup.normalize import CHAR_FOLD, WORD_CHAR, fast_fold, fold_batch, unfoldable, utf8_buffers, utf8_decode
+from dedup.normalize import (char_fold_table, fast_fold, fold_batch, unfoldable, utf8_buffers, utf8_decode,
+                             word_char)
 from dedup.params import Params
 from dedup.shingle import NO_ANCHORS, STOPWORDS, common_stems, hash_set, in_set
 from dedup.store import positions
@@ -369,12 +370,12 @@ def _profile_part(texts: pa.Array | list[str | None], ocr: bool, common: str) ->
         alt, alt_offsets, alt_of, fold = np.empty(0, np.uint8), none, none, np.empty(0, np.uint32)
     else:
         offsets, buf = utf8_buffers(texts.fill_null("") if texts.null_count else texts)
-        slow = np.flatnonzero(unfoldable(buf, offsets, CHAR_FOLD))
+        slow = np.flatnonzero(unfoldable(buf, offsets, char_fold_table()))
         alt, alt_offsets = fold_batch([texts[int(i)].as_py() for i in slow])
         alt_of = np.full(len(texts), -1, np.int64)
         alt_of[slow] = np.arange(len(slow))
-        fold = CHAR_FOLD
-    return _profile_texts(buf, offsets, fold, alt, alt_offsets, alt_of, WORD_CHAR, _stop_hashes(ocr), SPACE, ocr,
+        fold = char_fold_table()
+    return _profile_texts(buf, offsets, fold, alt, alt_offsets, alt_of, word_char(), _stop_hashes(ocr), SPACE, ocr,
                           _OCR_ONE, _OCR_TWO, _common_hashes(common) if common else NO_ANCHORS, bool(common))
 
 

@@ -231,6 +231,18 @@ loaded = open("/proc/self/maps").read()
 print(json.dumps({"environ_changed": dict(os.environ) != before, "libgomp": "libgomp" in loaded}))
 """
 
+IMPORT_LIGHT = """
+import json, sys, types
+import dedup
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"duckdb", "numba", "pyarrow", "scipy"})
+from dedup.ingest import Summary  # the module named like the API function, and with it every stage's module
+import dedup.normalize as n
+print(json.dumps({"heavy": heavy, "tables": [f.cache_info().currsize for f in (n.word_char, n.fast_fold_table,
+                                                                              n.char_fold_table)],
+                  "ingest": isinstance(dedup.ingest, types.FunctionType), "Summary": dedup.Summary is Summary,
+                  "missing": sorted(set(dedup.__all__) - set(dir(dedup)))}))
+"""
+
 JOB = """
 import json, os, sys
 import dedup
@@ -245,6 +257,15 @@ def test_import_leaves_the_process_alone() -> None:
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     out = subprocess.run([sys.executable, "-c", IMPORT_ONLY], env=env, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == {"environ_changed": False, "libgomp": False}
+
+
+def test_import_is_light() -> None:
+    """`import dedup` loads none of DuckDB, numba, Arrow and SciPy (the API names are imported on first use), no
+    module builds its Unicode tables when imported (they are built at first use), and importing the module
+    `dedup.ingest` leaves `dedup.ingest` the function."""
+    out = subprocess.run([sys.executable, "-c", IMPORT_LIGHT], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == {"heavy": [], "tables": [0, 0, 0], "ingest": True, "Summary": True,
+                                      "missing": []}
 
 
 @pytest.mark.parametrize("chosen", [None, "ACTIVE"])

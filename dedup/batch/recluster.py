@@ -6,6 +6,7 @@ ingested in k batches gets the same partition as ingested at once. Ids follow fr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,6 +17,9 @@ import pyarrow as pa
 from dedup.cluster import ClusterEvent, assign_ids, partition
 from dedup.params import Params
 from dedup.store import fetch, positions
+
+# (documents, ends a, ends b, scores, link threshold, cluster threshold) -> cluster label of each document
+Partition = Callable[[int, np.ndarray, np.ndarray, np.ndarray, float, float], np.ndarray]
 
 
 @dataclass
@@ -41,12 +45,14 @@ def read_cluster_inputs(con: duckdb.DuckDBPyConnection, documents: list[str], cl
     return ClusterInputs(docs, fetch(con, "SELECT doc_a, doc_b, score FROM read_parquet($p)", {"p": pairs}))
 
 
-def recluster(inputs: ClusterInputs, p: Params, next_cluster_id: int) -> Reclustering:
+def recluster(inputs: ClusterInputs, p: Params, next_cluster_id: int, split: Partition = partition
+               ) -> Reclustering:
+    """`split` computes the partition (`dedup.cluster.partition`, or an engine's distributed equal)."""
     docs, edges = inputs.documents, inputs.pairs
     n = docs.num_rows
     # one look-up for both ends: each call hashes every document id again
     ends = positions(pa.chunked_array(edges["doc_a"].chunks + edges["doc_b"].chunks, pa.string()), docs["doc_id"])
-    labels = partition(n, ends[:edges.num_rows], ends[edges.num_rows:],
+    labels = split(n, ends[:edges.num_rows], ends[edges.num_rows:],
                        edges["score"].to_numpy(zero_copy_only=False), p.verify_threshold, p.cluster_threshold)
     res = assign_ids(labels, docs["prev"].to_numpy(), np.arange(n), next_cluster_id)
     cid = res.cluster_ids

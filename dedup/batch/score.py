@@ -52,7 +52,12 @@ def scored_pairs(cands: pa.Table, documents_files: list[str], p: Params, batch: 
     cuts = group_cuts(positions(cands["doc_a"], ids), positions(cands["doc_b"], ids), len(ids), max_docs)
     for start, end in zip(cuts[:-1], cuts[1:]):
         group = cands.slice(start, end - start)
-        docs = rows_of(documents_files, ["text"], _ends(group), threads)
-        pairs = verify_pairs(group, docs, p)
-        pairs = pairs.filter(pc.greater_equal(pairs["score"], KEEP_SCORE))
-        yield pairs.append_column("batch", pa.array([batch] * pairs.num_rows, pa.int32()))
+        yield score_group(group, rows_of(documents_files, ["text"], _ends(group), threads), p, batch)
+
+
+def score_group(cands: pa.Table, docs: pa.Table, p: Params, batch: int) -> pa.Table:
+    """The `pairs` rows of candidates (doc_a, doc_b, bands) given the texts of their documents (doc_id, text):
+    those scoring at least KEEP_SCORE."""
+    pairs = verify_pairs(cands, docs, p)
+    pairs = pairs.filter(pc.greater_equal(pairs["score"], KEEP_SCORE))
+    return pairs.append_column("batch", pa.array([batch] * pairs.num_rows, pa.int32()))

@@ -13,7 +13,7 @@ from dedup.batch.admit import Admission
 from dedup.normalize import utf8_buffers
 from dedup.params import Params
 from dedup.readers import Record, Rejection
-from dedup.sketch import sketch_index
+from dedup.sketch import Sketches, sketch_index
 
 TEXT_COLUMN_BYTES = 1 << 30  # a string array's 32-bit offsets reach 2 GiB: the documents file's texts are cut
 
@@ -57,7 +57,12 @@ def sketch_admitted(adm: Admission, p: Params) -> Sketched | None:
     stays). None when nothing is left to index."""
     if not adm.records:
         return None
-    sk = sketch_index(adm.texts, p)
+    return admitted_sketches(adm, sketch_index(adm.texts, p))
+
+
+def admitted_sketches(adm: Admission, sk: Sketches) -> Sketched:
+    """The admitted records with their sketches (`sk`, row i for record i), those without content words
+    rejected."""
     ok = sk.shingles > 0
     rejected = [Rejection(r.file, r.line, r.doc_id, "text", "no_words", "text has no content words to fingerprint")
                 for r, good in zip(adm.records, ok) if not good]
@@ -118,6 +123,11 @@ def bucket_run(sk: Sketched, first: int, p: Params) -> BucketRun | None:
         return None
     band, bucket, doc = bucket_runs(sk.signatures[linkable], sk.lead[linkable] if len(sk.lead) else sk.lead,
                                     sk.anchors[linkable], p)
-    table = pa.table({"band": band, "bucket": bucket,
-                      "doc_id": pa.array(sk.ids, pa.string()).take(pa.array(linkable[doc]))})
-    return BucketRun(table, band, bucket, (first + linkable[doc]).astype(np.int32), len(linkable))
+    return run_of(sk, band, bucket, linkable[doc], first, len(linkable))
+
+
+def run_of(sk: Sketched, band: np.ndarray, bucket: np.ndarray, doc: np.ndarray, first: int, n_docs: int
+           ) -> BucketRun:
+    """The BucketRun of bucket rows (band, bucket, doc: row in `sk`) sorted by (band, bucket)."""
+    table = pa.table({"band": band, "bucket": bucket, "doc_id": pa.array(sk.ids, pa.string()).take(pa.array(doc))})
+    return BucketRun(table, band, bucket, (first + doc).astype(np.int32), n_docs)

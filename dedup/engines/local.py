@@ -19,10 +19,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dedup.bands import bucket_runs
-from dedup.batch.admit import FirstRowWins, KnownDocuments, Rejections, admit_versions
+from dedup.batch.admit import Admission, FirstRowWins, KnownDocuments, Rejections, admit_versions
 from dedup.batch.plan import LinkPlan, LinkPlanner, part_candidates
 from dedup.batch.score import scored_pairs
 from dedup.batch.stage import BucketRun, Sketched, bucket_run, documents_table, signatures_table, sketch_admitted
+from dedup.cluster import partition
 from dedup.params import Params
 from dedup.readers import Record, Rejection, record_texts
 from dedup.runtime import release_memory
@@ -147,7 +148,7 @@ class LocalEngine:
         if not records:
             return _ChunkOutcome([])
         admission = admit_versions(records, record_texts(records), known)
-        sk = sketch_admitted(admission, w.params)
+        sk = self.sketch(admission, w.params, store_signatures)
         if sk is None or not sk.records:
             return _ChunkOutcome(sk.rejected if sk else [], admission.unchanged)
         self._wait_for_writes(planner)
@@ -172,8 +173,19 @@ class LocalEngine:
             w.stage("signatures", signatures_table(sk, w.params.num_perm))
 
     @staticmethod
-    def _write_buckets(w: Writer, sk: Sketched, first: int) -> BucketRun | None:
-        run = bucket_run(sk, first, w.params)
+    def sketch(admission: Admission, p: Params, signatures: bool) -> Sketched | None:
+        """Sketch a chunk (`signatures`: the caller keeps them, else an engine may leave them out)."""
+        return sketch_admitted(admission, p)
+
+    @staticmethod
+    def bucket_run(sk: Sketched, first: int, p: Params) -> BucketRun | None:
+        """Band a sketched chunk whose documents are numbered from `first` (in a writer thread)."""
+        return bucket_run(sk, first, p)
+
+    partition = staticmethod(partition)  # clusters of the index, see `dedup.batch.recluster`
+
+    def _write_buckets(self, w: Writer, sk: Sketched, first: int) -> BucketRun | None:
+        run = self.bucket_run(sk, first, w.params)
         if run is not None:
             run.path = str(w.root / w.stage("buckets", run.table, whole=True))  # sorted by (band, bucket) as staged
         return run

@@ -1,0 +1,309 @@
+"""The Spark engine: the batch's heavy stages on a Spark cluster (or `local[N]`), the same index as the local one.
+
+    driver: read → admit (first row wins, versions) ─┐                       ┌→ stage documents/buckets files
+    executors:                                       └→ sketch + band ──────┘   (mapInArrow, the numba kernel)
+    executors: candidates = shuffle join of the batch's bucket rows with the index's on (band, bucket),
+               pairs sharing ≥ min_bands bands → texts joined → verify (mapInArrow, the same verifier)
+    executors: components of linked pairs (large-star/small-star to convergence) → average-linkage split of
+               each component of 3+ documents (applyInArrow per component)
+    driver:    stable cluster ids and events (`dedup.batch.recluster`), commit (the same Writer, atomic manifest)
+
+Reading and admitting stay on the driver so that rejections, their order and the identity rules are the local
+engine's (`LocalEngine` runs them; this class only replaces where sketching, linking, verifying and clustering
+run). Files are written by the driver through the index's Writer; executors read the staged and committed
+Parquet files, so on a cluster the index directory must be on a filesystem every node sees at the same path.
+
+Run with spark-submit: `spark-submit --master yarn -m dedup.engines.spark` is not a thing Spark knows, so the
+module is given as a file: `spark-submit --master ... $(python -c 'import dedup.engines.spark as m;
+print(m.__file__)') PATHS --index DIR` (the same arguments as `dedup ingest`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dedup.bands import bucket_runs
+from dedup.batch.admit import Admission
+from dedup.batch.plan import LinkPlan
+from dedup.batch.score import score_group
+from dedup.batch.stage import BucketRun, Sketched, admitted_sketches, run_of
+from dedup.cluster import _average_linkage
+from dedup.engines.local import LocalEngine, Linked, Progress
+from dedup.errors import InputError
+from dedup.params import Params
+from dedup.sketch import Sketches, sketch_index
+from dedup.store import SCHEMAS, Writer
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+SKETCH_SCHEMA = ("i int, words int, shingles int, band array<smallint>, bucket array<bigint>, "
+                 "signature array<bigint>")
+SPLIT_SCHEMA = "node bigint, root bigint, sub bigint"
+Batches = Iterator[pa.RecordBatch]
+
+
+def spark_session(master: str | None) -> tuple[SparkSession, bool]:
+    """The active SparkSession (a test's, spark-submit's) or a new one on `master` (else Spark's own
+    configuration: spark-defaults.conf, SPARK_MASTER; local[*] when there is none); and whether it is new (the
+    engine stops only a session it started)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise InputError("--engine spark needs pyspark: pip install 'dedup[spark]'") from None
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active, False
+    # executors started by a local master run this interpreter (with dedup and its dependencies), not `python3`
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName("dedup ingest")
+    if master:
+        builder = builder.master(master)
+    return builder.getOrCreate(), True
+
+
+@dataclass(kw_only=True)
+class _SparkSketched(Sketched):
+    """A chunk sketched on the executors, with the bucket rows they made (rows of `records`, sorted by
+    (band, bucket)): the driver writes them, it does not band again."""
+
+    band: np.ndarray
+    bucket: np.ndarray
+    doc: np.ndarray
+    linkable: int  # documents with bucket rows
+
+
+def _sketch_task(p: Params, signatures: bool) -> Callable[[Batches], Batches]:
+    def run(batches: Batches) -> Batches:
+        for b in batches:
+            yield _sketch_batch(b, p, signatures)
+    return run
+
+
+def _lists(lengths: np.ndarray, values: np.ndarray, type_: pa.DataType) -> pa.ListArray:
+    offsets = np.zeros(len(lengths) + 1, np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type_))
+
+
+def _sketch_batch(b: pa.RecordBatch, p: Params, signatures: bool) -> pa.RecordBatch:
+    """On an executor: sketch and band a batch of texts (i, text) as `stage.sketch_admitted` and
+    `stage.bucket_run` do; each document's bucket rows as lists."""
+    sk = sketch_index(pa.chunked_array([b.column("text")]), p)
+    n = b.num_rows
+    linkable = np.flatnonzero((sk.shingles > 0) & (sk.words >= p.min_words))
+    band, bucket, doc = bucket_runs(sk.signatures[linkable], sk.lead[linkable] if len(sk.lead) else sk.lead,
+                                    sk.anchors[linkable], p)
+    doc = linkable[doc]
+    order = np.argsort(doc, kind="stable")
+    per_doc = np.bincount(doc, minlength=n)
+    sig = sk.signatures if signatures else np.empty((n, 0), np.uint32)
+    return pa.RecordBatch.from_pydict({
+        "i": b.column("i"), "words": pa.array(sk.words), "shingles": pa.array(sk.shingles),
+        "band": _lists(per_doc, band[order], pa.int16()),
+        "bucket": _lists(per_doc, bucket[order].astype(np.int64), pa.int64()),
+        "signature": _lists(np.full(n, sig.shape[1]), sig.ravel().astype(np.int64), pa.int64()),
+    })
+
+
+def _verify_task(p: Params, batch: int) -> Callable[[Batches], Batches]:
+    schema = SCHEMAS["pairs"]
+
+    def run(batches: Batches) -> Batches:
+        for b in batches:
+            t = pa.Table.from_batches([b])
+            ids = pa.concat_arrays([t["doc_a"].combine_chunks(), t["doc_b"].combine_chunks()])
+            texts = pa.concat_arrays([t["text_a"].combine_chunks(), t["text_b"].combine_chunks()])
+            unique = pc.unique(ids)
+            docs = pa.table({"doc_id": unique, "text": texts.take(pc.index_in(unique, value_set=ids))})
+            pairs = score_group(t.select(["doc_a", "doc_b", "bands"]), docs, p, batch)
+            yield from pairs.select(schema.names).cast(schema).to_batches()
+    return run
+
+
+def _split_task(threshold: float) -> Callable[[pa.Table], pa.Table]:
+    def run(t: pa.Table) -> pa.Table:
+        """On an executor: the pairs of one component; its average-linkage clusters unless it stays whole
+        (fewer than 3 documents, or every two of them scored at least `threshold`), as `cluster.partition`."""
+        a, b = t["a"].to_numpy(), t["b"].to_numpy()
+        score = t["score"].to_numpy()
+        nodes = np.unique(np.concatenate([a, b]))
+        k = len(nodes)
+        close = score >= threshold
+        close_pairs = len(np.unique(np.stack([np.minimum(a, b)[close], np.maximum(a, b)[close]], 1), axis=0))
+        if k < 3 or close_pairs == k * (k - 1) // 2:
+            return pa.table({"node": pa.array([], pa.int64()), "root": pa.array([], pa.int64()),
+                             "sub": pa.array([], pa.int64())})
+        sub = _average_linkage(k, np.searchsorted(nodes, a), np.searchsorted(nodes, b), score, threshold)
+        return pa.table({"node": nodes, "root": np.full(k, t["root"][0].as_py()), "sub": sub})
+    return run
+
+
+def _large_star(e: DataFrame) -> DataFrame:
+    """Each node's larger neighbours move to the smallest of its neighbourhood (edges as (u > v))."""
+    from pyspark.sql import functions as F
+
+    both = e.unionByName(e.select(F.col("v").alias("u"), F.col("u").alias("v")))
+    low = both.groupBy("u").agg(F.min("v").alias("m"))
+    return (both.join(low, "u").where(F.col("v") > F.col("u"))
+            .select(F.col("v").alias("u"), F.least("m", "u").alias("v")).distinct())
+
+
+def _small_star(e: DataFrame) -> DataFrame:
+    """Each node and its smaller neighbours move to the smallest of them (edges as (u > v))."""
+    from pyspark.sql import functions as F
+
+    low = e.groupBy("u").agg(F.min("v").alias("m"))
+    moved = e.join(low, "u").where(F.col("v") != F.col("m")).select(F.col("v").alias("u"), F.col("m").alias("v"))
+    return moved.unionByName(low.select("u", F.col("m").alias("v"))).distinct()
+
+
+def star_components(links: DataFrame) -> DataFrame:
+    """(node, root) for every node of an edge (a, b): root is the smallest node of its connected component.
+    Large-star and small-star rounds (Kiveris et al., "Connected Components in MapReduce and Beyond", 2014) until
+    a round changes no edge; each round's edges are checkpointed, so the plan does not grow with the rounds."""
+    from pyspark.sql import functions as F
+
+    e = (links.select(F.greatest("a", "b").alias("u"), F.least("a", "b").alias("v"))
+         .where(F.col("u") != F.col("v")).distinct().localCheckpoint())
+    while True:
+        nxt = _small_star(_large_star(e)).localCheckpoint()
+        same = nxt.exceptAll(e).isEmpty() and e.exceptAll(nxt).isEmpty()
+        e = nxt
+        if same:
+            break
+    roots = e.select(F.col("v").alias("node"), F.col("v").alias("root")).distinct()
+    return e.select(F.col("u").alias("node"), F.col("v").alias("root")).unionByName(roots)
+
+
+class SparkEngine(LocalEngine):
+    """Ingest with the sketch, link, verify and cluster stages on Spark (see the module's docstring)."""
+
+    def __init__(self, master: str | None = None) -> None:
+        self.spark, self.owned = spark_session(master)
+        super().__init__()
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        if self.owned:
+            self.spark.stop()
+
+    def abort(self) -> None:
+        self.spark.sparkContext.cancelAllJobs()  # the worker thread may be waiting for a job
+        super().abort()
+
+    def sketch(self, admission: Admission, p: Params, signatures: bool) -> Sketched | None:
+        """A chunk's texts go to the executors, sketches and bucket rows come back."""
+        if not admission.records:
+            return None
+        n = len(admission.records)
+        texts = pa.table({"i": pa.array(np.arange(n, dtype=np.int32)), "text": admission.texts})
+        got = self.spark.createDataFrame(texts).mapInArrow(_sketch_task(p, signatures), SKETCH_SCHEMA).toArrow()
+        got = got.take(pc.sort_indices(got["i"]))
+        sigs = got["signature"].combine_chunks().flatten().to_numpy().astype(np.uint32)
+        sketches = Sketches(sigs.reshape(n, -1) if signatures else np.empty((n, 0), np.uint32),
+                            np.empty((0, 0), np.uint32), np.empty((n, 0), np.uint32),
+                            got["words"].to_numpy(), got["shingles"].to_numpy())
+        sk = admitted_sketches(admission, sketches)
+        bands, buckets = got["band"].combine_chunks(), got["bucket"].combine_chunks()
+        band, bucket = bands.flatten().to_numpy(), buckets.flatten().to_numpy().astype(np.uint32)
+        ok = sketches.shingles > 0
+        doc = (np.cumsum(ok) - 1)[np.repeat(np.arange(n), pc.list_value_length(bands).to_numpy())]  # row in sk
+        order = np.lexsort((bucket, band))
+        return _SparkSketched(**{f.name: getattr(sk, f.name) for f in fields(Sketched)}, band=band[order],
+                              bucket=bucket[order], doc=doc[order], linkable=len(np.unique(doc)))
+
+    def bucket_run(self, sk: Sketched, first: int, p: Params) -> BucketRun | None:
+        assert isinstance(sk, _SparkSketched)
+        return run_of(sk, sk.band, sk.bucket, sk.doc, first, sk.linkable) if sk.linkable else None
+
+    def link_and_verify(self, plan: LinkPlan, w: Writer, progress: Progress | None) -> Linked:
+        """Candidates by a shuffle join on (band, bucket) of the staged files of the batch with every other
+        bucket file of the index, verified on the executors; the pairs come back to be staged."""
+        import time
+
+        plan.held = []  # the local engine links its last part from memory; here every part is read as staged
+        new = [f for part in plan.parts for f in part.files]
+        old = [f for f in w.current_files("buckets") if f not in set(new)]
+        p, out = w.params, Linked()
+        t = time.perf_counter()
+        cands = candidates(self.spark, new, old, p).persist()
+        out.candidates = cands.count()
+        out.link_seconds = time.perf_counter() - t
+        if progress:
+            progress("candidates", out.candidates, None)
+        t = time.perf_counter()
+        if out.candidates:
+            pairs = verified(self.spark, cands, w.current_files("documents"), p, w.manifest.next_batch).toArrow()
+            out.pairs, out.linked = pairs.num_rows, int(pc.sum(pairs["linked"]).as_py() or 0)
+            if pairs.num_rows:
+                w.stage("pairs", pairs, sort_by=["doc_a", "doc_b"])
+        cands.unpersist()
+        out.verify_seconds = time.perf_counter() - t
+        return out
+
+    def partition(self, n: int, ia: np.ndarray, ib: np.ndarray, score: np.ndarray, link_threshold: float,
+                  cluster_threshold: float) -> np.ndarray:
+        """`dedup.cluster.partition` with the components and their splits computed on Spark: the same labels
+        (components numbered by their oldest document, then each split component's clusters after them)."""
+        from pyspark.sql import functions as F
+
+        labels = np.arange(n, dtype=np.int64)
+        if not len(ia):
+            return labels
+        edges = self.spark.createDataFrame(pa.table({"a": ia.astype(np.int64), "b": ib.astype(np.int64),
+                                                     "score": score.astype(np.float32)}))
+        comp = star_components(edges.where(F.col("score") >= link_threshold)).localCheckpoint()
+        found = comp.toArrow()
+        labels[found["node"].to_numpy()] = found["root"].to_numpy()
+        labels = np.unique(labels, return_inverse=True)[1].astype(np.int64)  # numbered as scipy numbers them
+        inside = (edges.join(comp.select(F.col("node").alias("a"), "root"), "a")
+                  .join(comp.select(F.col("node").alias("b"), F.col("root").alias("root_b")), "b")
+                  .where(F.col("root") == F.col("root_b")).select("a", "b", "score", "root"))
+        split = inside.groupBy("root").applyInArrow(_split_task(cluster_threshold), SPLIT_SCHEMA).toArrow()
+        if split.num_rows:
+            node, root, sub = (split[c].to_numpy() for c in ("node", "root", "sub"))
+            order = np.lexsort((node, labels[root]))
+            node, root, sub = node[order], root[order], sub[order]
+            starts = np.flatnonzero(np.r_[True, root[1:] != root[:-1]])
+            next_label = labels.max() + 1
+            for lo, hi in zip(starts, np.r_[starts[1:], len(root)]):
+                labels[node[lo:hi]] = next_label + sub[lo:hi]
+                next_label += sub[lo:hi].max() + 1
+        return labels
+
+
+def candidates(spark: SparkSession, new: list[str], old: list[str], p: Params) -> DataFrame:
+    """(doc_a < doc_b, bands) of the pairs with a document of the batch (bucket files `new`) sharing at least
+    `min_bands` bands, `bands` counting the whole-text ones: `dedup.link.candidate_pairs` as a join."""
+    from pyspark.sql import functions as F
+
+    rows = spark.read.parquet(*new)
+    other = rows.select("band", "bucket", F.col("doc_id").alias("other"), F.lit(True).alias("fresh"))
+    if old:
+        other = other.unionByName(spark.read.parquet(*old).select(
+            "band", "bucket", F.col("doc_id").alias("other"), F.lit(False).alias("fresh")))
+    met = (rows.join(other, ["band", "bucket"]).where(~F.col("fresh") | (F.col("doc_id") < F.col("other")))
+           .select(F.least("doc_id", "other").alias("doc_a"), F.greatest("doc_id", "other").alias("doc_b"), "band"))
+    return (met.groupBy("doc_a", "doc_b")
+            .agg(F.count("*").alias("shared"), F.sum((F.col("band") < p.bands).cast("int")).alias("bands"))
+            .where(F.col("shared") >= p.min_bands).select("doc_a", "doc_b", F.col("bands").cast("smallint")))
+
+
+def verified(spark: SparkSession, cands: DataFrame, documents: list[str], p: Params, batch: int) -> DataFrame:
+    """The `pairs` rows of the candidates, scored on the executors with both texts joined to each pair."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    texts = spark.read.parquet(*documents).select("doc_id", "text")
+    both = (cands.join(texts.select(F.col("doc_id").alias("doc_a"), F.col("text").alias("text_a")), "doc_a")
+            .join(texts.select(F.col("doc_id").alias("doc_b"), F.col("text").alias("text_b")), "doc_b"))
+    return both.mapInArrow(_verify_task(p, batch), from_arrow_schema(SCHEMAS["pairs"]))

@@ -1,0 +1,175 @@
+"""The index directory's files: where each goes, how a table file is written and synced, moved into its table folder
+by a commit, moved out to `superseded/` when no longer listed, and removed when a killed writer left it.
+
+    DIR/manifest.json                    the committed state (`dedup.store.manifest`)
+    DIR/views.sql                        every table as a DuckDB view (rewritten at each commit)
+    DIR/tables/<table>/*.parquet         the files the manifest lists, and nothing else once a commit is done
+    DIR/staging/<table>/*.parquet        written for the next commit
+    DIR/superseded/tables/<table>/...    files a commit stopped using, kept for readers of older manifests
+    DIR/lock                             held (flock) by the one writer; names the holder
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dedup.errors import IndexNotFound, IndexProblem
+from dedup.store.schema import SCHEMAS, TABLES, WHOLE_DOCUMENTS, parquet_options, row_group_size
+
+if TYPE_CHECKING:
+    from dedup.store.manifest import Manifest
+
+MANIFEST = "manifest.json"
+STAGING = "staging"        # files written for the next commit, moved into tables/ by it
+SUPERSEDED = "superseded"  # files a commit stopped using, kept for readers of older manifests until collected
+COMPACT_TMP = "tables/_compact_tmp"  # DuckDB spill directory of writers, removed with the leftovers
+
+
+def new_file(root: Path, name: str, generation: int) -> tuple[str, Path]:
+    """A new file's path under `staging/` (relative and absolute): `publish_file` moves it into its table folder."""
+    rel = f"{STAGING}/{name}/{generation:08d}-{uuid.uuid4().hex[:12]}.parquet"
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return rel, path
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_table(root: Path, name: str, table: pa.Table, generation: int, sort_by: list[str] | None = None,
+                whole: bool = False) -> str:
+    """Write one Parquet file for `name` (cast to its schema) and return its path relative to root. `whole`:
+    a bucket file holding every row of its documents (WHOLE_DOCUMENTS)."""
+    table = table.select(SCHEMAS[name].names).cast(SCHEMAS[name])
+    if whole:
+        table = table.replace_schema_metadata({WHOLE_DOCUMENTS: b"1"})
+    if sort_by and table.num_rows:
+        table = table.sort_by([(c, "ascending") for c in sort_by])
+    rel, path = new_file(root, name, generation)
+    try:
+        pq.write_table(table, path, row_group_size=row_group_size(name), **parquet_options(name))
+        fsync_file(path)
+    except BaseException:
+        path.unlink(missing_ok=True)  # not staged yet: nobody else would remove it before the next writer
+        raise
+    return rel
+
+
+def publish_file(root: Path, rel: str) -> str:
+    """Move a staged file into its table folder (the commit lists it there); returns its new relative path."""
+    if not rel.startswith(STAGING + "/"):
+        return rel
+    table_rel = "tables/" + rel[len(STAGING) + 1:]
+    (root / table_rel).parent.mkdir(parents=True, exist_ok=True)
+    os.replace(root / rel, root / table_rel)
+    return table_rel
+
+
+def supersede(root: Path, rel: str) -> None:
+    """Move a file the manifest no longer lists out of its table folder (best effort: readers of the manifest
+    never look there, and the next writer moves what is left)."""
+    src = root / rel
+    if not src.exists():
+        return
+    dst = root / SUPERSEDED / rel
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+    except OSError as e:
+        warnings.warn(f"{root}: committed, but {rel} could not be moved to {SUPERSEDED}/: {e}", stacklevel=3)
+
+
+def owned_only(root: Path) -> bool:
+    """True if `root` holds nothing but what a writer killed before the first commit can leave behind."""
+    for p in root.iterdir():
+        n = p.name
+        if n in ("lock", "views.sql") or n.startswith(MANIFEST + ".tmp") or n.startswith("views.sql.tmp"):
+            continue
+        if n in (STAGING, SUPERSEDED) and p.is_dir():
+            continue
+        if n == "tables" and p.is_dir():
+            for q in p.rglob("*"):
+                rel = q.relative_to(p).parts
+                if q.is_dir():
+                    if rel[0] not in TABLES and rel[0] != Path(COMPACT_TMP).name:
+                        return False
+                elif not (rel[0] == Path(COMPACT_TMP).name or (rel[0] in TABLES and len(rel) == 2
+                                                                   and q.suffix == ".parquet")):
+                    return False
+            continue
+        return False
+    return True
+
+
+def check_creatable(root: Path, create: bool) -> None:
+    """Refuse to make an index of `root` unless it is one already, or empty but for what a killed writer left."""
+    if (root / MANIFEST).is_file():
+        return
+    if not create:
+        raise IndexNotFound(f"{root}: not a dedup index (no {MANIFEST})")
+    if root.exists() and not root.is_dir():
+        raise IndexProblem(f"{root}: exists and is not a directory")
+    if root.is_dir() and not owned_only(root):
+        raise IndexProblem(f"{root}: directory is not empty and is not a dedup index")
+
+
+def remove_index(root: Path, made_dir: bool) -> None:
+    """Undo the creation of an index whose first batch failed: its files, and its directory if the writer made it
+    (`made_dir`)."""
+    for name in (MANIFEST, "views.sql"):
+        (root / name).unlink(missing_ok=True)
+    for folder in ("tables", STAGING):
+        shutil.rmtree(root / folder, ignore_errors=True)
+    if made_dir:
+        (root / "lock").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            root.rmdir()
+
+
+def remove_leftovers(root: Path, manifest: Manifest | None) -> None:
+    """Delete files `manifest` does not list (a killed writer's: staged Parquet files, temporary manifest and views
+    files, compaction spill files); without a manifest (none committed yet), all table files."""
+    listed: set[str] = set()
+    garbage: set[str] = set()
+    if manifest is not None:
+        listed = {f for files in manifest.tables.values() for f in files}
+        garbage = {g["file"] for g in manifest.garbage}
+        for rel in garbage:  # a commit that stopped before moving what it dropped (or an older dedup's)
+            supersede(root, rel)
+    shutil.rmtree(root / STAGING, ignore_errors=True)
+    superseded = root / SUPERSEDED
+    if superseded.is_dir():
+        for p in sorted(superseded.rglob("*"), reverse=True):
+            if p.is_file() and p.relative_to(superseded).as_posix() not in garbage:
+                p.unlink(missing_ok=True)
+    tables = root / "tables"
+    if tables.is_dir():
+        for p in sorted(tables.rglob("*"), reverse=True):  # files before their directories
+            rel = p.relative_to(root).as_posix()
+            if p.is_dir():
+                if p.parent == tables and p.name not in TABLES:
+                    shutil.rmtree(p, ignore_errors=True)
+            elif rel not in listed:
+                p.unlink(missing_ok=True)
+    for pattern in (MANIFEST + ".tmp*", "views.sql.tmp*"):
+        for p in root.glob(pattern):
+            p.unlink(missing_ok=True)

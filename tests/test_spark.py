@@ -1,0 +1,140 @@
+"""`--engine spark` (pyspark in local[2], the machine's Java) builds exactly the local engine's index: documents,
+bucket rows, pairs with their scores, clusters and events; one engine extends the other's index, batch after
+batch, replacements included; bad input is reported and rejected as the local engine does.
+
+One SparkSession serves the module (the engine uses the active one); each ingest is a few seconds of Spark jobs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+
+import dedup
+from dedup.cli import main
+from dedup.cluster import components
+from dedup.engines.spark import spark_session, star_components
+
+from conftest import ARTICLES, load_articles
+
+NASTY = Path(__file__).resolve().parent / "nasty"
+# the columns that say when (not what): batches.started_at..., cluster_events.at
+KEYS = {"documents": ["doc_id"], "buckets": ["band", "bucket", "doc_id"], "signatures": ["doc_id"],
+        "pairs": ["doc_a", "doc_b"], "clusters": ["doc_id"], "cluster_events": ["batch", "cluster_id", "kind"],
+        "rejected": ["batch", "file", "line", "reason"]}
+
+
+@pytest.fixture(scope="module")
+def spark():
+    session, _ = spark_session("local[2]")
+    session.conf.set("spark.sql.shuffle.partitions", "4")  # a few small tasks, not 200 empty ones
+    yield session
+    session.stop()
+
+
+def tables(idx: Path) -> dict[str, pa.Table]:
+    """Every table whose content is the batch's result, rows in a fixed order."""
+    ix = dedup.Index(idx)
+    out = {}
+    for name, keys in KEYS.items():
+        t = ix.table(name)
+        if "at" in t.column_names:
+            t = t.drop(["at"])
+        out[name] = t.sort_by([(k, "ascending") for k in keys])
+    return out
+
+
+def assert_same_index(a: Path, b: Path) -> None:
+    ta, tb = tables(a), tables(b)
+    for name in KEYS:
+        assert ta[name].schema == tb[name].schema, name
+        assert ta[name].to_pylist() == tb[name].to_pylist(), name
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return path
+
+
+def test_one_batch_is_the_local_index(spark, tmp_path: Path) -> None:
+    local = dedup.ingest([ARTICLES], tmp_path / "local", store_signatures=True)
+    on_spark = dedup.ingest([ARTICLES], tmp_path / "spark", store_signatures=True, engine="spark")
+    assert local.pairs > 20 and local.clusters > 5 and local.new_clusters > 5  # the sample has copies to find
+    for field in ("read", "indexed", "rejected", "candidates", "pairs", "linked", "documents", "clusters",
+                  "new_clusters", "merges", "splits"):
+        assert getattr(on_spark, field) == getattr(local, field), field
+    assert_same_index(tmp_path / "local", tmp_path / "spark")
+
+
+@pytest.fixture(scope="module")
+def batches(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The sample in three nightly batches: the copies arrive after their originals, the third batch rewrites
+    two documents (one of them a copy in a cluster) and repeats one unchanged."""
+    d = tmp_path_factory.mktemp("batches")
+    rows = load_articles()
+    copies = [r for r in rows if "~" in r["id"]]  # news_copies.jsonl: "<original id>~<how it was copied>"
+    originals = [r for r in rows if r not in copies]
+    half = len(originals) // 2
+    changed = [dict(copies[0], text=copies[0]["text"] + " A correction was appended to this story later."),
+               dict(originals[3], text=originals[7]["text"]), originals[10]]
+    return [write_jsonl(d / "night1.jsonl", originals[:half]),
+            write_jsonl(d / "night2.jsonl", originals[half:] + copies),
+            write_jsonl(d / "night3.jsonl", changed)]
+
+
+@pytest.mark.parametrize("engines", [("spark", "local", "spark"), ("local", "spark", "local")])
+def test_engines_extend_each_others_index(spark, batches: list[Path], tmp_path: Path, engines: tuple) -> None:
+    for night in batches:
+        dedup.ingest(night, tmp_path / "local")
+    summaries = [dedup.ingest(night, tmp_path / "mixed", engine=e) for night, e in zip(batches, engines)]
+    assert [s.unchanged for s in summaries] == [0, 0, 1] and summaries[2].replaced == 2
+    assert_same_index(tmp_path / "local", tmp_path / "mixed")
+
+
+def test_bad_input_is_rejected_as_locally(spark, tmp_path: Path) -> None:
+    """The committed corpus of broken files: the same exit code, stderr lines, summary and `rejected` rows."""
+    expected = json.loads((NASTY / "EXPECTED.json").read_text("utf-8"))
+    out = {}
+    for engine in ("local", "spark"):
+        res = CliRunner().invoke(main, ["ingest", str(NASTY / "files"), "--index", str(tmp_path / engine), "--json",
+                                        "--max-chars", str(expected["max_chars"]), "--engine", engine])
+        summary = json.loads(res.stdout)
+        for k in ("seconds", "timings"):
+            summary.pop(k)
+        # dedup's own lines (pyspark may warn about its dependencies on stderr too)
+        out[engine] = res.exit_code, [ln for ln in res.stderr.splitlines() if ln.startswith("dedup:")], summary
+    assert out["local"][0] == 3
+    assert out["spark"] == out["local"]
+    assert_same_index(tmp_path / "local", tmp_path / "spark")
+
+
+def test_strict_stops_and_commits_nothing(spark, tmp_path: Path) -> None:
+    dedup.ingest([ARTICLES], tmp_path / "idx", engine="spark")
+    before = (tmp_path / "idx" / "manifest.json").read_bytes()
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "x1", "text": "fine words " * 30}, {"id": "x2"}])
+    res = CliRunner().invoke(main, ["ingest", str(bad), "--index", str(tmp_path / "idx"), "--strict",
+                                    "--engine", "spark"])
+    assert res.exit_code == 6 and "bad.jsonl:2" in res.stderr
+    assert (tmp_path / "idx" / "manifest.json").read_bytes() == before
+
+
+def test_star_components_are_connected_components(spark) -> None:
+    """Large-star/small-star on a chain (the slowest case for label propagation), a star, a cycle and pairs."""
+    import numpy as np
+
+    chain = [(i, i + 1) for i in range(40)]
+    star = [(100, 100 + k) for k in range(1, 12)]
+    cycle = [(200 + k, 200 + (k + 1) % 9) for k in range(9)]
+    edges = chain[::-1] + star + cycle + [(300, 301), (303, 302)]
+    a, b = np.array(edges).T
+    got = star_components(spark.createDataFrame(pa.table({"a": a, "b": b}))).toArrow()
+    root = dict(zip(got["node"].to_pylist(), got["root"].to_pylist()))
+    labels = components(304, a, b)
+    nodes = sorted(set(a) | set(b))
+    assert sorted(root) == nodes
+    for n in nodes:  # the same partition, each part named by its smallest node
+        assert root[n] == min(m for m in nodes if labels[m] == labels[n])
