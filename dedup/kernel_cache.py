@@ -14,7 +14,7 @@ STAMP = "kernels.sources"  # in __pycache__: the digest of the sources the cache
 
 def kernels_cached(package: Path) -> bool:
     """Has numba compiled kernels cached for these sources? Not on the first run after an install or an update,
-    which compiles them (~40 s on two cores) before its first document."""
+    which compiles them (~70 CPU-seconds, `scripts/compile_times.py`) before its first document."""
     return any((package / "__pycache__").glob("*.nbi"))
 
 
