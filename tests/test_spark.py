@@ -8,6 +8,9 @@ One SparkSession serves the module (the engine uses the active one); each ingest
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -138,3 +141,19 @@ def test_star_components_are_connected_components(spark) -> None:
     assert sorted(root) == nodes
     for n in nodes:  # the same partition, each part named by its smallest node
         assert root[n] == min(m for m in nodes if labels[m] == labels[n])
+
+
+def test_spark_submit_builds_the_same_index(sample_index: Path, tmp_path: Path) -> None:
+    """The module as spark-submit runs it on a cluster, here with a local master and a JVM of its own."""
+    import dedup.engines.spark as module
+
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    res = subprocess.run([str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
+                          "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.shuffle.partitions=4",
+                          module.__file__, str(ARTICLES), "--index", str(tmp_path / "idx"), "--json"],
+                         capture_output=True, text=True, env=env, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    # spark-submit passes the driver's stderr on its stdout: the summary is the JSON line
+    summary = json.loads(next(ln for ln in res.stdout.splitlines() if ln.startswith('{"read"')))
+    assert summary["indexed"] == 327 and summary["pairs"] > 20
+    assert_same_index(sample_index, tmp_path / "idx")
