@@ -127,7 +127,8 @@ def _mix(x: np.uint64) -> np.uint64:
 
 # not cached: a cache written by another way of running these scripts fails to load ("<dynamic>")
 @numba.njit(parallel=True)
-def _walk(start, step, first, chars, seeds, limit, ids):  # noqa: ANN001, ANN202
+def _walk(start: np.ndarray, step: np.ndarray, first: int, chars: np.ndarray, seeds: np.ndarray, limit: int,
+          ids: np.ndarray) -> np.ndarray:
     """Word ids of each document into its row of `ids`, each sentence followed by a boundary (0); returns the
     number of ids per row. A step waits on two reads from memory, so each thread walks LANES documents in turn,
     one step each: their reads overlap."""
@@ -141,7 +142,7 @@ def _walk(start, step, first, chars, seeds, limit, ids):  # noqa: ANN001, ANN202
         length = np.full(len(docs), -1, dtype=np.int64)  # of the current sentence: j words have j - 1 spaces
         words = np.zeros(len(docs), dtype=np.int64)  # in the current sentence
         k = np.zeros(len(docs), dtype=np.int64)
-        left = len(docs)
+        left = len(docs) if limit > 0 else 0
         while left:
             for g in range(len(docs)):
                 if size[g] >= limit:
@@ -169,7 +170,7 @@ def _walk(start, step, first, chars, seeds, limit, ids):  # noqa: ANN001, ANN202
 
 
 @numba.njit(parallel=True)
-def _byte_sizes(ids, n, at):  # noqa: ANN001, ANN202
+def _byte_sizes(ids: np.ndarray, n: np.ndarray, at: np.ndarray) -> np.ndarray:
     """UTF-8 bytes of each document: its words and one space between two words or sentences."""
     out = np.zeros(len(n), dtype=np.int64)
     for d in numba.prange(len(n)):
@@ -185,7 +186,9 @@ def _byte_sizes(ids, n, at):  # noqa: ANN001, ANN202
 
 
 @numba.njit(parallel=True)
-def _spell(ids, n, utf8, at, offsets, data):  # noqa: ANN001, ANN202
+def _spell(ids: np.ndarray, n: np.ndarray, utf8: np.ndarray, at: np.ndarray, offsets: np.ndarray,
+           data: np.ndarray) -> None:
+    """Each document's words, one space apart, into data[offsets[d]:offsets[d + 1]]."""
     for d in numba.prange(len(n)):
         p = offsets[d]
         for k in range(n[d]):
