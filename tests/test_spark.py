@@ -157,3 +157,24 @@ def test_spark_submit_builds_the_same_index(sample_index: Path, tmp_path: Path) 
     summary = json.loads(next(ln for ln in res.stdout.splitlines() if ln.startswith('{"read"')))
     assert summary["indexed"] == 327 and summary["pairs"] > 20
     assert_same_index(sample_index, tmp_path / "idx")
+
+
+def test_partition_on_spark_is_partition(spark) -> None:
+    """Components and splits on Spark give `cluster.partition`'s labels, with scores right at the thresholds
+    (0.7 as float32 is below 0.7: such a pair links) and a hub whose two stories split by average linkage."""
+    import numpy as np
+
+    from dedup.cluster import partition
+    from dedup.engines.spark import SparkEngine
+
+    f32 = np.float32
+    edges = [(0, 1, f32(0.7)), (1, 2, 0.95), (0, 2, 0.9),                 # one story, linked at the threshold
+             (3, 4, 0.9), (4, 5, 0.9), (3, 5, 0.85), (5, 6, 0.75),          # a hub (5) between two stories
+             (6, 7, 0.9), (7, 8, 0.92), (6, 8, 0.9), (3, 6, 0.1),
+             (9, 10, f32(0.3)), (10, 11, 0.8), (9, 11, 0.8), (12, 13, 0.69)]  # a pair below the threshold
+    a, b, s = (np.array(c) for c in zip(*edges))
+    a, b, s = a.astype(np.int64), b.astype(np.int64), s.astype(np.float32)
+    with SparkEngine() as engine:
+        got = engine.partition(15, a, b, s, 0.7, 0.3)
+    assert got.tolist() == partition(15, a, b, s, 0.7, 0.3).tolist()
+    assert len(set(got[3:9].tolist())) == 2  # the hub's stories were split

@@ -265,10 +265,12 @@ class SparkEngine(LocalEngine):
         labels = np.arange(n, dtype=np.int64)
         if not len(ia):
             return labels
+        # which pairs link is decided here, as numpy decides it in `partition`: a float32 score against the
+        # threshold as float32 (Spark would compare in float64, and 0.7 as float32 is below 0.7)
         edges = self.spark.createDataFrame(pa.table({"a": ia.astype(np.int64), "b": ib.astype(np.int64),
-                                                     "score": score.astype(np.float32)}))
+                                                     "score": score, "linked": score >= link_threshold}))
         self._stage("components")
-        comp = star_components(edges.where(F.col("score") >= link_threshold)).localCheckpoint()
+        comp = star_components(edges.where("linked")).localCheckpoint()
         found = comp.toArrow()
         labels[found["node"].to_numpy()] = found["root"].to_numpy()
         labels = np.unique(labels, return_inverse=True)[1].astype(np.int64)  # numbered as scipy numbers them
