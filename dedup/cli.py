@@ -31,6 +31,7 @@ from dedup.query import Index, SQLRefused
 from dedup.readers import FieldMap, InputError
 from dedup.errors import DocumentNotFound, IndexLocked, IndexProblem
 from dedup.kernel_cache import kernels_cached
+from dedup.progress import TerminalProgress
 from dedup.runtime import prepare_process
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_PARTIAL, EXIT_LOCKED, EXIT_INDEX, EXIT_STRICT, EXIT_IO = range(8)
@@ -184,12 +185,8 @@ def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, 
     requested = {k: v for k, v in opts.items() if v is not None}
     if ("bands" in requested) != ("rows" in requested):
         raise click.UsageError("--bands and --rows go together")
-    tty = sys.stderr.isatty() and log.isEnabledFor(logging.INFO)  # counters on a terminal only, never in a log
-
-    def progress(stage: str, n: int, total: int | None) -> None:
-        if tty:
-            click.echo(f"\r{stage}: {n:,}   ", err=True, nl=False)
-
+    # a bar and a line per stage for a person at a terminal; never in a log
+    progress = TerminalProgress() if sys.stderr.isatty() and log.isEnabledFor(logging.INFO) else None
     if not kernels_cached(Path(__file__).parent):
         log.info("compiling numba kernels: the first run after an install or update takes ~40 s longer; later "
                  "runs load them from dedup/__pycache__")
@@ -197,8 +194,6 @@ def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, 
     s = ingest(list(paths), index, requested=requested, fields=fields, store_text=not no_store_text,
                store_signatures=store_signatures, strict=strict, max_chars=max_chars, progress=progress,
                engine=engine, spark_master=spark_master)
-    if tty:
-        click.echo("", err=True)
     # every whole-file problem, and the first 50 rejected rows: a nightly log must not lose an unreadable file
     # behind thousands of bad rows
     shown = 0

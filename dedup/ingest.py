@@ -27,6 +27,7 @@ from dedup.batch.recluster import events_table, read_cluster_inputs, recluster
 from dedup.engines import open_engine
 from dedup.engines.local import Linked, Progress, Staged
 from dedup.params import Params
+from dedup.progress import InputMeter
 from dedup.errors import InputError
 from dedup.readers import (DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expand_paths, read_file,
                            records_from_table, validate)
@@ -128,12 +129,20 @@ def _as_table(s: object) -> pa.Table | None:
                              for f in t.schema]))
 
 
-def _records(inputs: Inputs, fields: FieldMap, max_chars: int, s: Summary) -> Iterator[Record | Rejection]:
+def _records(inputs: Inputs, fields: FieldMap, max_chars: int, s: Summary, meter: InputMeter
+             ) -> Iterator[Record | Rejection]:
     """Every row of the inputs; the flags of the records are counted in `s` as they pass."""
     yield from inputs.unsupported
+
+    def files() -> Iterator[Record | Rejection]:
+        for i, f in enumerate(inputs.files):
+            meter.start(i)
+            yield from read_file(f, fields, max_chars)
+        meter.start(len(inputs.files))
+
     rows = itertools.chain(*(records_from_table(t, fields, max_chars=max_chars) for t in inputs.tables),
                            (validate(dict(r), fields, "<rows>", i, max_chars) for i, r in enumerate(inputs.rows, 1)),
-                           *(read_file(f, fields, max_chars) for f in inputs.files))
+                           files())
     for r in rows:
         if isinstance(r, Record) and r.flags:
             _count_flags(s, r)
@@ -171,6 +180,24 @@ def _count_linked(s: Summary, linked: Linked) -> None:
     s.timings["link"], s.timings["verify"] = linked.link_seconds, linked.verify_seconds
 
 
+def _reporting(progress: Progress | None, meter: InputMeter) -> Progress | None:
+    """The engine's `progress` with the bytes read after each count of documents read (see `dedup.progress`)."""
+    if progress is None:
+        return None
+
+    def report(event: str, n: int, total: int | None) -> None:
+        progress(event, n, total)
+        if event == "read" and meter.total:
+            progress("bytes", meter.done(), meter.total)
+
+    return report
+
+
+def _done(progress: Progress | None, stage: str, n: int, seconds: float) -> None:
+    if progress is not None:
+        progress(f"{stage} done", n, round(seconds * 1000))
+
+
 def ingest(sources: object, index: str | os.PathLike, params: Params | None = None, *,
            requested: dict | None = None, fields: FieldMap = FieldMap(), store_text: bool = True,
            store_signatures: bool = False, strict: bool = False, max_chars: int = DEFAULT_MAX_CHARS,
@@ -179,14 +206,17 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
     path (a file or a directory), an Arrow table, a pandas or polars DataFrame, a dict (one document), or a list
     of any of these; DataFrames and dicts use the same field names as files (`fields`). `params` (all settings) or `requested` (only those the caller chose
     explicitly) must agree with an existing index. `store_signatures` keeps each document's MinHash values in
-    `signatures` (for use with datasketch; 0.7 KB a document). Raises `StrictError` in strict mode at the first
-    bad row. `engine`: "local" (this machine) or "spark" (`spark_master`, else Spark's configuration)."""
+    `signatures` (for use with datasketch; 0.7 KB a document). `progress(event, n, total)` hears how far it got
+    (events: `dedup.progress`). Raises `StrictError` in strict mode at the first bad row. `engine`: "local" (this
+    machine) or "spark" (`spark_master`, else Spark's configuration)."""
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft != resource.RLIM_INFINITY and soft < MIN_ADDRESS_SPACE:
         raise MemoryError(f"dedup ingest needs {MIN_ADDRESS_SPACE / 1e9:.1f} GB of address space and the limit "
                           f"(ulimit -v, prlimit --as) is {soft / 1e9:.2f} GB; nothing was done")
     started = datetime.now()
     inputs = Inputs.of(sources)  # paths are checked before the index is opened: a missing input creates no index
+    meter = InputMeter(inputs.files)
+    report = _reporting(progress, meter)
     prepare_process()
     libc()
     with open_engine(engine, spark_master) as engine, Writer(index, params=params, requested=requested) as w:
@@ -196,15 +226,18 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
                 con = _scratch(w)
                 known = KnownDocuments.load(con, w.current_files("documents"))
                 t = time.perf_counter()
-                staged = engine.stage_input(_records(inputs, fields, max_chars, s), w, known, Rejections(strict),
-                                            store_text, store_signatures, progress, fields.id)
+                staged = engine.stage_input(_records(inputs, fields, max_chars, s, meter), w, known,
+                                            Rejections(strict), store_text, store_signatures, report, fields.id)
                 s.timings["read+sketch+store"] = time.perf_counter() - t
                 _count_staged(s, staged)
+                _done(report, "read", s.read, s.timings["read+sketch+store"])
                 drop_replaced(w, staged.replaced)
                 plan = staged.planner.plan(w.current_files("buckets"), known.numbering, staged.replaced,
                                            staged.indexed)
                 if plan is not None:
-                    _count_linked(s, engine.link_and_verify(plan, w, progress))
+                    _count_linked(s, engine.link_and_verify(plan, w, report))
+                    _done(report, "link", s.candidates, s.timings["link"])
+                    _done(report, "verify", s.linked, s.timings["verify"])
                 t = time.perf_counter()
                 inputs_now = read_cluster_inputs(con, w.current_files("documents"), w.current_files("clusters"),
                                                  w.current_files("pairs"))
@@ -216,9 +249,11 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
                 s.new_clusters, s.merges, s.splits = (sum(e.kind == k for e in clusters.events)
                                                       for k in ("new", "merge", "split"))
                 s.timings["cluster"] = time.perf_counter() - t
+                _done(report, "cluster", s.clusters, s.timings["cluster"])
                 t = time.perf_counter()
                 commit(w, s, started, inputs.names, clusters.next_cluster_id)
                 s.timings["commit"] = time.perf_counter() - t
+                _done(report, "commit", s.documents, s.timings["commit"])
         except BaseException:
             engine.abort()  # nothing may land after the abort
             w.abort()

@@ -35,6 +35,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -360,10 +361,26 @@ def _compression(path: Path) -> str | None:
     return "gzip" if name.endswith(".gz") else "zstd" if name.endswith(".zst") else None
 
 
+# The input file being read (its position is how far reading has got: `dedup.progress.InputMeter`). Readers run
+# in the thread that consumes them, so the consumer sees what they set.
+reading: ContextVar[io.BufferedIOBase | None] = ContextVar("reading", default=None)
+
+
+@contextmanager
+def _opened(path: Path, buffering: int = -1) -> Iterator[io.BufferedIOBase]:
+    """`open(path, "rb")`, published as `reading` while open."""
+    with open(path, "rb", buffering=buffering) as fh:
+        reading.set(fh)
+        try:
+            yield fh
+        finally:
+            reading.set(None)  # not reset(token): a generator may be closed from another context
+
+
 @contextmanager
 def _open_stream(path: Path) -> Iterator[io.BufferedIOBase]:
     """The decompressed bytes of a file. Opened by Python, so that any file name works (even undecodable)."""
-    with open(path, "rb", buffering=1 << 20) as fh:
+    with _opened(path, buffering=1 << 20) as fh:
         compression = _compression(path)
         if compression is None:
             yield fh
@@ -658,7 +675,7 @@ def _column_values(col: pa.Array) -> tuple[list, list[bool]]:
 
 def _read_parquet(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record | Rejection]:
     f = _name(path)
-    with open(path, "rb") as fh:
+    with _opened(path) as fh:
         try:
             # page by page: a file written as one huge row group must not be decoded whole (1M news ≈ 3 GB)
             pf = pq.ParquetFile(fh, buffer_size=1 << 20, pre_buffer=False)
