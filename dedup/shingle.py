@@ -190,7 +190,7 @@ def lead_length(norm: np.ndarray, n: int, words: int) -> int:
 def _whole(buf: np.ndarray, end: int) -> np.ndarray:
     """The single shingle of a text shorter than one shingle: the whole text."""
     out = np.empty(1, dtype=np.uint32)
-    out[0] = xxh32(buf, 0, end, 0)
+    out[0] = xxh32(buf, np.int64(0), end, 0)
     return out
 
 
@@ -244,7 +244,7 @@ def _pair_hashes(norm: np.ndarray, buf: np.ndarray, starts: np.ndarray, cs: np.n
             for z in range(starts[cs[y]], starts[ce[y]]):
                 tmp[p] = buf[z]
                 p += 1
-            out[k] = xxh32(tmp, 0, p, 0)
+            out[k] = xxh32(tmp, np.int64(0), p, 0)
             last[k] = ct[j]
             k += 1
     return out[:k], last[:k]
@@ -270,7 +270,9 @@ def shingle_hashes(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndar
                    with_anchors: bool, window: int = PAIR_WINDOW) -> tuple[np.ndarray, np.ndarray]:
     """xxh32 of every shingle of the normalized code points norm[:n] (see `shingles`) and (`with_anchors`) of its
     anchors (see `whole_and_lead`)."""
-    hashes, _, _, anchor = _shingles(norm, n, kind, size, stop, window, 0, common, with_anchors)
+    # np.int64(0), np.bool_(False), not 0 and False: numba compiles a kernel again for each literal argument
+    # (three _shingles at the first run instead of one)
+    hashes, _, _, anchor = _shingles(norm, n, kind, size, stop, window, np.int64(0), common, with_anchors)
     return hashes, anchor
 
 
@@ -291,7 +293,7 @@ def whole_and_lead(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndar
     if kind == 2 or (kind == 3 and lead_stems >= 2):
         in_lead = last < lead_words
         return hashes, hashes[in_lead], in_lead, anchor
-    lead = _shingles(norm, ln, kind, size, stop, window, 0, common, False)[0]
+    lead = _shingles(norm, ln, kind, size, stop, window, np.int64(0), common, np.bool_(False))[0]
     return hashes, lead, np.empty(0, dtype=np.bool_), anchor
 
 
@@ -329,7 +331,8 @@ def _shingles(norm: np.ndarray, n: int, kind: int, size: int, stop: np.ndarray, 
         cs = np.empty(t, dtype=np.int64)
         ce = np.empty(t, dtype=np.int64)
         ct = np.empty(t, dtype=np.int64)
-        m = lead_stems = 0
+        m = np.int64(0)  # not the literal 0: numba would also compile _pair_hashes for m = Literal[int](0)
+        lead_stems = 0
         token_hashes = xxh32_spans(buf, starts[tok_s], starts[tok_e[:t]])
         for i in range(t):  # every token is written, and kept (m advances) if it is a content word
             s, e = tok_s[i], tok_e[i]

@@ -189,7 +189,7 @@ def _profile(cps: np.ndarray, table: np.ndarray, stop: np.ndarray, ocr: bool, on
     nt = 0
     sent = 0
     sent_start_tok = 0
-    i = 0
+    i = np.int64(0)  # not the literal 0: numba would also compile _is_boundary for i = Literal[int](0)
     while i < n:
         if table[cps[i]]:
             start = i
