@@ -16,6 +16,7 @@ only catches `dedup.DedupError` or reads `dedup.Params` loads neither DuckDB nor
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import types
 
@@ -33,14 +34,17 @@ __version__ = "0.1.0"
 
 
 class _Package(types.ModuleType):
-    """The `dedup` module: imports the API names of `_LAZY` on first use. `ingest` and `export` are both functions
-    and modules of this package; importing the module (`from dedup.ingest import ...`) must not replace the
-    function, which is what `dedup.ingest` has always meant."""
+    """The `dedup` module: imports the API names of `_LAZY`, and its submodules, on first use. `ingest` and `export`
+    are both functions and modules of this package; importing the module (`from dedup.ingest import ...`) must not
+    replace the function, which is what `dedup.ingest` has always meant."""
 
     def __getattr__(self, name: str) -> object:
-        if name not in _LAZY:
+        if name in _LAZY:
+            value = getattr(importlib.import_module(_LAZY[name]), name)
+        elif not name.startswith("_") and importlib.util.find_spec(f"dedup.{name}") is not None:
+            value = importlib.import_module(f"dedup.{name}")  # `dedup.store.compact` after `import dedup` alone
+        else:
             raise AttributeError(f"module 'dedup' has no attribute {name!r}")
-        value = getattr(importlib.import_module(_LAZY[name]), name)
         super().__setattr__(name, value)
         return value
 

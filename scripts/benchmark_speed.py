@@ -174,7 +174,8 @@ def main() -> None:
     cache = args.cache or work
     gen = Generator(args.corpora)
     sizes = [int(x) for x in args.sizes.split(",")]
-    print(f"# dedup speed benchmark\n\nsynthetic news from {', '.join(CORPORA)}; {os.cpu_count()} cores\n")
+    names = ", ".join(c.split(".")[0] for c in CORPORA)
+    print(f"# dedup speed benchmark\n\nsynthetic news from {names}; {os.cpu_count()} cores\n")
     rows = []
     # numba compiles the kernels on first use after any change to dedup's sources (~45 s), and caches them: an
     # untimed ingest of a few documents first, so that no timed run pays for it

@@ -8,6 +8,9 @@ One SparkSession serves the module (the engine uses the active one); each ingest
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -72,8 +75,9 @@ def test_one_batch_is_the_local_index(spark, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def batches(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """The sample in three nightly batches: the copies arrive after their originals, the third batch rewrites
-    two documents (one of them a copy in a cluster) and repeats one unchanged."""
+    """The sample in three nightly batches: the copies arrive after their originals with a new version of a
+    document of the first night; the third batch rewrites two documents (one of them a copy in a cluster) and
+    repeats one unchanged."""
     d = tmp_path_factory.mktemp("batches")
     rows = load_articles()
     copies = [r for r in rows if "~" in r["id"]]  # news_copies.jsonl: "<original id>~<how it was copied>"
@@ -82,16 +86,19 @@ def batches(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     changed = [dict(copies[0], text=copies[0]["text"] + " A correction was appended to this story later."),
                dict(originals[3], text=originals[7]["text"]), originals[10]]
     return [write_jsonl(d / "night1.jsonl", originals[:half]),
-            write_jsonl(d / "night2.jsonl", originals[half:] + copies),
+            write_jsonl(d / "night2.jsonl", originals[half:] + copies
+                        + [dict(originals[0], text=originals[0]["text"] + " The figures were revised on Monday.")]),
             write_jsonl(d / "night3.jsonl", changed)]
 
 
-@pytest.mark.parametrize("engines", [("spark", "local", "spark"), ("local", "spark", "local")])
-def test_engines_extend_each_others_index(spark, batches: list[Path], tmp_path: Path, engines: tuple) -> None:
+def test_engines_extend_each_others_index(spark, batches: list[Path], tmp_path: Path) -> None:
+    """Local on a Spark-built index (night 2, replacing a document Spark indexed), Spark on a local commit
+    (night 3, replacing documents either engine indexed)."""
     for night in batches:
         dedup.ingest(night, tmp_path / "local")
-    summaries = [dedup.ingest(night, tmp_path / "mixed", engine=e) for night, e in zip(batches, engines)]
-    assert [s.unchanged for s in summaries] == [0, 0, 1] and summaries[2].replaced == 2
+    summaries = [dedup.ingest(night, tmp_path / "mixed", engine=e)
+                 for night, e in zip(batches, ("spark", "local", "spark"))]
+    assert [s.unchanged for s in summaries] == [0, 0, 1] and [s.replaced for s in summaries] == [0, 1, 2]
     assert_same_index(tmp_path / "local", tmp_path / "mixed")
 
 
@@ -138,3 +145,40 @@ def test_star_components_are_connected_components(spark) -> None:
     assert sorted(root) == nodes
     for n in nodes:  # the same partition, each part named by its smallest node
         assert root[n] == min(m for m in nodes if labels[m] == labels[n])
+
+
+def test_spark_submit_builds_the_same_index(sample_index: Path, tmp_path: Path) -> None:
+    """The module as spark-submit runs it on a cluster, here with a local master and a JVM of its own."""
+    import dedup.engines.spark as module
+
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
+    res = subprocess.run([str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]",
+                          "--conf", "spark.ui.enabled=false", "--conf", "spark.sql.shuffle.partitions=4",
+                          module.__file__, str(ARTICLES), "--index", str(tmp_path / "idx"), "--json"],
+                         capture_output=True, text=True, env=env, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    # spark-submit passes the driver's stderr on its stdout: the summary is the JSON line
+    summary = json.loads(next(ln for ln in res.stdout.splitlines() if ln.startswith('{"read"')))
+    assert summary["indexed"] == 327 and summary["pairs"] > 20
+    assert_same_index(sample_index, tmp_path / "idx")
+
+
+def test_partition_on_spark_is_partition(spark) -> None:
+    """Components and splits on Spark give `cluster.partition`'s labels, with scores right at the thresholds
+    (0.7 as float32 is below 0.7: such a pair links) and a hub whose two stories split by average linkage."""
+    import numpy as np
+
+    from dedup.cluster import partition
+    from dedup.engines.spark import SparkEngine
+
+    f32 = np.float32
+    edges = [(0, 1, f32(0.7)), (1, 2, 0.95), (0, 2, 0.9),                 # one story, linked at the threshold
+             (3, 4, 0.9), (4, 5, 0.9), (3, 5, 0.85), (5, 6, 0.75),          # a hub (5) between two stories
+             (6, 7, 0.9), (7, 8, 0.92), (6, 8, 0.9), (3, 6, 0.1),
+             (9, 10, f32(0.3)), (10, 11, 0.8), (9, 11, 0.8), (12, 13, 0.69)]  # a pair below the threshold
+    a, b, s = (np.array(c) for c in zip(*edges))
+    a, b, s = a.astype(np.int64), b.astype(np.int64), s.astype(np.float32)
+    with SparkEngine() as engine:
+        got = engine.partition(15, a, b, s, 0.7, 0.3)
+    assert got.tolist() == partition(15, a, b, s, 0.7, 0.3).tolist()
+    assert len(set(got[3:9].tolist())) == 2  # the hub's stories were split

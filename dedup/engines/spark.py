@@ -13,9 +13,8 @@ engine's (`LocalEngine` runs them; this class only replaces where sketching, lin
 run). Files are written by the driver through the index's Writer; executors read the staged and committed
 Parquet files, so on a cluster the index directory must be on a filesystem every node sees at the same path.
 
-Run with spark-submit: `spark-submit --master yarn -m dedup.engines.spark` is not a thing Spark knows, so the
-module is given as a file: `spark-submit --master ... $(python -c 'import dedup.engines.spark as m;
-print(m.__file__)') PATHS --index DIR` (the same arguments as `dedup ingest`).
+On a cluster, spark-submit runs this file (`main`): `spark-submit --master yarn .../dedup/engines/spark.py PATHS
+--index DIR` takes the arguments of `dedup ingest`; dedup must be installed on the driver and every executor.
 """
 
 from __future__ import annotations
@@ -200,12 +199,17 @@ class SparkEngine(LocalEngine):
         self.spark.sparkContext.cancelAllJobs()  # the worker thread may be waiting for a job
         super().abort()
 
+    def _stage(self, name: str) -> None:
+        """Name this thread's next Spark jobs after the stage (the UI, event logs, scripts/benchmark_spark.py)."""
+        self.spark.sparkContext.setJobDescription(f"dedup {name}")
+
     def sketch(self, admission: Admission, p: Params, signatures: bool) -> Sketched | None:
         """A chunk's texts go to the executors, sketches and bucket rows come back."""
         if not admission.records:
             return None
         n = len(admission.records)
         texts = pa.table({"i": pa.array(np.arange(n, dtype=np.int32)), "text": admission.texts})
+        self._stage("sketch")
         got = self.spark.createDataFrame(texts).mapInArrow(_sketch_task(p, signatures), SKETCH_SCHEMA).toArrow()
         got = got.take(pc.sort_indices(got["i"]))
         sigs = got["signature"].combine_chunks().flatten().to_numpy().astype(np.uint32)
@@ -235,6 +239,7 @@ class SparkEngine(LocalEngine):
         old = [f for f in w.current_files("buckets") if f not in set(new)]
         p, out = w.params, Linked()
         t = time.perf_counter()
+        self._stage("link")
         cands = candidates(self.spark, new, old, p).persist()
         out.candidates = cands.count()
         out.link_seconds = time.perf_counter() - t
@@ -242,6 +247,7 @@ class SparkEngine(LocalEngine):
             progress("candidates", out.candidates, None)
         t = time.perf_counter()
         if out.candidates:
+            self._stage("verify")
             pairs = verified(self.spark, cands, w.current_files("documents"), p, w.manifest.next_batch).toArrow()
             out.pairs, out.linked = pairs.num_rows, int(pc.sum(pairs["linked"]).as_py() or 0)
             if pairs.num_rows:
@@ -259,15 +265,19 @@ class SparkEngine(LocalEngine):
         labels = np.arange(n, dtype=np.int64)
         if not len(ia):
             return labels
+        # which pairs link is decided here, as numpy decides it in `partition`: a float32 score against the
+        # threshold as float32 (Spark would compare in float64, and 0.7 as float32 is below 0.7)
         edges = self.spark.createDataFrame(pa.table({"a": ia.astype(np.int64), "b": ib.astype(np.int64),
-                                                     "score": score.astype(np.float32)}))
-        comp = star_components(edges.where(F.col("score") >= link_threshold)).localCheckpoint()
+                                                     "score": score, "linked": score >= link_threshold}))
+        self._stage("components")
+        comp = star_components(edges.where("linked")).localCheckpoint()
         found = comp.toArrow()
         labels[found["node"].to_numpy()] = found["root"].to_numpy()
         labels = np.unique(labels, return_inverse=True)[1].astype(np.int64)  # numbered as scipy numbers them
         inside = (edges.join(comp.select(F.col("node").alias("a"), "root"), "a")
                   .join(comp.select(F.col("node").alias("b"), F.col("root").alias("root_b")), "b")
                   .where(F.col("root") == F.col("root_b")).select("a", "b", "score", "root"))
+        self._stage("split")
         split = inside.groupBy("root").applyInArrow(_split_task(cluster_threshold), SPLIT_SCHEMA).toArrow()
         if split.num_rows:
             node, root, sub = (split[c].to_numpy() for c in ("node", "root", "sub"))
@@ -307,3 +317,16 @@ def verified(spark: SparkSession, cands: DataFrame, documents: list[str], p: Par
     both = (cands.join(texts.select(F.col("doc_id").alias("doc_a"), F.col("text").alias("text_a")), "doc_a")
             .join(texts.select(F.col("doc_id").alias("doc_b"), F.col("text").alias("text_b")), "doc_b"))
     return both.mapInArrow(_verify_task(p, batch), from_arrow_schema(SCHEMAS["pairs"]))
+
+
+def main() -> None:
+    """spark-submit's entry (also `python -m dedup.engines.spark`): `dedup ingest ARGS --engine spark`, in the
+    session spark-submit configured (master, executors, memory)."""
+    from dedup.cli import run
+
+    sys.argv = [sys.argv[0], "ingest", *sys.argv[1:], "--engine", "spark"]
+    run()
+
+
+if __name__ == "__main__":
+    main()
