@@ -14,7 +14,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -53,7 +52,7 @@ def export(index: str | os.PathLike, output: str | os.PathLike, representatives:
         raise InputError(f"{out}: unknown output format (use {', '.join(FORMATS)})")
     snapshot = Snapshot(index)
     with tempfile.TemporaryDirectory(prefix="dedup-export-") as spill:
-        con = snapshot.connect(duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": spill}))
+        con = snapshot.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": spill})
         cols = ", ".join(["d.doc_id", "c.cluster_id", "c.size AS cluster_size",
                           "d.doc_id = c.representative AS is_representative", "d.title", "d.source", "d.url",
                           "d.published_at", "d.lang"] + (["d.text"] if with_text else []))

@@ -61,3 +61,24 @@ def test_all_with_text_streams_in_batches(sample_index: Path, tmp_path: Path, ar
 def test_unknown_format_is_a_usage_error_and_writes_nothing(sample_index: Path, tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["export", "--index", str(sample_index), "--output", str(tmp_path / "x.xlsx")])
     assert res.exit_code == 2 and ".jsonl" in res.stderr and not list(tmp_path.iterdir())
+
+
+def test_export_runs_within_its_memory_limit(sample_index: Path, tmp_path: Path, monkeypatch) -> None:
+    """The export's DuckDB session is the one that carries the memory limit and the spill directory (it once got a
+    fresh connection without them, so a 1M-document export was not bounded)."""
+    from dedup.store.snapshot import Snapshot
+
+    seen: list[tuple[str, str]] = []
+    connect = Snapshot.connect
+
+    def spy(self, *args, **kwargs):
+        con = connect(self, *args, **kwargs)
+        seen.append(con.execute("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchall()[0])
+        return con
+
+    monkeypatch.setattr(Snapshot, "connect", spy)
+    dedup.export(sample_index, tmp_path / "out.parquet")
+    assert len(seen) == 1
+    limit, spill = seen[0]
+    assert limit.endswith("MiB") and float(limit.split()[0]) < 600, limit  # 512MB, not DuckDB's 80 % of RAM
+    assert "dedup-export-" in spill

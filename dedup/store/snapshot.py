@@ -32,12 +32,12 @@ class Snapshot:
         current = self.root / rel
         return str(current if current.exists() else self.root / SUPERSEDED / rel)
 
-    def connect(self, confined: bool = True) -> duckdb.DuckDBPyConnection:
+    def connect(self, confined: bool = True, config: dict[str, str] | None = None) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with every table as a view over this snapshot's files where they are now (see
-        `path`). `confined`: it reads these files and nothing else, and
-        its configuration is locked (see `confine`)."""
-        con = duckdb.connect(config={"autoload_known_extensions": False, "autoinstall_known_extensions": False}
-                             if confined else {})
+        `path`). `confined`: it reads these files and nothing else, and its configuration is locked (see
+        `confine`). `config`: DuckDB settings for the connection (memory limit, spill directory)."""
+        safe = {"autoload_known_extensions": False, "autoinstall_known_extensions": False} if confined else {}
+        con = duckdb.connect(config={**(config or {}), **safe})
         con.execute("SET enable_progress_bar = false")  # DuckDB draws it on stdout, among the results
         if confined:
             confine(con, [f for t in TABLES for f in self.files(t)])
