@@ -157,7 +157,8 @@ _index_opt = click.option("--index", "index", required=True, type=click.Path(fil
 @click.option("--bands", type=int, help="[new index] explicit number of bands (with --rows).")
 @click.option("--rows", type=int, help="[new index] explicit rows per band (with --bands).")
 @click.option("--anchor-bands", type=int, help="[new index] bands over the MinHash of the anchors (0 = none).")
-@click.option("--verifier", type=click.Choice(VERIFIERS), help="[new index] v2 (copy rule) or v3 (+ rewrite model).")
+@click.option("--verifier", type=click.Choice(VERIFIERS),
+              help="[new index] v4 (default: copy rule + rewrite trees), v3 (+ rewrite regression), v2 (copy rule).")
 @click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
               help="Where the batch runs: this machine, or Spark (pip install 'dedup[spark]').")
 @click.option("--spark-master", help="With --engine spark: the master URL (local[2], yarn, spark://...); default: "

@@ -19,15 +19,18 @@ FORMAT_VERSION = 2
 
 SHINGLE_KINDS = ("pair", "stem", "char", "word")
 SHINGLERS = ("v1",)  # see dedup.shingle: its stop words and pair window decide every shingle, hence the buckets
-VERIFIERS = ("v1", "v2", "v3")  # see dedup.verify: v2 reads OCR look-alikes alike and wants sentences in order;
-# v3 adds the rewrite model (anchors, figures, a looser in-order alignment)
+VERIFIERS = ("v1", "v2", "v3", "v4")  # see dedup.verify: v2 reads OCR look-alikes alike and wants sentences in
+# order; v3 adds the rewrite model (anchors, figures, a looser in-order alignment); v4 replaces v3's regression by
+# gradient-boosted trees (`rewrite_trees`) over the same signals and sentence-vector ones (dedup.embed)
 
 # Values of parameters an index made before they existed was made with (its manifest does not name them).
-LEGACY = {"anchor_bands": 0, "anchor_rows": 2, "common_stems": "", "rewrite_model": ()}
+LEGACY = {"anchor_bands": 0, "anchor_rows": 2, "common_stems": "", "rewrite_model": (), "rewrite_trees": ""}
 
 # The rewrite model of verifier v3 (see dedup.verify.rewrite_probability): intercept, then the weights of
 # ordered, loose, anchors, figures, containment, jaccard; written by scripts/fit_rewrite_model.py.
 REWRITE_MODEL = (-10.3819, 7.2248, -1.3328, 2.7644, 3.6038, -0.7686, 3.3507)
+# The trees of verifier v4 (dedup/data/rewrite_trees-<version>.npz, written by scripts/fit_rewrite_trees.py).
+REWRITE_TREES = "l2r-dev-v1"
 
 
 class ParamsError(DedupError, ValueError):
@@ -81,8 +84,9 @@ class Params:
     brief_words: int = 60
     verify_threshold: float = 0.7
     cluster_threshold: float = 0.3
-    verifier: str = "v2"
+    verifier: str = "v4"
     rewrite_model: tuple[float, ...] = REWRITE_MODEL
+    rewrite_trees: str = REWRITE_TREES
 
     def __post_init__(self) -> None:
         if self.shingle not in SHINGLE_KINDS:
@@ -136,6 +140,14 @@ class Params:
         object.__setattr__(self, "rewrite_model", tuple(float(w) for w in self.rewrite_model))
         if self.verifier == "v3" and not (self.common_stems and len(self.rewrite_model) == len(REWRITE_MODEL)):
             raise ParamsError(f"verifier v3 needs common_stems and a rewrite_model of {len(REWRITE_MODEL)} numbers")
+        if self.verifier == "v4":
+            from dedup.trees import forest
+            if not self.common_stems:
+                raise ParamsError("verifier v4 needs common_stems")
+            try:
+                forest(self.rewrite_trees)
+            except ValueError as e:
+                raise ParamsError(str(e)) from None
         if not 0.0 < self.verify_threshold <= 1.0:
             raise ParamsError(f"verify_threshold must be in (0, 1], got {self.verify_threshold}")
 

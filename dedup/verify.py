@@ -37,8 +37,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dedup.bands import jaccard_estimate
+from dedup.embed import EMBED_SIGNALS
 from dedup.normalize import (char_fold_table, fast_fold, fold_batch, unfoldable, utf8_buffers, utf8_decode,
                              word_char)
 from dedup.params import Params
@@ -388,10 +390,10 @@ class Profiles:
     def __init__(self, texts: pa.Array | pa.ChunkedArray | list[str | None], verifier: str = "v2",
                  common_stems: str = ""):
         self.v2 = verifier != "v1"  # OCR classes in the profiles, lost digits forgiven in scoring (v2, v3)
-        self.anchors = verifier == "v3"  # anchors marked (v3: the common words of `common_stems` are not)
+        self.anchors = verifier in ("v3", "v4")  # anchors marked (v3: the common words of `common_stems` are not)
         common = common_stems if self.anchors else ""
         if self.anchors and not common:
-            raise ValueError("verifier v3 needs the version of its common stems")
+            raise ValueError(f"verifier {verifier} needs the version of its common stems")
         chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
         parts = [c[i:i + PROFILE_BATCH] for c in chunks for i in range(0, len(c), PROFILE_BATCH)]
         with ThreadPoolExecutor(max_workers=numba.get_num_threads()) as ex:
@@ -706,6 +708,35 @@ def rewrite_probability(p: Params, signals: dict[str, np.ndarray]) -> np.ndarray
 REWRITE_SIGNALS = ("ordered", "loose", "anchors", "figures", "containment", "jaccard")
 
 
+def rewrite_trees(p: Params, signals: dict[str, np.ndarray], texts: pa.Array | pa.ChunkedArray, ia: np.ndarray,
+                  ib: np.ndarray, ask: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Verifier v4's rewrite probability of the pairs `ask` selects (NaN elsewhere), and the sentence-vector
+    signals it read: the trees `p.rewrite_trees` over the lexical signals, `aligned`, the sentence signals
+    (dedup.embed) and the two texts' lengths (log characters; short reports need more evidence)."""
+    from dedup.embed import embedding_signals
+    from dedup.trees import forest
+    trees = forest(p.rewrite_trees)
+    k = np.flatnonzero(ask)
+    sentence = {name: np.full(len(ia), np.nan, np.float32) for name in EMBED_SIGNALS}
+    prob = np.full(len(ia), np.nan, np.float32)
+    if len(k):
+        needed = np.unique(np.concatenate([ia[k], ib[k]]))
+        chars = np.log(np.maximum(pc.utf8_length(texts.take(pa.array(needed))).to_numpy(zero_copy_only=False), 1))
+        lengths = np.zeros(len(texts))
+        lengths[needed] = chars
+        local = texts.take(pa.array(needed)).to_pylist()
+        where = np.full(len(texts), -1, np.int64)
+        where[needed] = np.arange(len(needed))
+        found = embedding_signals(local, where[ia[k]], where[ib[k]], trees.word_vectors)
+        for name in EMBED_SIGNALS:
+            sentence[name][k] = found[name]
+        la, lb = lengths[ia[k]], lengths[ib[k]]
+        values = {**{n: v[k] for n, v in signals.items()}, **found,
+                  "chars_short": np.minimum(la, lb), "chars_long": np.maximum(la, lb)}
+        prob[k] = trees.probability(np.column_stack([values[n] for n in trees.features]))
+    return prob, sentence
+
+
 def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
     """Score candidate pairs (doc_a, doc_b, bands: whole-text bands shared) using `docs` (doc_id, text) and
     decide which are linked.
@@ -723,16 +754,24 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
     # v2: sentences must keep their order, unless the two texts hold nearly the same words (paragraphs moved)
     core = np.where(jac >= REORDERED_JACCARD, aligned, ordered) if prof.v2 else aligned
     nothing = np.full(len(ia), np.nan, np.float32)
-    columns = {"ordered": ordered, "anchors": nothing, "figures": nothing, "loose": nothing, "rewrite": nothing}
+    columns = {"ordered": ordered, "anchors": nothing, "figures": nothing, "loose": nothing, "rewrite": nothing,
+               **dict.fromkeys(EMBED_SIGNALS, nothing)}
     rule = np.where(both, "copy", "estimate").astype(object)
     if prof.anchors:
         anchors, figures, loose = rewrite_signals(prof, ia, ib)
         signals = {"ordered": core, "loose": loose, "anchors": anchors, "figures": figures, "containment": con,
                    "jaccard": jac}
-        rewrite = rewrite_probability(p, signals)
+        columns.update(anchors=anchors, figures=figures, loose=loose)
+        if p.verifier == "v4":
+            signals["aligned"] = aligned
+            gap = both & (core < p.verify_threshold)  # the copy rule decides the others; no need to ask the trees
+            rewrite, sentence_signals = rewrite_trees(p, signals, docs["text"], ia, ib, gap)
+            columns.update(sentence_signals)
+        else:
+            rewrite = rewrite_probability(p, signals)
         rule[both & (rewrite > core)] = "rewrite"
-        core = np.maximum(core, rewrite)
-        columns = {"ordered": ordered, "anchors": anchors, "figures": figures, "loose": loose, "rewrite": rewrite}
+        core = np.fmax(core, rewrite)
+        columns["rewrite"] = rewrite
     score = np.where(both, core, est).astype(np.float32)
     # briefs (a few sentences) align too easily with other items of the same template: they must be near-identical
     shorter = np.minimum(prof.words[ia], prof.words[ib])

@@ -55,14 +55,14 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = L2, iterations: int = 50) -> n
     return w
 
 
-def candidate_signals(pool, keep_all: float = -1.0) -> pa.Table:
+def candidate_signals(pool, params: Params, keep_all: float = -1.0) -> pa.Table:
     """Every candidate pair of the pool with its signals (pairs scoring under KEEP_SCORE are normally dropped)."""
     score_module = importlib.import_module("dedup.batch.score")
     kept = score_module.KEEP_SCORE
     score_module.KEEP_SCORE = keep_all
     try:
         with tempfile.TemporaryDirectory(prefix="dedup-fit-") as tmp:
-            dedup.ingest([pa.table({"id": pool.ids, "text": pool.texts})], Path(tmp) / "index")
+            dedup.ingest([pa.table({"id": pool.ids, "text": pool.texts})], Path(tmp) / "index", params)
             return dedup.Index(Path(tmp) / "index").table("pairs")
     finally:
         score_module.KEEP_SCORE = kept
@@ -73,10 +73,10 @@ def main() -> None:
     parser.add_argument("--corpora", type=Path, required=True)
     parser.add_argument("--write", action="store_true", help="write the coefficients into dedup/params.py")
     args = parser.parse_args()
-    p = Params()
+    p = Params(verifier="v3")  # the rewrite signals are only computed by v3
     pool = load_pool(args.corpora, None)
     truth = build_truth(pool, 2)
-    pairs = candidate_signals(pool)
+    pairs = candidate_signals(pool, p)
     at = {d: i for i, d in enumerate(pool.ids)}
     a = np.array([at[d] for d in pairs["doc_a"].to_pylist()])
     b = np.array([at[d] for d in pairs["doc_b"].to_pylist()])

@@ -28,7 +28,10 @@ PINNED = {
                  "dedup.shingle": ["STOPWORDS"]},
 }
 # what a later version pins besides its kind's constants: verifier v3's rewrite signals
-PINNED_TOO = {"verifier v3": {"dedup.verify": ["ANCHOR_WEIGHT", "LOOSE_MATCH", "REWRITE_SIGNALS"]}}
+PINNED_TOO = {"verifier v3": {"dedup.verify": ["ANCHOR_WEIGHT", "LOOSE_MATCH", "REWRITE_SIGNALS"]},
+              "verifier v4": {"dedup.verify": ["ANCHOR_WEIGHT", "LOOSE_MATCH", "REWRITE_SIGNALS"],
+                              "dedup.embed": ["TOKEN", "SENTENCE", "STOP_WORDS", "SIF_A", "CHAIN_COSINES",
+                                              "EMBED_SIGNALS"]}}
 
 
 def digest(kind: str, version: str | None = None) -> str:
@@ -38,7 +41,8 @@ def digest(kind: str, version: str | None = None) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=list).encode()).hexdigest()
 
 
-@pytest.mark.parametrize("kind, version", [("shingler", "v1"), ("verifier", "v2"), ("verifier", "v3")])
+@pytest.mark.parametrize("kind, version", [("shingler", "v1"), ("verifier", "v2"), ("verifier", "v3"),
+                                           ("verifier", "v4")])
 def test_pinned_constants_change_only_with_their_version(kind: str, version: str) -> None:
     key, now = f"{kind} {version}", digest(kind, version)
     recorded = json.loads(RECORDED.read_text("utf-8"))
@@ -83,3 +87,17 @@ def test_common_stems_change_only_with_their_version() -> None:
     key, now = f"common_stems {version}", hashlib.sha256(COMMON_STEMS_FILE.read_bytes()).hexdigest()
     recorded = json.loads(RECORDED.read_text("utf-8"))
     assert recorded.get(key) == now, f"{COMMON_STEMS_FILE.name} changed: give it a new version ({key}: {now})"
+
+
+def test_shipped_model_files_change_only_with_their_version() -> None:
+    """Verifier v4's trees (`rewrite_trees`, which name their word vectors) decide pairs: both files are pinned by
+    the versions an index records."""
+    from dedup.trees import DATA, forest
+
+    version = Params().rewrite_trees
+    recorded = json.loads(RECORDED.read_text("utf-8"))
+    for key, name in ((f"rewrite_trees {version}", f"rewrite_trees-{version}.npz"),
+                      (f"word_vectors {forest(version).word_vectors}",
+                       f"word_vectors-{forest(version).word_vectors}.npz")):
+        now = hashlib.sha256((DATA / name).read_bytes()).hexdigest()
+        assert recorded.get(key) == now, f"{name} changed: give it a new version ({key}: {now})"

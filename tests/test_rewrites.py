@@ -101,3 +101,60 @@ def test_indexes_made_before_anchors_keep_their_settings() -> None:
         del old[key]
     p = Params.from_dict(old)
     assert p.anchor_bands == 0 and p.verifier == "v2" and p.all_bands == 2 * p.bands
+
+
+def test_v4_links_rewrites_the_copy_rule_misses_with_its_sentence_signals(tmp_path: Path,
+                                                                           rewrites: list[dict]) -> None:
+    """Verifier v4's trees join more rewrites than the copy rule and no different stories; the sentence-vector
+    signals they read are kept in `pairs` for the pairs they were asked about (those the copy rule leaves out)."""
+    table = pa.table({"id": [r["id"] for r in rewrites], "text": [r["text"] for r in rewrites]})
+    dedup.ingest([table], tmp_path / "v4", Params(verifier="v4"))
+    dedup.ingest([table], tmp_path / "v2", Params(verifier="v2"))
+    story = {r["id"]: r["original_id"] or r["id"] for r in rewrites}
+    pairs = dedup.Index(tmp_path / "v4").sql("SELECT * FROM pairs").to_pylist()
+    asked = [row for row in pairs if row["vec_chain70"] is not None]
+    assert asked and all(row["rewrite"] is not None and row["vec_cover"] is not None for row in asked)
+    assert all(row["vec_cover"] is None for row in pairs if row["rule"] == "copy" and row["linked"])
+    assert all(story[row["doc_a"]] == story[row["doc_b"]] for row in pairs if row["linked"])
+    assert any(row["rule"] == "rewrite" and row["linked"] for row in pairs)
+    assert joined(tmp_path / "v4", rewrites) > joined(tmp_path / "v2", rewrites)
+
+
+def test_sentence_vectors_find_a_paraphrase_in_order(rewrites: list[dict]) -> None:
+    """A rewrite's sentences find their counterparts in its original, in order; another article's do not."""
+    from dedup.embed import embedding_signals
+    from dedup.params import REWRITE_TREES
+    from dedup.trees import forest
+
+    by_id = {r["id"]: r for r in rewrites}
+    texts, ia, ib = [], [], []
+    for r in rewrites:
+        if r["role"] == "rewrite" and r["model"].startswith("GPT-4o"):
+            other = next(o for o in rewrites if o["role"] == "original" and o["id"] != r["original_id"])
+            texts += [by_id[r["original_id"]]["text"], r["text"], other["text"]]
+            ia += [len(texts) - 3, len(texts) - 2]
+            ib += [len(texts) - 2, len(texts) - 1]
+    s = embedding_signals(texts, np.array(ia), np.array(ib), forest(REWRITE_TREES).word_vectors)
+    same, other = s["vec_chain70"][0::2], s["vec_chain70"][1::2]
+    assert len(same) >= 3 and (same > other + 0.3).all()
+    assert (s["vec_cover"][0::2] > s["vec_cover"][1::2]).all()
+
+
+def test_the_forest_walk_follows_thresholds_and_missing_values() -> None:
+    """dedup.trees walks the shipped node arrays as scikit-learn does: x <= threshold goes left, NaN goes where
+    the node says; the margin adds the leaves of every tree to the baseline and the offset."""
+    from dedup.trees import Forest
+
+    # tree 0: node 0 splits feature 1 at 0.5 (NaN left) -> leaves 1 (+1.0), 2 (-1.0)
+    # tree 1: node 3 splits feature 0 at 2.0 (NaN right) -> node 4 splits feature 1 at 0.1 -> leaves 5 (0.25),
+    #         6 (0.5); node 7 leaf (2.0)
+    f = Forest(features=("a", "b"), word_vectors="", feature=np.array([1, -1, -1, 0, 1, -1, -1, -1]),
+               threshold=np.array([0.5, 0, 0, 2.0, 0.1, 0, 0, 0]), left=np.array([1, 0, 0, 4, 5, 0, 0, 0]),
+               right=np.array([2, 0, 0, 7, 6, 0, 0, 0]),
+               missing_left=np.array([True, False, False, False, False, False, False, False]),
+               value=np.array([0, 1.0, -1.0, 0, 0, 0.25, 0.5, 2.0]), roots=np.array([0, 3]), baseline=-0.5,
+               offset=0.1)
+    x = np.array([[1.0, 0.0], [1.0, 0.3], [3.0, 0.9], [np.nan, np.nan], [2.0, 0.5]])
+    expected = -0.4 + np.array([1.0 + 0.25, 1.0 + 0.5, -1.0 + 2.0, 1.0 + 2.0, 1.0 + 0.5])
+    assert np.allclose(f.margin(x), expected)
+    assert np.allclose(f.probability(x), 1 / (1 + np.exp(-expected)))

@@ -149,7 +149,7 @@ def _write_sorted(con: duckdb.DuckDBPyConnection, root: Path, name: str, files: 
         schema = schema.with_metadata({WHOLE_DOCUMENTS: b"1"})
     order = ", ".join(f'"{c}" NULLS FIRST' for c in COMPACT_ORDER[name])
     cols = ", ".join(f'"{c}"' for c in schema.names)
-    reader = con.sql(f"SELECT {cols} FROM read_parquet($f) ORDER BY {order}", params={"f": files}) \
+    reader = con.sql(f"SELECT {cols} FROM read_parquet($f, union_by_name = true) ORDER BY {order}", params={"f": files}) \
         .to_arrow_reader(rg)
     out: list[str] = []
     writer: pq.ParquetWriter | None = None

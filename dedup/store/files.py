@@ -55,11 +55,20 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` in `schema`'s columns and types; a column added to the schema after the rows were written (a file of
+    an older dedup, rewritten when documents are replaced or retired) is null."""
+    missing = [f for f in schema if f.name not in table.column_names]
+    for f in missing:
+        table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    return table.select(schema.names).cast(schema)
+
+
 def write_table(root: Path, name: str, table: pa.Table, generation: int, sort_by: list[str] | None = None,
                 whole: bool = False) -> str:
     """Write one Parquet file for `name` (cast to its schema) and return its path relative to root. `whole`:
     a bucket file holding every row of its documents (WHOLE_DOCUMENTS)."""
-    table = table.select(SCHEMAS[name].names).cast(SCHEMAS[name])
+    table = conform(table, SCHEMAS[name])
     if whole:
         table = table.replace_schema_metadata({WHOLE_DOCUMENTS: b"1"})
     if sort_by and table.num_rows:

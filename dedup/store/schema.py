@@ -32,6 +32,9 @@ SCHEMAS: dict[str, pa.Schema] = {
         # verifier v3 (null in pairs verified before): the signals of the rewrite model and the rule that decided
         ("ordered", pa.float32()), ("anchors", pa.float32()), ("figures", pa.float32()), ("loose", pa.float32()),
         ("rewrite", pa.float32()), ("rule", pa.string()),
+        # verifier v4: the sentence-vector signals of its rewrite model (dedup.embed)
+        ("vec_cover", pa.float32()), ("vec_cover_long", pa.float32()), ("vec_chain70", pa.float32()),
+        ("vec_chain60", pa.float32()),
     ]),
     "clusters": pa.schema([
         ("doc_id", pa.string()), ("cluster_id", pa.int64()), ("size", pa.int32()),
@@ -66,7 +69,8 @@ def view_statements(tables: dict[str, list[str]]) -> list[str]:
     out = []
     for name in TABLES:
         files = ", ".join(sql_str(f) for f in tables[name])
-        out.append(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{files}]);")
+        # by name: files written before a column was added read it as null
+        out.append(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{files}], union_by_name = true);")
     out.extend(DERIVED_VIEWS)
     return out
 

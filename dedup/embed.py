@@ -1,0 +1,93 @@
+"""Sentence vectors, for the rewrite model of verifier v4.
+
+An LLM paraphrase replaces most of a sentence's words with others of the same meaning; sentence vectors (the
+SIF-weighted mean of GloVe word vectors, Arora et al. 2017) stay close where stems do not. Alone they cannot tell a
+rewrite from another outlet's report on the same event (both are "about" the same thing), so the model reads them
+beside the lexical signals: what they add is that the rewrite's sentences find their counterparts *in order*.
+The vectors ship in the package (`dedup/data/word_vectors-<version>.npz`, made by scripts/make_word_vectors.py).
+"""
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+TOKEN = r"[a-z]+(?:'[a-z]+)?|\d[\d,.]*"  # words (and figures, which have no vectors) of a lower-cased text
+SENTENCE = r'(?<=[.!?"])\s+|\n+'  # where sentences end
+STOP_WORDS = 100  # the most frequent words carry no meaning of their own; a sentence's vector leaves them out
+SIF_A = 1e-3  # SIF's smoothing: a word of estimated frequency p weighs SIF_A / (SIF_A + p)
+CHAIN_COSINES = (0.7, 0.6)  # sentences whose vectors are this close count as counterparts in the in-order chain
+DATA = Path(__file__).with_name("data")
+EMBED_SIGNALS = ("vec_cover", "vec_cover_long", "vec_chain70", "vec_chain60")
+
+
+@dataclass(frozen=True)
+class WordVectors:
+    """Unit word vectors by word, with each word's weight in a sentence's mean and in a text's total."""
+    index: dict[str, int]
+    vectors: np.ndarray  # float32 (words, dims)
+    sif: np.ndarray  # weight of the word in its sentence's vector
+    info: np.ndarray  # -log of its estimated frequency relative to the STOP_WORDS-th word: a sentence's weight
+
+
+@functools.cache
+def word_vectors(version: str) -> WordVectors:
+    with np.load(DATA / f"word_vectors-{version}.npz") as data:
+        words = str(data["words"]).split("\n")
+        vectors = data["vectors"].astype(np.float32) / 127.0
+    rank = np.arange(len(words), dtype=np.float64)
+    freq = 1.0 / (rank + 50.0) / np.log(8000.0)  # Zipf's law over GloVe's ~400k-word vocabulary
+    return WordVectors({w: i for i, w in enumerate(words) if i >= STOP_WORDS}, vectors,
+                       (SIF_A / (SIF_A + freq)).astype(np.float32),
+                       np.log((rank + 50.0) / (STOP_WORDS + 50.0)).clip(0).astype(np.float32))
+
+
+@dataclass(frozen=True)
+class Sentences:
+    """A text's sentence vectors (unit rows) and each sentence's weight (the information of its known words)."""
+    vectors: np.ndarray
+    weights: np.ndarray
+
+
+def sentences(text: str, wv: WordVectors) -> Sentences:
+    get = wv.index.get
+    ids: list[int] = []
+    starts: list[int] = []
+    for sentence in re.split(SENTENCE, text.lower()):
+        known = [i for i in map(get, re.findall(TOKEN, sentence)) if i is not None]
+        if known:
+            starts.append(len(ids))
+            ids += known
+    dims = wv.vectors.shape[1]
+    if not ids:
+        return Sentences(np.zeros((0, dims), np.float32), np.zeros(0))
+    at = np.array(ids)
+    rows = np.add.reduceat(wv.vectors[at] * wv.sif[at, None], starts, axis=0)
+    norms = np.linalg.norm(rows, axis=1)
+    weights = np.add.reduceat(wv.info[at].astype(np.float64), starts)
+    keep = norms > 0
+    return Sentences((rows[keep] / norms[keep, None]).astype(np.float32), weights[keep])
+
+
+def embedding_signals(texts: Sequence[str | None], ia: np.ndarray, ib: np.ndarray,
+                      version: str) -> dict[str, np.ndarray]:
+    """EMBED_SIGNALS of each pair (texts[ia[k]], texts[ib[k]]), the lighter text (by sentence weight) first: how
+    much of each text's weight finds a close sentence in the other, and the in-order chains. NaN without texts."""
+    from dedup.rewrite_kernels import pair_signals
+
+    wv = word_vectors(version)
+    docs, local = np.unique(np.concatenate([ia, ib]), return_inverse=True)
+    found = [sentences(texts[d], wv) if texts[d] is not None else None for d in docs.tolist()]
+    parts = [s for s in found if s is not None]
+    offsets = np.zeros(len(docs) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(s.weights) if s is not None else 0 for s in found])
+    out = np.full((len(ia), len(EMBED_SIGNALS)), np.nan)
+    if len(ia) and parts:
+        vectors = np.concatenate([s.vectors for s in parts])
+        weights = np.concatenate([s.weights for s in parts])
+        pair_signals(vectors, weights, offsets, local[:len(ia)], local[len(ia):], *CHAIN_COSINES, out)
+    return {name: out[:, k].astype(np.float32) for k, name in enumerate(EMBED_SIGNALS)}

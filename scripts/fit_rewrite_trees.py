@@ -1,0 +1,116 @@
+"""Fit verifier v4's rewrite model: gradient-boosted trees over the lexical and sentence-vector signals of a pair.
+
+Like scripts/fit_rewrite_model.py (v3), on the quality benchmark's pool ingested with every candidate kept: the
+candidates the copy rule leaves below `verify_threshold` (rewrites of one story against different stories that
+met in the candidate stage: same-event reports, templated Reuters items, follow-ups), ambiguous pairs left out.
+Features: v3's signals, `aligned`, the sentence-vector signals of dedup.embed and both texts' lengths.
+
+The cut: five models fitted on folds grouped by story (no story in both parts) score the pairs they did not see;
+the margin of the MAX_FALSE-th highest different-story pair is where the shipped model (fitted on all) is made to
+reach `verify_threshold` (its `offset`). So the model adds links only where it is nearly sure, judged on pairs
+it was not fitted on. Needs scikit-learn (`pip install scikit-learn`) at fit time only: the trees ship as arrays
+(dedup/data/rewrite_trees-<version>.npz) that dedup.trees walks in NumPy.
+
+    python scripts/fit_rewrite_trees.py --corpora ../shared/corpora [--write]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_quality import build_truth, load_pool  # noqa: E402
+from fit_rewrite_model import candidate_signals  # noqa: E402
+
+from dedup import verify  # noqa: E402
+from dedup.embed import EMBED_SIGNALS, embedding_signals  # noqa: E402
+from dedup.params import REWRITE_TREES, Params  # noqa: E402
+from dedup.trees import load_forest  # noqa: E402
+
+VECTORS = "glove100-50k-v1"
+FEATURES = (*verify.REWRITE_SIGNALS, "aligned", *EMBED_SIGNALS, "chars_short", "chars_long")
+MAX_FALSE = 10
+TREES = dict(max_iter=300, learning_rate=0.05, max_leaf_nodes=15, random_state=0)
+OUT = Path(__file__).resolve().parent.parent / "dedup" / "data"
+
+
+def export(model, features: tuple[str, ...], offset: float) -> dict[str, np.ndarray]:
+    """The fitted trees as flat node arrays (see dedup.trees.Forest)."""
+    trees = [predictors[0].nodes for predictors in model._predictors]
+    starts = np.cumsum([0] + [len(t) for t in trees[:-1]])
+    nodes = np.concatenate(trees)
+    shift = np.repeat(starts, [len(t) for t in trees])
+    leaf = nodes["is_leaf"].astype(bool)
+    return {"features": np.array(",".join(features)), "word_vectors": np.array(VECTORS),
+            "feature": np.where(leaf, -1, nodes["feature_idx"]).astype(np.int64),
+            "threshold": nodes["num_threshold"].astype(np.float64),
+            "left": (nodes["left"] + shift).astype(np.int64), "right": (nodes["right"] + shift).astype(np.int64),
+            "missing_left": nodes["missing_go_to_left"].astype(bool), "value": nodes["value"].astype(np.float64),
+            "roots": starts.astype(np.int64), "baseline": np.array(float(np.ravel(model._baseline_prediction)[0])),
+            "offset": np.array(offset)}
+
+
+def main() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import GroupKFold
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpora", type=Path, required=True)
+    parser.add_argument("--write", action="store_true", help=f"write dedup/data/rewrite_trees-{REWRITE_TREES}.npz")
+    parser.add_argument("--pairs-cache", type=Path, help="keep the pool's candidate pairs in this Parquet file")
+    args = parser.parse_args()
+    p = Params(verifier="v3")
+    pool = load_pool(args.corpora, None)
+    truth = build_truth(pool, 2)
+    if args.pairs_cache and args.pairs_cache.exists():
+        pairs = pq.read_table(args.pairs_cache)
+    else:
+        pairs = candidate_signals(pool, p)
+        if args.pairs_cache:
+            pq.write_table(pairs, args.pairs_cache)
+    at = {d: i for i, d in enumerate(pool.ids)}
+    a = np.array([at[d] for d in pairs["doc_a"].to_pylist()])
+    b = np.array([at[d] for d in pairs["doc_b"].to_pylist()])
+    ambiguous = {(min(i, j), max(i, j)) for i, j in truth.ambiguous.tolist()}
+    clear = np.array([(min(i, j), max(i, j)) not in ambiguous for i, j in zip(a, b)])
+    y = truth.story[a] == truth.story[b]
+    col = {n: pairs[n].to_numpy(zero_copy_only=False).astype(np.float64)
+           for n in (*verify.REWRITE_SIGNALS, "aligned")}
+    col["ordered"] = np.where(col["jaccard"] >= verify.REORDERED_JACCARD, col["aligned"], col["ordered"])
+    has = ~np.isnan(np.stack([col[n] for n in col], axis=1)).any(axis=1)
+    gap = np.flatnonzero(clear & has & (col["ordered"] < p.verify_threshold))
+    col = {n: v[gap] for n, v in col.items()}
+    col.update(embedding_signals(pool.texts, a[gap], b[gap], VECTORS))
+    chars = np.log(np.maximum([len(t) for t in pool.texts], 1))
+    col["chars_short"] = np.minimum(chars[a[gap]], chars[b[gap]])
+    col["chars_long"] = np.maximum(chars[a[gap]], chars[b[gap]])
+    x, yy, groups = np.column_stack([col[n] for n in FEATURES]), y[gap], truth.story[a[gap]]
+    print(f"candidates {len(pairs)}, fitted on {len(gap)} below the copy rule ({int(yy.sum())} same story)")
+    oof = np.zeros(len(gap))
+    for fit_part, held in GroupKFold(5).split(x, yy, groups):
+        fold = HistGradientBoostingClassifier(**TREES).fit(x[fit_part], yy[fit_part])
+        oof[held] = fold.decision_function(x[held])
+    cut = np.sort(oof[~yy])[::-1][MAX_FALSE]
+    offset = float(np.log(p.verify_threshold / (1 - p.verify_threshold)) - cut) + 1e-6
+    print(f"cut (margin of the {MAX_FALSE + 1}th different-story pair, held-out folds) {cut:.3f}: "
+          f"same-story pairs above it {int((oof[yy] > cut).sum())}/{int(yy.sum())}")
+    kinds = np.array([k or "" for k in pool.kind])
+    for kind in sorted({k for k in kinds if k.startswith("rewrite")}):
+        mine = np.isin(a[gap], np.flatnonzero(kinds == kind)) | np.isin(b[gap], np.flatnonzero(kinds == kind))
+        print(f"  {kind}: pairs below the copy rule {int((mine & yy).sum())}, above the cut held-out "
+              f"{int((mine & yy & (oof > cut)).sum())}")
+    if args.write:
+        model = HistGradientBoostingClassifier(**TREES).fit(x, yy)
+        out = OUT / f"rewrite_trees-{REWRITE_TREES}.npz"
+        np.savez_compressed(out, **export(model, FEATURES, offset))
+        shipped = load_forest(out)
+        assert np.allclose(shipped.margin(x) - offset, model.decision_function(x))  # the walk is sklearn's
+        print(f"wrote {out} ({out.stat().st_size:,} bytes)")
+
+
+if __name__ == "__main__":
+    main()
