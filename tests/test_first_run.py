@@ -1,0 +1,52 @@
+"""The first ingest after an install compiles the kernels: the link and verify ones in a second process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dedup
+
+from conftest import ARTICLES
+
+FIRST_RUN = r"""
+import json, sys
+from numba.core import event
+import dedup
+
+compiled = set()
+
+class Listener(event.Listener):
+    def on_start(self, ev):
+        pass
+
+    def on_end(self, ev):
+        f = ev.data["dispatcher"].py_func
+        compiled.add(f"{f.__module__}.{f.__name__}")
+
+event.register("numba:compile", Listener())
+s = dedup.ingest(sys.argv[1], sys.argv[2])
+print(json.dumps({"compiled": sorted(compiled), "linked": s.linked}))
+"""
+
+
+def test_first_ingest_compiles_link_and_verify_kernels_in_a_second_process(tmp_path: Path) -> None:
+    """A fresh copy of the package has no cached kernels: the ingest of the seed pair compiles the sketch kernels
+    itself and loads the link and verify ones that its helper process compiled meanwhile, with the argument types
+    the ingest passes (a type the helper did not compile would be compiled here again)."""
+    pkg = tmp_path / "dedup"
+    shutil.copytree(os.path.dirname(dedup.__file__), pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"} | {"PYTHONPATH": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", FIRST_RUN, str(ARTICLES / "seeds"), str(tmp_path / "idx")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    run = json.loads(out.stdout.splitlines()[-1])
+    assert run["linked"] == 1  # the seed pair
+    mine = {k for k in run["compiled"] if k.startswith("dedup.")}
+    assert "dedup.sketch._sketch_kernel" in mine
+    assert not {k for k in mine if k.startswith(("dedup.link.", "dedup.verify.", "dedup.batch.score."))}
+    cached = {p.name.split("-")[0] for p in pkg.rglob("*.nbi")}  # as numba names its index files
+    assert {"verify._score_kernel", "verify._profile_texts", "link._band_pairs", "score.group_cuts"} <= cached
