@@ -7,6 +7,7 @@ any source file of the package changes."""
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,8 @@ STAMP = "kernels.sources"  # in __pycache__: the digest of the sources the cache
 def kernels_cached(package: Path) -> bool:
     """Has numba compiled kernels cached for these sources? Not on the first run after an install or an update,
     which compiles them (~70 CPU-seconds, `scripts/compile_times.py`) before its first document."""
-    return any((package / "__pycache__").glob("*.nbi"))
+    elsewhere = os.environ.get("NUMBA_CACHE_DIR")  # numba then caches there, in folders named after the sources
+    return any((package / "__pycache__").glob("*.nbi")) or bool(elsewhere and any(Path(elsewhere).rglob("*.nbi")))
 
 
 def drop_stale_kernels(package: Path) -> None:
