@@ -20,9 +20,9 @@ STAMP = "kernels.sources"  # in __pycache__: the digest of the sources the cache
 
 def kernels_cached(package: Path) -> bool:
     """Has numba compiled kernels cached for these sources? Not on the first run after an install or an update,
-    which compiles them (~70 CPU-seconds, `scripts/compile_times.py`) before its first document."""
+    which compiles them (~60 CPU-seconds, `scripts/compile_times.py`) before its first document."""
     elsewhere = os.environ.get("NUMBA_CACHE_DIR")  # numba then caches there, in folders named after the sources
-    return any((package / "__pycache__").glob("*.nbi")) or bool(elsewhere and any(Path(elsewhere).rglob("*.nbi")))
+    return any(Path(elsewhere).rglob("*.nbi")) if elsewhere else any((package / "__pycache__").glob("*.nbi"))
 
 
 def drop_stale_kernels(package: Path) -> None:

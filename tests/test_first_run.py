@@ -50,3 +50,21 @@ def test_first_ingest_compiles_link_and_verify_kernels_in_a_second_process(tmp_p
     assert not {k for k in mine if k.startswith(("dedup.link.", "dedup.verify.", "dedup.batch.score."))}
     cached = {p.name.split("-")[0] for p in pkg.rglob("*.nbi")}  # as numba names its index files
     assert {"verify._score_kernel", "verify._profile_texts", "link._band_pairs", "score.group_cuts"} <= cached
+
+
+def test_kernels_count_as_cached_where_numba_caches_them(tmp_path: Path, monkeypatch) -> None:
+    """With NUMBA_CACHE_DIR set numba caches there, not in the package: the kernels the package's __pycache__
+    holds do not count (`scripts/compile_times.py` measures a first run that way)."""
+    from dedup.kernel_cache import kernels_cached
+
+    pkg = tmp_path / "dedup"
+    (pkg / "__pycache__").mkdir(parents=True)
+    (pkg / "__pycache__" / "sketch._sketch_kernel-70.py311.nbi").write_bytes(b"")
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    assert kernels_cached(pkg)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    (tmp_path / "numba").mkdir()
+    assert not kernels_cached(pkg)
+    (tmp_path / "numba" / "dedup_abc").mkdir()  # numba's folder for the package's sources
+    (tmp_path / "numba" / "dedup_abc" / "sketch._sketch_kernel-70.py311.nbi").write_bytes(b"")
+    assert kernels_cached(pkg)
