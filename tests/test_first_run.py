@@ -47,9 +47,11 @@ def test_first_ingest_compiles_link_and_verify_kernels_in_a_second_process(tmp_p
     assert run["linked"] == 1  # the seed pair
     mine = {k for k in run["compiled"] if k.startswith("dedup.")}
     assert "dedup.sketch._sketch_kernel" in mine
-    assert not {k for k in mine if k.startswith(("dedup.link.", "dedup.verify.", "dedup.batch.score."))}
+    assert not {k for k in mine if k.startswith(("dedup.link.", "dedup.verify.", "dedup.batch.score.",
+                                                 "dedup.rewrite_kernels."))}
     cached = {p.name.split("-")[0] for p in pkg.rglob("*.nbi")}  # as numba names its index files
-    assert {"verify._score_kernel", "verify._profile_texts", "link._band_pairs", "score.group_cuts"} <= cached
+    assert {"verify._score_kernel", "verify._profile_texts", "link._band_pairs", "score.group_cuts",
+            "rewrite_kernels.pair_signals", "rewrite_kernels.forest_margin"} <= cached
 
 
 def test_kernels_count_as_cached_where_numba_caches_them(tmp_path: Path, monkeypatch) -> None:

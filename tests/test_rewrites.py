@@ -76,7 +76,7 @@ def joined(index: Path, rewrites: list[dict]) -> int:
 def test_rewrites_are_linked_with_their_signals_kept(tmp_path: Path, rewrites: list[dict]) -> None:
     table = pa.table({"id": [r["id"] for r in rewrites], "text": [r["text"] for r in rewrites]})
     dedup.ingest([table], tmp_path / "idx", Params(verifier="v3"))
-    dedup.ingest([table], tmp_path / "v2")  # the default verifier: the copy rule alone
+    dedup.ingest([table], tmp_path / "v2", Params(verifier="v2"))  # the copy rule alone
     ix = dedup.Index(tmp_path / "idx")
     pairs = ix.sql("SELECT * FROM pairs").to_pylist()
     story = {r["id"]: r["original_id"] or r["id"] for r in rewrites}
