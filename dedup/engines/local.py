@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numba
 import pyarrow as pa
@@ -25,7 +26,8 @@ from dedup.batch.score import scored_pairs
 from dedup.batch.stage import BucketRun, Sketched, bucket_run, documents_table, signatures_table, sketch_admitted
 from dedup.cluster import partition
 from dedup.params import Params
-from dedup.readers import Record, Rejection, record_texts
+from dedup.progress import InputMeter
+from dedup.readers import FieldMap, Record, Rejection, read_file, record_texts
 from dedup.runtime import release_memory
 from dedup.sketch import sketch_index
 from dedup.store import Writer
@@ -132,6 +134,15 @@ class LocalEngine:
         self.loaded.result()
         self._wait_for_writes(staged.planner)
         return staged
+
+    @staticmethod
+    def read_files(files: list[Path], fields: FieldMap, max_chars: int, meter: InputMeter
+                   ) -> Iterator[Record | Rejection]:
+        """The rows of the input files, file after file (`meter` hears which one is read)."""
+        for i, f in enumerate(files):
+            meter.start(i)
+            yield from read_file(f, fields, max_chars)
+        meter.start(len(files))
 
     @staticmethod
     def _fold(staged: Staged, outcome: _ChunkOutcome) -> None:
