@@ -118,7 +118,8 @@ def sample_tree(root: int, procs: dict[int, Proc]) -> int:
             parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, ValueError):
             continue  # gone meanwhile
-        p = procs.setdefault(pid, Proc(status["Name"].strip()))
+        p = procs.setdefault(pid, Proc(""))
+        p.name = status["Name"].strip()  # the last one: the JVM starts as spark-class's bash, then execs java
         p.hwm = max(p.hwm, int(status.get("VmHWM", "0 kB").split()[0]) * 1024)
         p.cpu = (int(parts[11]) + int(parts[12])) / TICK  # utime, stime
         rss += int(status.get("VmRSS", "0 kB").split()[0]) * 1024
