@@ -25,6 +25,7 @@ from dedup.batch.plan import LinkPlan, LinkPlanner, part_candidates
 from dedup.batch.score import scored_pairs
 from dedup.batch.stage import BucketRun, Sketched, bucket_run, documents_table, signatures_table, sketch_admitted
 from dedup.cluster import partition
+from dedup.kernel_cache import compile_ahead
 from dedup.params import Params
 from dedup.progress import InputMeter
 from dedup.readers import FieldMap, Record, Rejection, read_file, record_texts
@@ -100,11 +101,15 @@ class LocalEngine:
         self.writers = ThreadPoolExecutor(max_workers=2)
         self.pending: list[Future] = []  # the files of the last chunk handed to the writers
         self.loaded = self.worker.submit(_load_kernels)
+        self.ahead = compile_ahead()  # the first run after an install: link and verify kernels compiled meanwhile
 
     def __enter__(self) -> LocalEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.ahead is not None:
+            self.ahead.kill()
+            self.ahead.wait()
         self.writers.shutdown(wait=False)
         self.worker.shutdown(wait=True)
 
@@ -205,6 +210,8 @@ class LocalEngine:
         """plan → link → verify, a part at a time; each part's pairs are staged as they are scored."""
         threads = numba.get_num_threads()
         out = Linked()
+        if self.ahead is not None:  # its kernels are in numba's cache once it is done
+            self.ahead.wait()
         release_memory()
         for part in plan.parts:
             t = time.perf_counter()
