@@ -191,7 +191,7 @@ def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, 
     # a bar and a line per stage for a person at a terminal; never in a log
     progress = TerminalProgress() if sys.stderr.isatty() and log.isEnabledFor(logging.INFO) else None
     if not kernels_cached(Path(__file__).parent):
-        log.info("compiling numba kernels, once after an install or update (~70 CPU-seconds, a minute or more); "
+        log.info("compiling numba kernels, once after an install or update (~60 CPU-seconds, on two cores); "
                  "later runs load them from dedup/__pycache__")
 
     s = ingest(list(paths), index, requested=requested, fields=fields, store_text=not no_store_text,

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from dedup.chunked import run_chunked
 from dedup.normalize import utf8_buffers
 from dedup.store import whole_documents
 
@@ -137,21 +138,37 @@ def merge_runs(runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_bands: i
     return Rows(*_merge_runs(band, keys, docs.astype(np.int32, copy=False), starts, n_bands))
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _merge_runs(band, keys, docs, starts, n_bands):
+def _merge_runs(band: np.ndarray, keys: np.ndarray, docs: np.ndarray, starts: np.ndarray, n_bands: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Band offsets, keys and documents of k runs (starts[i]:starts[i + 1]), each sorted by (band, key), merged
     into one sorted run: each band's k segments are merged pairwise (log k passes), bands in parallel."""
+    seg, offsets = _run_segments(band, starts, n_bands)
+    out_keys, out_docs = np.empty(offsets[-1], np.uint32), np.empty(offsets[-1], np.int32)
+    run_chunked(_merge_bands, n_bands, seg, offsets, keys, docs, out_keys, out_docs)
+    return offsets, out_keys, out_docs
+
+
+@numba.njit(cache=True, nogil=True)
+def _run_segments(band, starts, n_bands):
+    """(seg, offsets): seg[r, b] the first row of band b in run r, offsets[b] the first of band b merged."""
     k = starts.shape[0] - 1
-    seg = np.empty((k, n_bands + 1), np.int64)  # seg[r, b]: first row of band b in run r (a search: a scan of
-    for r in range(k):                           # every row took 20-40 ms of one thread while the others waited)
+    seg = np.empty((k, n_bands + 1), np.int64)  # a search: a scan of every row took 20-40 ms of one thread while
+    for r in range(k):                           # the others waited
         seg[r] = starts[r] + np.searchsorted(band[starts[r]:starts[r + 1]], np.arange(n_bands + 1))
     offsets = np.zeros(n_bands + 1, np.int64)
     for b in range(n_bands):
         offsets[b + 1] = offsets[b] + (seg[:, b + 1] - seg[:, b]).sum()
-    out_keys, out_docs = np.empty(offsets[-1], np.uint32), np.empty(offsets[-1], np.int32)
-    for b in numba.prange(n_bands):
-        lo, n = offsets[b], offsets[b + 1] - offsets[b]
-        ak, ad, bk, bd = out_keys[lo:lo + n], out_docs[lo:lo + n], np.empty(n, np.uint32), np.empty(n, np.int32)
+    return seg, offsets
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge_bands(lo, hi, seg, offsets, keys, docs, out_keys, out_docs):
+    """Bands lo..hi-1 of the runs (`_run_segments`), each merged into its place in (out_keys, out_docs)."""
+    k = seg.shape[0]
+    for b in range(lo, hi):
+        start, n = offsets[b], offsets[b + 1] - offsets[b]
+        ak, ad = out_keys[start:start + n], out_docs[start:start + n]
+        bk, bd = np.empty(n, np.uint32), np.empty(n, np.int32)
         bounds = np.empty(k + 1, np.int64)
         pos = 0
         for r in range(k):
@@ -161,7 +178,6 @@ def _merge_runs(band, keys, docs, starts, n_bands):
             pos += m
         bounds[k] = n
         _merge_band(ak, ad, bk, bd, bounds, k)
-    return offsets, out_keys, out_docs
 
 
 @numba.njit(cache=True, nogil=True)
@@ -235,13 +251,22 @@ def _merge(offsets, pkeys, pdocs, fband, fkeys, fdocs, whole, out_a, out_b):
     return m
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _self_merge(offsets, keys, docs, whole):
+def _self_merge(offsets: np.ndarray, keys: np.ndarray, docs: np.ndarray, whole: int) -> tuple[np.ndarray, np.ndarray]:
     """(smaller document number, 2 × larger + 1 if a lead band) for every two rows of the part with one key in
     one band. Each band's matches are counted first (a pass over its keys), then written, bands in parallel."""
     n_bands = offsets.shape[0] - 1
     start = np.zeros(n_bands + 1, np.int64)
-    for band in numba.prange(n_bands):
+    run_chunked(_count_band_pairs, n_bands, offsets, keys, start)
+    np.cumsum(start, out=start)
+    out_a, out_b = np.empty(start[-1], np.int32), np.empty(start[-1], np.int32)
+    run_chunked(_band_pairs, n_bands, offsets, keys, docs, whole, start, out_a, out_b)
+    return out_a, out_b
+
+
+@numba.njit(cache=True, nogil=True)
+def _count_band_pairs(lo, hi, offsets, keys, start):
+    """start[band + 1] = the number of pairs of rows with one key in the band, for bands lo..hi-1."""
+    for band in range(lo, hi):
         i, end, m = offsets[band], offsets[band + 1], 0
         while i < end:
             j = i + 1
@@ -250,10 +275,12 @@ def _self_merge(offsets, keys, docs, whole):
             m += (j - i) * (j - i - 1) // 2
             i = j
         start[band + 1] = m
-    for band in range(n_bands):
-        start[band + 1] += start[band]
-    out_a, out_b = np.empty(start[-1], np.int32), np.empty(start[-1], np.int32)
-    for band in numba.prange(n_bands):
+
+
+@numba.njit(cache=True, nogil=True)
+def _band_pairs(lo, hi, offsets, keys, docs, whole, start, out_a, out_b):
+    """The pairs of bands lo..hi-1, each band's from start[band] on (see `_self_merge`)."""
+    for band in range(lo, hi):
         lead = 1 if band >= whole else 0
         i, end, m = offsets[band], offsets[band + 1], start[band]
         while i < end:
@@ -266,7 +293,6 @@ def _self_merge(offsets, keys, docs, whole):
                     out_b[m] = 2 * max(docs[u], docs[v]) + lead
                     m += 1
             i = j
-    return out_a, out_b
 
 
 def _matches(kernel, *args) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,7 @@ draws them; they are part of the index format, so they are generated here rather
 datasketch is installed (a test compares them with datasketch's).
 
 `sketch_batch` is the hot path: one numba kernel runs normalize → shingle → hash → permute per document,
-in parallel threads with the GIL released.
+in a pool of threads with the GIL released (`dedup.chunked`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
+from dedup.chunked import run_chunked
 from dedup.normalize import fast_fold, fast_fold_table, fold_batch, pack_batch, squeeze, utf8_decode, word_char
 from dedup.shingle import KINDS, NO_ANCHORS, STOP_HASHES, common_hashes, shingle_hashes, whole_and_lead
 
@@ -66,15 +67,14 @@ def minhash(hashes: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -
         out[j] = acc[j]
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _sketch_kernel(buf, offsets, fold, table, kind, size, stop, lead_words, common, a, b, sigs, lead_sigs, anchor_sigs,
-                   n_words, n_shingles, slow):
-    """Sketch each text of (buf, offsets). With a `fold` table (`fast_fold_table`) texts come unfolded, and a text that
-    needs CPython's folding is only marked in `slow`; with an empty one they come folded. The anchors' MinHash
-    takes the first `anchor_sigs.shape[1]` permutations (none: no anchors)."""
+@numba.njit(cache=True, nogil=True)
+def _sketch_kernel(lo, hi, buf, offsets, fold, table, kind, size, stop, lead_words, common, a, b, sigs, lead_sigs,
+                   anchor_sigs, n_words, n_shingles, slow):
+    """Sketch the texts lo..hi-1 of (buf, offsets). With a `fold` table (`fast_fold_table`) texts come unfolded,
+    and a text that needs CPython's folding is only marked in `slow`; with an empty one they come folded. The
+    anchors' MinHash takes the first `anchor_sigs.shape[1]` permutations (none: no anchors)."""
     k_anchor = anchor_sigs.shape[1]
-    n_docs = offsets.shape[0] - 1
-    for d in numba.prange(n_docs):
+    for d in range(lo, hi):
         cps = utf8_decode(buf[offsets[d]:offsets[d + 1]])
         if fold.shape[0] and not fast_fold(cps, fold):
             slow[d] = True
@@ -138,17 +138,17 @@ def sketch_batch(texts: list[str] | pa.Array | pa.ChunkedArray, shingle: str, si
         start = 0
         for part in texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]:  # each with its own buffers
             at = slice(start, start + len(part))
-            _sketch_kernel(*pack_batch(part), fast_fold_table(), *args, sigs[at], lead[at] if lead_words else sigs[at],
-                           anchor[at], n_words[at], n_shingles[at], slow[at])
+            run_chunked(_sketch_kernel, len(part), *pack_batch(part), fast_fold_table(), *args, sigs[at],
+                        lead[at] if lead_words else sigs[at], anchor[at], n_words[at], n_shingles[at], slow[at])
             start += len(part)
         redo = np.flatnonzero(slow)
         if len(redo):
             part = Sketches(sigs[redo], lead[redo] if lead_words else lead, anchor[redo], n_words[redo],
                             n_shingles[redo])
             slow_texts = [texts[i] if isinstance(texts, list) else texts[i].as_py() for i in redo]
-            _sketch_kernel(*fold_batch(slow_texts), np.empty(0, np.uint32), *args, part.signatures,
-                           part.lead if lead_words else part.signatures, part.anchors, part.words, part.shingles,
-                           slow[redo])
+            run_chunked(_sketch_kernel, len(redo), *fold_batch(slow_texts), np.empty(0, np.uint32), *args,
+                        part.signatures, part.lead if lead_words else part.signatures, part.anchors, part.words,
+                        part.shingles, slow[redo])
             sigs[redo], anchor[redo], n_words[redo], n_shingles[redo] = (part.signatures, part.anchors, part.words,
                                                                          part.shingles)
             if lead_words:

@@ -39,6 +39,7 @@ import numpy as np
 import pyarrow as pa
 
 from dedup.bands import jaccard_estimate
+from dedup.chunked import run_chunked
 from dedup.normalize import (char_fold_table, fast_fold, fold_batch, unfoldable, utf8_buffers, utf8_decode,
                              word_char)
 from dedup.params import Params
@@ -544,9 +545,9 @@ def _alignment(t, so, nums, sa0, sa1, sb0, sb1, lost_digit: bool) -> tuple[float
     return matched / total, longest / total
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _score_kernel(t, so, ds, nums, dt, do, ia, ib, lost_digit, aligned, ordered, jac, con):
-    for k in numba.prange(ia.shape[0]):
+@numba.njit(cache=True, nogil=True)
+def _score_kernel(lo, hi, t, so, ds, nums, dt, do, ia, ib, lost_digit, aligned, ordered, jac, con):
+    for k in range(lo, hi):
         a, b = ia[k], ib[k]
         cw, cn = _common(dt, do[a], do[a + 1], do[b], do[b + 1])
         inter = cw + cn
@@ -649,11 +650,11 @@ def _loose_order(t, so, sa0, sa1, sb0, sb1) -> float:
     return longest / total if total else 0.0
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _rewrite_kernel(t, so, ds, dt, do, ia, ib, anchors, figures, loose):
-    """The rewrite signals of each pair: `anchors`, `figures` (each the share of the fewer a document has that
+@numba.njit(cache=True, nogil=True)
+def _rewrite_kernel(lo, hi, t, so, ds, dt, do, ia, ib, anchors, figures, loose):
+    """The rewrite signals of pairs lo..hi-1: `anchors`, `figures` (each the share of the fewer a document has that
     the other has too) and `loose` (`_loose_order`, from the document with fewer content words)."""
-    for k in numba.prange(ia.shape[0]):
+    for k in range(lo, hi):
         a, b = ia[k], ib[k]
         _, shared_anchors, shared_numbers = _shared_weight(dt, do[a], do[a + 1], do[b], do[b + 1])
         _, anchors_a, numbers_a = _kinds(dt, do[a], do[a + 1])
@@ -678,8 +679,8 @@ def rewrite_signals(profiles: Profiles, ia: np.ndarray, ib: np.ndarray) -> tuple
     anchors, figures, loose = (np.zeros(n, dtype=np.float32) for _ in range(3))
     if n:
         p = profiles
-        _rewrite_kernel(p.tokens, p.sent_offsets, p.doc_sents, p.doc_tokens, p.doc_offsets, ia.astype(np.int64),
-                        ib.astype(np.int64), anchors, figures, loose)
+        run_chunked(_rewrite_kernel, n, p.tokens, p.sent_offsets, p.doc_sents, p.doc_tokens, p.doc_offsets,
+                    ia.astype(np.int64), ib.astype(np.int64), anchors, figures, loose)
     return anchors, figures, loose
 
 
@@ -689,8 +690,8 @@ def score_pairs(profiles: Profiles, ia: np.ndarray, ib: np.ndarray) -> tuple[np.
     aligned, ordered, jac, con = (np.zeros(n, dtype=np.float32) for _ in range(4))
     if n:
         p = profiles
-        _score_kernel(p.tokens, p.sent_offsets, p.doc_sents, p.numbers, p.doc_tokens, p.doc_offsets,
-                      ia.astype(np.int64), ib.astype(np.int64), p.v2, aligned, ordered, jac, con)
+        run_chunked(_score_kernel, n, p.tokens, p.sent_offsets, p.doc_sents, p.numbers, p.doc_tokens, p.doc_offsets,
+                    ia.astype(np.int64), ib.astype(np.int64), p.v2, aligned, ordered, jac, con)
     return aligned, ordered, jac, con
 
 

@@ -10,6 +10,7 @@ import sys
 import unicodedata
 from pathlib import Path
 
+import numba
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -17,13 +18,15 @@ import xxhash
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 from datasketch.lsh import _optimal_param
 
+from dedup.chunked import CHUNKS_PER_THREAD
 from dedup.bands import band_keys, bucket_key, degenerate, inverse_multipliers
 from dedup.normalize import (CHAR_FOLD, FAST_FOLD, FOLD_SLOW, WORD_CHAR, fast_fold, fold, normalize_text,
                              squeeze, tokens)
 from dedup.params import Params, ParamsError, optimal_bands
 from dedup.shingle import STOP_HASHES, STOPWORDS, hash_set, in_set, shingles
 from dedup.hashfunc import xxh32_packed, xxh32_spans
-from dedup.sketch import permutations, sketch_batch
+from dedup.sketch import EMPTY, permutations, sketch_batch
+from dedup.verify import Profiles, rewrite_signals, score_pairs
 
 from conftest import ARTICLES, SEED_COPY, SEED_ORIGINAL
 
@@ -76,6 +79,29 @@ def test_signatures_are_bit_identical_to_datasketch(articles: list[dict], kind: 
     ck = sketch_batch(chunked, kind, size, 128, 7, lead_words=40)
     for name in ("signatures", "lead", "words", "shingles"):
         assert np.array_equal(getattr(ck, name), getattr(sk, name)), name
+
+
+def test_kernels_give_the_same_results_on_one_thread_and_on_several(articles: list[dict]) -> None:
+    """The sketch and verify kernels run a chunk of items at a time on a pool of threads (`dedup.chunked`): every
+    item is done once whatever the chunks, so one thread and several give the same signatures and scores."""
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one core: no second thread to compare with")
+    texts = [a["text"] for a in articles]
+    pairs = np.arange(len(texts) - 1), np.arange(1, len(texts))
+    runs = []
+    for threads in (1, 2):
+        numba.set_num_threads(threads)
+        try:
+            sk = sketch_batch(texts, "pair", 4, 192, 1, lead_words=150, anchor_perm=32, common_stems="news2000-v1")
+            runs.append([sk.signatures, sk.lead, sk.anchors, sk.words, sk.shingles,
+                         *score_pairs(Profiles(texts, "v3", "news2000-v1"), *pairs),
+                         *rewrite_signals(Profiles(texts, "v3", "news2000-v1"), *pairs)])
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    assert len(texts) > 2 * CHUNKS_PER_THREAD and runs[0][0].shape == (len(texts), 192)
+    assert (runs[0][0] != EMPTY).all(axis=1).sum() > 300 and runs[0][5].max() > 0.9  # real signatures and copies
+    for one, several in zip(*runs):
+        assert np.array_equal(one, several)
 
 
 def test_xxh32_of_packed_bytes_and_of_spans_equals_xxhash() -> None:

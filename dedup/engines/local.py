@@ -27,6 +27,7 @@ from dedup.batch.score import scored_pairs
 from dedup.batch.stage import (BucketRun, Sketched, bucket_run, by_period, documents_table, signatures_table,
                                sketch_admitted)
 from dedup.cluster import partition
+from dedup.kernel_cache import compile_ahead
 from dedup.params import Params
 from dedup.readers import Record, Rejection, record_texts
 from dedup.runtime import release_memory
@@ -105,11 +106,15 @@ class LocalEngine:
         self.pending: list[Future] = []  # the files of the last chunk handed to the writers
         self.loaded = self.worker.submit(_load_kernels)
         self.ingest_time = datetime.now()  # the date of documents without one, in an index with a window
+        self.ahead = compile_ahead()  # the first run after an install: link and verify kernels compiled meanwhile
 
     def __enter__(self) -> LocalEngine:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.ahead is not None:
+            self.ahead.kill()
+            self.ahead.wait()
         self.writers.shutdown(wait=False)
         self.worker.shutdown(wait=True)
 
@@ -215,6 +220,8 @@ class LocalEngine:
         """plan → link → verify, a part at a time; each part's pairs are staged as they are scored."""
         threads = numba.get_num_threads()
         out = Linked()
+        if self.ahead is not None:  # its kernels are in numba's cache once it is done
+            self.ahead.wait()
         release_memory()
         for part in plan.parts:
             t = time.perf_counter()
