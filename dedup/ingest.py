@@ -25,8 +25,9 @@ from dedup.batch.admit import KnownDocuments, Rejections, StrictError
 from dedup.batch.commit import commit, drop_replaced
 from dedup.batch.recluster import events_table, read_cluster_inputs, recluster
 from dedup.engines import open_engine
-from dedup.engines.local import Linked, Progress, Staged
-from dedup.params import Params
+from dedup.batch.plan import Dates
+from dedup.engines.local import Linked, LocalEngine, Progress, Staged
+from dedup.params import Params, ParamsError
 from dedup.progress import InputMeter
 from dedup.errors import InputError
 from dedup.readers import (DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expand_paths, read_file,
@@ -64,6 +65,7 @@ class Summary:
     batch: int = 0
     seconds: float = 0.0
     stale_lock: str | None = None  # lock line of a writer that died before closing (its leftovers were removed)
+    link_files: int = 0   # bucket files the link read (with a time window: those within the batch's window)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, for logs and benchmarks
     flags: dict[str, int] = field(default_factory=dict)  # rows read with each flag (bad_published_at, ...)
     rejections: list[Rejection] = field(default_factory=list, repr=False)
@@ -221,20 +223,29 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
     libc()
     with open_engine(engine, spark_master) as engine, Writer(index, params=params, requested=requested) as w:
         s = Summary(batch=w.manifest.next_batch, stale_lock=w.stale_holder)
+        window = w.params.window_days
         try:
+            if window and type(engine) is not LocalEngine:
+                raise ParamsError("an index with a time window (--window) is ingested by the local engine only; "
+                                  "run without --engine spark")
             with collector_paused():
                 con = _scratch(w)
-                known = KnownDocuments.load(con, w.current_files("documents"))
+                known = KnownDocuments.load(con, w.current_files("documents"),
+                                            w.current_files("batches") if window else None)
                 t = time.perf_counter()
                 staged = engine.stage_input(_records(inputs, fields, max_chars, s, meter), w, known,
-                                            Rejections(strict), store_text, store_signatures, report, fields.id)
+                                            Rejections(strict), store_text, store_signatures, report, fields.id,
+                                            started)
                 s.timings["read+sketch+store"] = time.perf_counter() - t
                 _count_staged(s, staged)
                 _done(report, "read", s.read, s.timings["read+sketch+store"])
                 drop_replaced(w, staged.replaced)
+                dates = None if not window else Dates(known.dates, staged.dates, {  # type: ignore[arg-type]
+                    str(w.root / f): w.span(f) for f in w.next_files("buckets")})
                 plan = staged.planner.plan(w.current_files("buckets"), known.numbering, staged.replaced,
-                                           staged.indexed)
+                                           staged.indexed, dates)
                 if plan is not None:
+                    s.link_files = len(plan.files_read())
                     _count_linked(s, engine.link_and_verify(plan, w, report))
                     _done(report, "link", s.candidates, s.timings["link"])
                     _done(report, "verify", s.linked, s.timings["verify"])

@@ -182,3 +182,14 @@ def test_partition_on_spark_is_partition(spark) -> None:
         got = engine.partition(15, a, b, s, 0.7, 0.3)
     assert got.tolist() == partition(15, a, b, s, 0.7, 0.3).tolist()
     assert len(set(got[3:9].tolist())) == 2  # the hub's stories were split
+
+
+def test_a_windowed_index_is_refused_clearly(spark, tmp_path: Path) -> None:
+    """An index with a time window is ingested by the local engine only: Spark says so and commits nothing."""
+    rows = [dict(r, published_at="2024-05-01") for r in load_articles()[:20]]
+    idx = tmp_path / "idx"
+    dedup.ingest(rows[:10], idx, dedup.Params(window_days=30))
+    before = (idx / "manifest.json").read_text()
+    with pytest.raises(dedup.ParamsError, match="local engine only"):
+        dedup.ingest(rows[10:], idx, engine="spark")
+    assert (idx / "manifest.json").read_text() == before
