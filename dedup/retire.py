@@ -64,7 +64,7 @@ def retire(root: str | os.PathLike, before: datetime, purge: bool = False) -> Re
                 out.bucket_rows = _drop_buckets(w, ids, epoch_seconds(before))
                 if purge:
                     _purge(w, con, old, out, started, before)
-                else:
+                elif out.bucket_rows:  # retired before: nothing to commit
                     w.commit(batch=False)
         except BaseException:
             w.abort()

@@ -23,6 +23,7 @@ from test_incremental import all_records, partition_of, table
 
 import dedup
 import dedup.link
+import dedup.retire
 from dedup.check import check_index
 from dedup.cli import main
 from dedup.params import Params, ParamsError
@@ -215,6 +216,8 @@ def test_retire_stops_matching_old_documents(rows: list[dict], one_shot: Path, t
     assert ix.sql("SELECT count(DISTINCT doc_id) n FROM buckets")["n"][0].as_py() > 0
     assert (scored(idx), partition_of(idx), ix.sql("SELECT count(*) n FROM documents")["n"][0]) == keep
     assert not check_index(idx).problems
+    gen = read_manifest(idx).generation  # again: nothing left to retire, no commit
+    assert dedup.retire.retire(idx, cutoff).bucket_rows == 0 and read_manifest(idx).generation == gen
     # a late copy of a retired article is not linked to it; of a kept one it is
     long = [x for x in rows if len(x["text"].split()) > 150]
     a = next(x for x in long if when[x["id"]] < cutoff - dt.timedelta(days=40))
