@@ -108,7 +108,7 @@ class LocalEngine:
         self.pending: list[Future] = []  # the files of the last chunk handed to the writers
         self.loaded = self.worker.submit(_load_kernels)
         self.ingest_time = datetime.now()  # the date of documents without one, in an index with a window
-        self.ahead = compile_ahead()  # the first run after an install: link and verify kernels compiled meanwhile
+        self.ahead = compile_ahead()  # the first run after an install: verify kernels compiled meanwhile
 
     def __enter__(self) -> LocalEngine:
         return self
@@ -231,8 +231,6 @@ class LocalEngine:
         """plan → link → verify, a part at a time; each part's pairs are staged as they are scored."""
         threads = numba.get_num_threads()
         out = Linked()
-        if self.ahead is not None:  # its kernels are in numba's cache once it is done
-            self.ahead.wait()
         release_memory()
         for part in plan.parts:
             t = time.perf_counter()
@@ -242,6 +240,8 @@ class LocalEngine:
             if progress:
                 progress("candidates", out.candidates, None)
             t = time.perf_counter()
+            if self.ahead is not None:  # its kernels are in numba's cache once it is done
+                self.ahead.wait()
             if cands.num_rows:
                 for pairs in scored_pairs(cands, w.current_files("documents"), w.params, w.manifest.next_batch,
                                           VERIFY_DOCS, threads):
