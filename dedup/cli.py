@@ -159,6 +159,9 @@ _index_opt = click.option("--index", "index", required=True, type=click.Path(fil
 @click.option("--anchor-bands", type=int, help="[new index] bands over the MinHash of the anchors (0 = none).")
 @click.option("--verifier", type=click.Choice(VERIFIERS),
               help="[new index] v4 (default: copy rule + rewrite trees), v3 (+ rewrite regression), v2 (copy rule).")
+@click.option("--window", "window_days", callback=lambda _c, _p, v: None if v is None else _window(v),
+              help="[new index] link only documents dated at most this far apart (30d, 4w); see README, Time "
+                   "windows.")
 @click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
               help="Where the batch runs: this machine, or Spark (pip install 'dedup[spark]').")
 @click.option("--spark-master", help="With --engine spark: the master URL (local[2], yarn, spark://...); default: "
@@ -219,6 +222,15 @@ def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, 
                  s.replaced, s.unchanged, s.rejected, s.file_errors, s.linked, s.clusters, s.documents, s.seconds)
     if s.rejected or s.file_errors:
         sys.exit(EXIT_PARTIAL)
+
+
+def _window(text: str) -> int:
+    from dedup.windows import parse_window
+
+    try:
+        return parse_window(text)
+    except InputError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 def _write_rows(table: pa.Table, path: str) -> None:
@@ -401,6 +413,35 @@ def compact_cmd(index: str, as_json: bool) -> None:
     else:
         what = ", ".join(r.tables) if r.tables else "nothing to do"
         click.echo(f"compacted {r.files_before} files into {r.files_after} ({what}); {r.seconds:.1f}s", err=True)
+
+
+@main.command("retire")
+@_index_opt
+@click.option("--before", required=True, help="A date (2025-01-01, or any form of published_at): documents dated "
+                                               "before it are retired.")
+@click.option("--purge", is_flag=True, help="Remove the old documents entirely: texts, pairs, cluster rows.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object to stdout.")
+@_guard
+def retire_cmd(index: str, before: str, purge: bool, as_json: bool) -> None:
+    """Stop matching documents dated before --before (their buckets go); with --purge remove them entirely.
+
+    A document's date is its published_at, else the start of the batch that indexed it. One atomic commit under
+    the writer lock (exit 4 if another writer holds it); killed at any point, the index stays as it was.
+    """
+    from dedup.dates import parse_date
+    from dedup.retire import retire
+
+    try:
+        cutoff = parse_date(before)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--before") from None
+    r = retire(index, cutoff, purge)
+    if as_json:
+        click.echo(json.dumps(r.to_json()))
+    else:
+        what = f", {r.pairs:,} pairs; {r.clusters:,} stories lost members" if purge else ""
+        click.echo(f"{'purged' if purge else 'retired'} {r.documents:,} documents dated before {r.before} "
+                   f"({r.bucket_rows:,} bucket rows{what}); {r.seconds:.1f}s", err=True)
 
 
 @main.command("check")

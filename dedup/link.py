@@ -15,6 +15,7 @@ up only for the pairs that share enough bands.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -388,7 +389,8 @@ def _find(part: Rows, other_files: list[str], numbering: Numbering, bands: int, 
 
 
 def candidate_pairs(part: list[str] | Rows, other_files: list[str], numbering: Numbering, bands: int,
-                    all_bands: int, min_bands: int = 1, threads: int = 2) -> pa.Table:
+                    all_bands: int, min_bands: int = 1, threads: int = 2,
+                    keep: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> pa.Table:
     """Distinct (doc_a < doc_b) pairs sharing buckets in at least `min_bands` bands, with `bands`: how many of
     them are whole-text bands (band numbers below `bands`; lead and anchor bands are `bands..all_bands-1`).
     One document's
@@ -396,7 +398,8 @@ def candidate_pairs(part: list[str] | Rows, other_files: list[str], numbering: N
     `other_files` (everything already indexed plus the batch's parts not yet linked) or in the part itself.
     Walking a batch part by part, each pair comes up exactly once. Requiring several shared bands is a property
     of the pair alone, so it keeps incremental ingest equal to a one-shot ingest, and it removes the many pairs of
-    unrelated texts that meet in one band by chance. `numbering` knows every document id the files name."""
+    unrelated texts that meet in one band by chance. `numbering` knows every document id the files name. `keep`
+    (document numbers a, b -> mask) drops pairs by another property of the pair (a time window's)."""
     if not isinstance(part, Rows):
         part = part_rows(part, numbering, all_bands, threads)
     counted, found = _find(part, other_files, numbering, bands, min_bands, threads)
@@ -406,6 +409,9 @@ def candidate_pairs(part: list[str] | Rows, other_files: list[str], numbering: N
         del found
         counted.append(_count(lo, hi, min_bands))
     ia, ib, shared = (np.concatenate([c[k] for c in counted]) for k in range(3))
+    if keep is not None:
+        mask = keep(ia, ib)
+        ia, ib, shared = ia[mask], ib[mask], shared[mask]
     ids_a, ids_b = numbering.ids.take(pa.array(ia)), numbering.ids.take(pa.array(ib))
     first = pc.less(ids_a, ids_b)
     return pa.table({"doc_a": pc.if_else(first, ids_a, ids_b), "doc_b": pc.if_else(first, ids_b, ids_a),

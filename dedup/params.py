@@ -24,7 +24,11 @@ VERIFIERS = ("v1", "v2", "v3", "v4")  # see dedup.verify: v2 reads OCR look-alik
 # gradient-boosted trees (`rewrite_trees`) over the same signals and sentence-vector ones (dedup.embed)
 
 # Values of parameters an index made before they existed was made with (its manifest does not name them).
-LEGACY = {"anchor_bands": 0, "anchor_rows": 2, "common_stems": "", "rewrite_model": (), "rewrite_trees": ""}
+LEGACY = {"anchor_bands": 0, "anchor_rows": 2, "common_stems": "", "rewrite_model": (), "rewrite_trees": "",
+          "window_days": 0, "period_days": 0}
+# Parameters a manifest names only when set: an index without a time window keeps the manifest it had before
+# windows existed, so an older dedup still reads it.
+UNLESS_SET = ("window_days", "period_days")
 
 # The rewrite model of verifier v3 (see dedup.verify.rewrite_probability): intercept, then the weights of
 # ordered, loose, anchors, figures, containment, jaccard; written by scripts/fit_rewrite_model.py.
@@ -87,6 +91,10 @@ class Params:
     verifier: str = "v4"
     rewrite_model: tuple[float, ...] = REWRITE_MODEL
     rewrite_trees: str = REWRITE_TREES
+    # Time window (dedup.windows): pairs only of documents dated at most `window_days` apart (0 = no window), and
+    # bucket files cut into periods of `period_days` (the window's length unless set) so a night reads few of them.
+    window_days: int = 0
+    period_days: int = 0
 
     def __post_init__(self) -> None:
         if self.shingle not in SHINGLE_KINDS:
@@ -150,6 +158,12 @@ class Params:
                 raise ParamsError(str(e)) from None
         if not 0.0 < self.verify_threshold <= 1.0:
             raise ParamsError(f"verify_threshold must be in (0, 1], got {self.verify_threshold}")
+        if self.window_days < 0 or self.period_days < 0:
+            raise ParamsError(f"window_days and period_days must be >= 0, got {self.window_days}, {self.period_days}")
+        if self.period_days and not self.window_days:
+            raise ParamsError("period_days needs a window (window_days)")
+        if self.window_days and not self.period_days:
+            object.__setattr__(self, "period_days", self.window_days)
 
     @property
     def all_bands(self) -> int:
@@ -158,6 +172,10 @@ class Params:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def manifest_dict(self) -> dict:
+        """`to_dict` without the parameters of UNLESS_SET left at 0 (what the manifest records)."""
+        return {k: v for k, v in self.to_dict().items() if not (k in UNLESS_SET and v == 0)}
 
     @classmethod
     def from_dict(cls, d: dict) -> Params:

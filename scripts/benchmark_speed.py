@@ -8,13 +8,21 @@ cached in --cache (default: --work) and reused by any later run with the same pa
 
     python scripts/benchmark_speed.py --corpora ../shared/corpora --sizes 100000,300000,1000000 --cache ~/.cache/dedup
 
-Each ingest runs in a fresh subprocess so peak RSS is its own; the smallest size runs REPEATS times on two cores and
-on one core, and the median of each is reported. Prints a markdown report.
+Each ingest runs in a fresh subprocess and reports its own peak RSS (VmHWM of /proc/self/status: `ru_maxrss`
+carries the benchmark's own peak into a child across fork+exec) and CPU seconds; the smallest size runs REPEATS
+times on two cores and on one core, and the median of each is reported. Prints a markdown report.
+
+`--windows` runs the time-window benchmarks instead (issue 22): an archive loaded in batches in date order with a
+30-day window (time per document at each size), a night into it and into an empty index, and the same night into an
+index without a window:
+
+    python scripts/benchmark_speed.py --corpora ../shared/corpora --cache DIR --windows --archive-size 2000000
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -23,8 +31,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -32,15 +42,20 @@ from synthetic_news import CORPORA, Generator  # noqa: E402
 
 REPEATS = 5  # runs of the smallest size, on two cores and on one, in turn: a run can be a third slower than the next
 NIGHTS = ("n", "m")  # id prefixes of the nightly batches (each a corpus of its own)
+SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("published_at", pa.string())])
 
 CHILD = r"""
 import json, resource, sys, time
 import dedup
+from dedup.params import Params
 t = time.time()
-s = dedup.ingest([sys.argv[1]], sys.argv[2], store_text=sys.argv[3] == "1")
+window = int(sys.argv[4])
+s = dedup.ingest([sys.argv[1]], sys.argv[2], Params(window_days=window) if window else None,
+                 store_text=sys.argv[3] == "1")
 wall = time.time() - t
-print(json.dumps({"summary": s.to_json(), "wall": wall,
-                  "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+use = resource.getrusage(resource.RUSAGE_SELF)
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"summary": s.to_json(), "wall": wall, "cpu": use.ru_utime + use.ru_stime, "maxrss_mib": hwm / 1024}))
 """
 
 
@@ -77,9 +92,10 @@ def two_core_ceiling(corpus: Path, repeats: int = 3) -> tuple[float, list[float]
     return sorted(ratios)[len(ratios) // 2], [round(r, 2) for r in ratios]
 
 
-def run_ingest(corpus: Path, index: Path, store_text: bool = True, threads: int | None = None) -> dict:
+def run_ingest(corpus: Path, index: Path, store_text: bool = True, threads: int | None = None, window: int = 0
+               ) -> dict:
     env = dict(os.environ)
-    cmd = [sys.executable, "-c", CHILD, str(corpus), str(index), "1" if store_text else "0"]
+    cmd = [sys.executable, "-c", CHILD, str(corpus), str(index), "1" if store_text else "0", str(window)]
     if threads:  # pin the whole process (numba and DuckDB threads alike) to that many cores
         env["NUMBA_NUM_THREADS"] = str(threads)
         cmd = ["taskset", "-c", ",".join(map(str, range(threads)))] + cmd
@@ -161,6 +177,76 @@ def signature_rates(texts: list[str]) -> dict[str, float]:
     return rates
 
 
+def dated(corpora: list[Path], batch: int, start: datetime, days: float, out: Path) -> list[Path]:
+    """The documents of `corpora` in order, in files of `batch` documents, with `published_at` spread evenly over
+    `days` from `start` (the k-th of n documents at start + k/n days): a load in date order. Cached in `out`."""
+    n = sum(pq.ParquetFile(c).metadata.num_rows for c in corpora)
+    name = hashlib.sha256(repr(([c.name for c in corpora], batch, start, days)).encode()).hexdigest()[:12]
+    files = [out / f"dated_{n}_{name}_{k}.parquet" for k in range(-(-n // batch))]
+    if all(f.exists() for f in files):
+        return files
+    k, writer, done = 0, None, 0
+    for c in corpora:
+        for rg in range(pq.ParquetFile(c).num_row_groups):
+            t = pq.ParquetFile(c).read_row_group(rg, columns=["id", "text"])
+            while t.num_rows:
+                if writer is None:
+                    writer = pq.ParquetWriter(files[k].with_suffix(".tmp"), SCHEMA, compression="zstd")
+                take = min(t.num_rows, (k + 1) * batch - done)
+                at = [start + timedelta(days=days * (done + i) / n) for i in range(take)]
+                writer.write_table(pa.table({"id": t["id"].slice(0, take), "text": t["text"].slice(0, take),
+                                             "published_at": [a.isoformat(timespec="seconds") for a in at]},
+                                            schema=SCHEMA))
+                t, done = t.slice(take), done + take
+                if done == (k + 1) * batch or done == n:
+                    writer.close()
+                    files[k].with_suffix(".tmp").replace(files[k])
+                    writer, k = None, k + 1
+    return files
+
+
+def windows_benchmark(args: argparse.Namespace, gen: Generator, cache: Path, work: Path) -> None:
+    """Issue 22's figures (see the module docstring); each line printed as it is measured."""
+    def show(what: str, r: dict, docs: int) -> dict:
+        row = {"what": what, "docs": docs, "wall_s": round(r["wall"], 1), "cpu_s": round(r["cpu"], 1),
+               "cpu_ms_per_doc": round(1000 * r["cpu"] / docs, 3), "peak_rss_mib": round(r["maxrss_mib"]),
+               "index_docs": r["summary"]["documents"], "link_files": r["summary"]["link_files"],
+               "timings": r["summary"]["timings"]}
+        print(json.dumps(row), flush=True)
+        return row
+
+    parts = [gen.corpus(min(1_000_000, args.archive_size - k), args.copy_share, cache, prefix=chr(ord("d") + i))
+             for i, k in enumerate(range(0, args.archive_size, 1_000_000))]
+    start = datetime(2024, 1, 1)
+    night = dated([gen.corpus(args.night, args.copy_share, cache, prefix="n")], args.night,
+                  start + timedelta(days=args.archive_days), 1, cache)[0]
+    run_ingest(gen.corpus(1000, args.copy_share, cache, prefix="w"), fresh(work / "idx_warm_up"), window=args.window)
+    print(f"# time windows: archive of {args.archive_size:,} over {args.archive_days} days, window "
+          f"{args.window} days, night of {args.night:,}\n", flush=True)
+    empty = show("night into an empty windowed index", run_ingest(night, fresh(work / "w_empty"),
+                                                                window=args.window), args.night)
+    archive = fresh(work / "w_archive")
+    loads = [show(f"archive batch {k + 1}", run_ingest(f, archive, window=args.window), args.load_batch)
+             for k, f in enumerate(dated(parts, args.load_batch, start, args.archive_days, cache))]
+    full = show("night into the archive", run_ingest(night, archive, window=args.window), args.night)
+    print(f"\nnight: {full['cpu_s']} CPU s / {full['wall_s']} s into {full['index_docs'] - args.night:,} documents vs "
+          f"{empty['cpu_s']} / {empty['wall_s']} s into an empty index: CPU ratio {full['cpu_s'] / empty['cpu_s']:.2f}, "
+          f"wall ratio {full['wall_s'] / empty['wall_s']:.2f}; peak RSS {full['peak_rss_mib']} MiB")
+    print("load in date order, CPU ms per document by batch: " + ", ".join(
+        f"{r['index_docs']:,}: {r['cpu_ms_per_doc']}" for r in loads))
+    if args.plain_size:
+        plain_parts = dated(parts[:1], args.plain_size, start, args.archive_days, cache)[:1]
+        plain_empty = show("night into an empty index, no window", run_ingest(night, fresh(work / "p_empty")),
+                           args.night)
+        plain = fresh(work / "p_archive")
+        show("archive, no window", run_ingest(plain_parts[0], plain), args.plain_size)
+        plain_full = show("night into the archive, no window", run_ingest(night, plain), args.night)
+        print(f"\nno window: night {plain_full['cpu_s']} CPU s / {plain_full['wall_s']} s into "
+              f"{args.plain_size:,} vs {plain_empty['cpu_s']} / {plain_empty['wall_s']} s: CPU ratio "
+              f"{plain_full['cpu_s'] / plain_empty['cpu_s']:.2f}, wall ratio "
+              f"{plain_full['wall_s'] / plain_empty['wall_s']:.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpora", type=Path, required=True)
@@ -168,11 +254,22 @@ def main() -> None:
     ap.add_argument("--copy-share", type=float, default=0.05)
     ap.add_argument("--work", type=Path, help="where indexes go (default: a temp dir)")
     ap.add_argument("--cache", type=Path, help="where generated corpora are kept and looked for (default: --work)")
+    ap.add_argument("--windows", action="store_true", help="the time-window benchmarks (below) instead")
+    ap.add_argument("--archive-size", type=int, default=2_000_000, help="--windows: documents of the archive")
+    ap.add_argument("--archive-days", type=int, default=365, help="--windows: days the archive's dates span")
+    ap.add_argument("--load-batch", type=int, default=250_000, help="--windows: documents a batch of the load")
+    ap.add_argument("--night", type=int, default=100_000, help="--windows: documents of the night")
+    ap.add_argument("--window", type=int, default=30, help="--windows: the window in days")
+    ap.add_argument("--plain-size", type=int, default=1_000_000,
+                    help="--windows: the index without a window the night also goes into (0: none)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="dedup-speed-"))
     work.mkdir(parents=True, exist_ok=True)
     cache = args.cache or work
     gen = Generator(args.corpora)
+    if args.windows:
+        windows_benchmark(args, gen, cache, work)
+        return
     sizes = [int(x) for x in args.sizes.split(",")]
     names = ", ".join(c.split(".")[0] for c in CORPORA)
     print(f"# dedup speed benchmark\n\nsynthetic news from {names}; {os.cpu_count()} cores\n")

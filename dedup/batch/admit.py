@@ -101,11 +101,21 @@ class KnownDocuments:
 
     numbering: Numbering
     hashes: np.ndarray
+    dates: np.ndarray | None = None  # epoch seconds, when loaded with the `batches` files (see dedup.windows)
 
     @classmethod
-    def load(cls, con: duckdb.DuckDBPyConnection, documents_files: list[str]) -> KnownDocuments:
-        known = fetch(con, "SELECT doc_id, text_hash FROM read_parquet($f)", {"f": documents_files})
-        return cls(Numbering(known["doc_id"]), known["text_hash"].to_numpy())
+    def load(cls, con: duckdb.DuckDBPyConnection, documents_files: list[str], batches_files: list[str] | None = None
+             ) -> KnownDocuments:
+        """`batches_files` (an index with a window): also each document's date, its published_at or else the
+        start of its batch."""
+        if batches_files is None:
+            known = fetch(con, "SELECT doc_id, text_hash FROM read_parquet($f)", {"f": documents_files})
+            return cls(Numbering(known["doc_id"]), known["text_hash"].to_numpy())
+        known = fetch(con, "SELECT d.doc_id, d.text_hash, epoch_us(coalesce(d.published_at, b.started_at)) "
+                           "// 1000000 AS at FROM read_parquet($f) d LEFT JOIN read_parquet($b) b USING (batch)",
+                      {"f": documents_files, "b": batches_files})
+        return cls(Numbering(known["doc_id"]), known["text_hash"].to_numpy(),
+                   known["at"].to_numpy(zero_copy_only=False).astype(np.int64))
 
     def stored_hashes(self, ids: list[str]) -> dict[str, int]:
         """Text hash of each of `ids` already in the index."""

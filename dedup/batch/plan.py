@@ -5,6 +5,10 @@ one file each) against the index and the batch's other parts; each pair comes up
 of the last part are kept as its files are written and linked from memory, not read back. That part goes
 first (against the index and the earlier parts), so its rows are freed before any other part is read; each
 earlier part then meets the index and the parts after it but before the last.
+
+In an index with a time window (`dedup.windows`) the batch's files are ordered by date and cut into parts of
+neighbouring dates, read back from their files; each part meets only the files (of the index, and of the parts
+after it) whose dates come within the window of its own, and keeps only the pairs whose dates do.
 """
 
 from __future__ import annotations
@@ -18,8 +22,7 @@ import pyarrow.compute as pc
 from dedup.batch.stage import BucketRun
 from dedup.link import Numbering, Rows, candidate_pairs, merge_runs
 from dedup.params import Params
-
-
+from dedup.windows import Span, meets, within
 
 
 @dataclass
@@ -35,6 +38,11 @@ class LinkPlan:
     held: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # the held part's rows, (band, bucket, document number)
     numbering: Numbering  # every document indexed once the batch commits: the index's, then the batch's
     first_new: int        # number of the batch's first document
+    dates: np.ndarray | None = None  # date of each numbered document, in an index with a time window
+
+    def files_read(self) -> set[str]:
+        """Every bucket file some part reads (or, for the held part, was written from)."""
+        return {f for part in self.parts for f in (*part.files, *part.others)}
 
     def part_rows(self, part: LinkPart, p: Params) -> list[str] | Rows:
         """The part's files, or for the held part its rows merged and numbered (and no longer kept here)."""
@@ -51,12 +59,20 @@ class LinkPlanner:
     """Collects the batch's bucket files in the order they are staged and decides the parts as they come."""
 
     max_docs: int  # documents whose bucket rows one part holds in memory
+    window_days: int = 0  # the index's time window (0: none)
     files: list[str] = field(default_factory=list)   # this batch's bucket files (not rewritten old ones)
     part_starts: list[int] = field(default_factory=list)
     held: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
     held_docs: int = 0
+    spans: list[Span] = field(default_factory=list)  # with a window: each file's span and documents
+    n_docs: list[int] = field(default_factory=list)
 
     def add(self, run: BucketRun) -> None:
+        if self.window_days:  # parts are decided by date once every file is known
+            self.files.append(run.path)
+            self.spans.append(run.span)  # type: ignore[arg-type]
+            self.n_docs.append(run.n_docs)
+            return
         if not self.held or self.held_docs + run.n_docs > self.max_docs:  # this file begins a new part
             self.part_starts.append(len(self.files))
             self.held, self.held_docs = [], 0
@@ -64,8 +80,8 @@ class LinkPlanner:
         self.held.append((run.band, run.bucket, run.docs))
         self.held_docs += run.n_docs
 
-    def plan(self, index_files: list[str], known: Numbering, replaced: set[str], indexed: list[str]
-             ) -> LinkPlan | None:
+    def plan(self, index_files: list[str], known: Numbering, replaced: set[str], indexed: list[str],
+             dates: Dates | None = None) -> LinkPlan | None:
         """The parts, given every bucket file of the index once the batch commits (`index_files`, the batch's
         own included: a replacement also stages rewritten copies of old files, which count as the index's),
         the ids indexed before the batch, the replaced ones and the batch's documents in number order. None
@@ -76,17 +92,58 @@ class LinkPlanner:
         fresh = set(new)
         old = [f for f in index_files if f not in fresh]
         ids = known.ids.cast(pa.string())
+        keep = None
         if replaced:
-            ids = ids.filter(pc.invert(pc.is_in(ids, value_set=pa.array(sorted(replaced), pa.string()))))
+            keep = pc.invert(pc.is_in(ids, value_set=pa.array(sorted(replaced), pa.string())))
+            ids = ids.filter(keep)
         numbering = Numbering(pa.concat_arrays([ids, pa.array(indexed, pa.string())]))
+        if self.window_days:
+            assert dates is not None, "an index with a window plans with dates"
+            kept = dates.known if keep is None else dates.known[keep.to_numpy(zero_copy_only=False)]
+            return LinkPlan(self._windowed_parts(old, dates.spans), [], numbering, len(ids),
+                            np.concatenate([kept, *dates.batch]))
         spans = list(zip(self.part_starts, self.part_starts[1:] + [len(new)]))
         last = spans.pop()[0]
         parts = [LinkPart(new[last:], old + new[:last], held=True)] + [LinkPart(new[i:j], old + new[j:last]) for i, j in spans]
         held, self.held = self.held, []
         return LinkPlan(parts, held, numbering, len(ids))
 
+    def _windowed_parts(self, old: list[str], spans: dict[str, Span | None]) -> list[LinkPart]:
+        """The batch's files by date, in parts of up to `max_docs` documents; each part with the files of the
+        index and of the later parts that come within the window of its dates (`spans`: of the index's files)."""
+        order = sorted(range(len(self.files)), key=lambda i: (self.spans[i][0], i))
+        groups: list[list[int]] = []
+        docs = 0
+        for i in order:
+            if not groups or docs + self.n_docs[i] > self.max_docs:
+                groups.append([])
+                docs = 0
+            groups[-1].append(i)
+            docs += self.n_docs[i]
+        parts = []
+        for g, group in enumerate(groups):
+            lo, hi = min(self.spans[i][0] for i in group), max(self.spans[i][1] for i in group)
+            later = [i for rest in groups[g + 1:] for i in rest]
+            others = [f for f in old if spans.get(f) is not None and meets(spans[f], lo, hi, self.window_days)]
+            others += [self.files[i] for i in later if meets(self.spans[i], lo, hi, self.window_days)]
+            parts.append(LinkPart([self.files[i] for i in group], others))
+        return parts
+
+
+@dataclass
+class Dates:
+    """What planning with a window needs besides the files: the dates of the documents indexed before the batch
+    (in the order of their ids in `KnownDocuments`), of the batch's (in number order, a chunk at a time) and the
+    spans of the index's bucket files (by absolute path). Every bucket file with rows of an index with a window has
+    a span (ingest, replacement, retire and compaction record it); one without is an empty placeholder, not read."""
+
+    known: np.ndarray
+    batch: list[np.ndarray]
+    spans: dict[str, Span | None]
+
 
 def part_candidates(plan: LinkPlan, part: LinkPart, p: Params, threads: int) -> pa.Table:
     """Candidate pairs (doc_a, doc_b, bands) of one part: documents sharing at least `min_bands` bands."""
     return candidate_pairs(plan.part_rows(part, p), part.others, plan.numbering, p.bands, p.all_bands, p.min_bands,
-                           threads=threads)
+                           threads=threads, keep=None if plan.dates is None else
+                           lambda a, b: within(plan.dates, a, b, p.window_days))  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from dedup.normalize import utf8_buffers
 from dedup.params import Params
 from dedup.readers import Record, Rejection
 from dedup.sketch import Sketches, sketch_index
+from dedup.windows import Span, periods
 
 TEXT_COLUMN_BYTES = 1 << 30  # a string array's 32-bit offsets reach 2 GiB: the documents file's texts are cut
 
@@ -50,6 +51,21 @@ class BucketRun:
     docs: np.ndarray     # int32 document numbers
     n_docs: int          # documents with rows (those with at least `min_words` words)
     path: str = ""       # the file it was staged as, once it is
+    span: Span | None = None  # first and last date of its documents, in an index with a time window
+
+
+def by_period(run: BucketRun, dates: np.ndarray, first: int, period_days: int) -> list[BucketRun]:
+    """The run cut into one run per period of its documents' dates (`dates`: of the chunk's documents, numbered
+    from `first`), each with its span: an index with a window keeps each period's documents in their own files."""
+    row_dates = dates[run.docs - first]
+    row_periods = periods(row_dates, period_days)
+    out = []
+    for period in np.unique(row_periods):
+        rows = row_periods == period
+        docs, span = run.docs[rows], (int(row_dates[rows].min()), int(row_dates[rows].max()))
+        out.append(BucketRun(run.table.filter(pa.array(rows)), run.band[rows], run.bucket[rows], docs,
+                             len(np.unique(docs)), span=span))
+    return out
 
 
 def sketch_admitted(adm: Admission, p: Params) -> Sketched | None:

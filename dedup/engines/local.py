@@ -13,8 +13,11 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 
 import numba
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -22,14 +25,17 @@ from dedup.bands import bucket_runs
 from dedup.batch.admit import Admission, FirstRowWins, KnownDocuments, Rejections, admit_versions
 from dedup.batch.plan import LinkPlan, LinkPlanner, part_candidates
 from dedup.batch.score import scored_pairs
-from dedup.batch.stage import BucketRun, Sketched, bucket_run, documents_table, signatures_table, sketch_admitted
+from dedup.batch.stage import (BucketRun, Sketched, bucket_run, by_period, documents_table, signatures_table,
+                               sketch_admitted)
 from dedup.cluster import partition
 from dedup.kernel_cache import compile_ahead
 from dedup.params import Params
-from dedup.readers import Record, Rejection, record_texts
+from dedup.progress import InputMeter
+from dedup.readers import FieldMap, Record, Rejection, read_file, record_texts
 from dedup.runtime import release_memory
 from dedup.sketch import sketch_index
 from dedup.store import Writer
+from dedup.windows import INGEST_DATED, document_dates
 
 CHUNK = 20_000        # documents read, sketched and written as one chunk
 LINK_CHUNK = 100_000  # documents whose bucket rows are held in memory while linking (~14 bytes a row)
@@ -47,6 +53,7 @@ class Staged:
     unchanged: int = 0
     indexed: list[str] = field(default_factory=list)  # the batch's documents, in number order
     replaced: set[str] = field(default_factory=set)
+    dates: list[np.ndarray] = field(default_factory=list)  # their dates, in an index with a window
 
 
 @dataclass
@@ -64,6 +71,7 @@ class _ChunkOutcome:
     unchanged: int = 0
     ids: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
+    dates: np.ndarray | None = None
 
 
 def chunks(it: Iterator, n: int) -> Iterator[list]:
@@ -99,7 +107,8 @@ class LocalEngine:
         self.writers = ThreadPoolExecutor(max_workers=2)
         self.pending: list[Future] = []  # the files of the last chunk handed to the writers
         self.loaded = self.worker.submit(_load_kernels)
-        self.ahead = compile_ahead()  # the first run after an install: link and verify kernels compiled meanwhile
+        self.ingest_time = datetime.now()  # the date of documents without one, in an index with a window
+        self.ahead = compile_ahead()  # the first run after an install: verify kernels compiled meanwhile
 
     def __enter__(self) -> LocalEngine:
         return self
@@ -117,9 +126,12 @@ class LocalEngine:
 
     def stage_input(self, records: Iterator[Record | Rejection], w: Writer, known: KnownDocuments,
                     rejections: Rejections, store_text: bool, store_signatures: bool,
-                    progress: Progress | None, id_field: str = "id") -> Staged:
-        """admit → sketch → band → stage files, chunk by chunk. Rejections are recorded in input order."""
-        staged = Staged(rejections, LinkPlanner(LINK_CHUNK))
+                    progress: Progress | None, id_field: str = "id", ingest_time: datetime | None = None
+                    ) -> Staged:
+        """admit → sketch → band → stage files, chunk by chunk. Rejections are recorded in input order. In an
+        index with a window, a document without `published_at` is dated `ingest_time` (the batch's start)."""
+        staged = Staged(rejections, LinkPlanner(LINK_CHUNK, w.params.window_days))
+        self.ingest_time = ingest_time or self.ingest_time
         rows = FirstRowWins(id_field)
         pending: Future | None = None
         for chunk in chunks(records, CHUNK):
@@ -139,11 +151,22 @@ class LocalEngine:
         return staged
 
     @staticmethod
+    def read_files(files: list[Path], fields: FieldMap, max_chars: int, meter: InputMeter
+                   ) -> Iterator[Record | Rejection]:
+        """The rows of the input files, file after file (`meter` hears which one is read)."""
+        for i, f in enumerate(files):
+            meter.start(i)
+            yield from read_file(f, fields, max_chars)
+        meter.start(len(files))
+
+    @staticmethod
     def _fold(staged: Staged, outcome: _ChunkOutcome) -> None:
         staged.rejections.add(outcome.rejected)
         staged.unchanged += outcome.unchanged
         staged.indexed.extend(outcome.ids)
         staged.replaced.update(outcome.replaced)
+        if outcome.dates is not None:
+            staged.dates.append(outcome.dates)
 
     def _sketch_and_stage(self, records: list[Record], first: int, w: Writer, known: KnownDocuments,
                           planner: LinkPlanner, store_text: bool, store_signatures: bool) -> _ChunkOutcome:
@@ -156,18 +179,23 @@ class LocalEngine:
         sk = self.sketch(admission, w.params, store_signatures)
         if sk is None or not sk.records:
             return _ChunkOutcome(sk.rejected if sk else [], admission.unchanged)
+        dates = None
+        if w.params.window_days:
+            dates = document_dates([r.published_at for r in sk.records], self.ingest_time)
+            for r in sk.records:
+                if r.published_at is None:
+                    r.flags = [*r.flags, INGEST_DATED]
         self._wait_for_writes(planner)
         self.pending = [self.writers.submit(self._write_documents, w, sk, store_text, store_signatures),
-                        self.writers.submit(self._write_buckets, w, sk, first)]
-        return _ChunkOutcome(sk.rejected, admission.unchanged, sk.ids, sk.replaced)
+                        self.writers.submit(self._write_buckets, w, sk, first, dates)]
+        return _ChunkOutcome(sk.rejected, admission.unchanged, sk.ids, sk.replaced, dates)
 
     def _wait_for_writes(self, planner: LinkPlanner) -> None:
         """Until the files of every chunk sketched so far are staged (raises what writing them raised); the
         bucket files join the link plan in the order they were sketched."""
         pending, self.pending = self.pending, []
         for future in pending:
-            run = future.result()
-            if run is not None:
+            for run in future.result() or []:
                 planner.add(run)
 
     @staticmethod
@@ -189,18 +217,20 @@ class LocalEngine:
 
     partition = staticmethod(partition)  # clusters of the index, see `dedup.batch.recluster`
 
-    def _write_buckets(self, w: Writer, sk: Sketched, first: int) -> BucketRun | None:
+    def _write_buckets(self, w: Writer, sk: Sketched, first: int, dates: np.ndarray | None) -> list[BucketRun]:
+        """The chunk's bucket files: one, or with a window one per period of its documents' dates."""
         run = self.bucket_run(sk, first, w.params)
-        if run is not None:
-            run.path = str(w.root / w.stage("buckets", run.table, whole=True))  # sorted by (band, bucket) as staged
-        return run
+        if run is None:
+            return []
+        runs = [run] if dates is None else by_period(run, dates, first, w.params.period_days)
+        for r in runs:  # sorted by (band, bucket) as staged
+            r.path = str(w.root / w.stage("buckets", r.table, whole=True, span=r.span))
+        return runs
 
     def link_and_verify(self, plan: LinkPlan, w: Writer, progress: Progress | None) -> Linked:
         """plan → link → verify, a part at a time; each part's pairs are staged as they are scored."""
         threads = numba.get_num_threads()
         out = Linked()
-        if self.ahead is not None:  # its kernels are in numba's cache once it is done
-            self.ahead.wait()
         release_memory()
         for part in plan.parts:
             t = time.perf_counter()
@@ -210,6 +240,8 @@ class LocalEngine:
             if progress:
                 progress("candidates", out.candidates, None)
             t = time.perf_counter()
+            if self.ahead is not None:  # its kernels are in numba's cache once it is done
+                self.ahead.wait()
             if cands.num_rows:
                 for pairs in scored_pairs(cands, w.current_files("documents"), w.params, w.manifest.next_batch,
                                           VERIFY_DOCS, threads):

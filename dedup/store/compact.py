@@ -11,16 +11,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dedup.params import FORMAT_VERSION
 from dedup.store.files import COMPACT_TMP, fsync_file, new_file, write_table
-from dedup.store.manifest import DamagedError
-from dedup.store.schema import (COMPACT_ORDER, SCHEMAS, TABLES, WHOLE_DOCUMENTS, parquet_options, row_group_size,
-                                whole_documents)
+from dedup.store.manifest import DamagedError, Manifest
+from dedup.store.schema import (
+    COMPACT_ORDER,
+    SCHEMAS,
+    TABLES,
+    WHOLE_DOCUMENTS,
+    parquet_options,
+    row_group_size,
+    whole_documents,
+)
 from dedup.store.writer import Writer
+from dedup.windows import periods
 
 COMPACT_MEMORY = "1GB"  # DuckDB's memory limit while compacting (it spills the rest of a sort under COMPACT_TMP)
 COMPACT_MAX_ROWS = 8_000_000             # rows per file written by `compact`
@@ -59,13 +68,16 @@ def compact(root: str | os.PathLike, max_rows_per_file: int = COMPACT_MAX_ROWS) 
         done: list[str] = []
         try:
             for name in TABLES:
-                groups = _compact_groups(w.root, name, m.tables[name], max_rows_per_file)
+                groups = [g for files in _by_period(m, name) for g in _compact_groups(w.root, name, files,
+                                                                                       max_rows_per_file)]
                 for group in groups:
                     w.drop(name, group)
                     whole = name == "buckets" and all(whole_documents(w.root / f) or _empty(w.root / f)
                                                       for f in group)
+                    spans = [w.span(f) for f in group]
                     w.adopt(name, _write_sorted(con, w.root, name, [str(w.root / f) for f in group],
-                                                m.generation + 1, max_rows_per_file, whole))
+                                                m.generation + 1, max_rows_per_file, whole),
+                            None if None in spans else (min(s[0] for s in spans), max(s[1] for s in spans)))
                 if groups:
                     done.append(name)
             if done:
@@ -102,6 +114,19 @@ def upgrade(root: str | os.PathLike) -> int:
             w.stage("buckets", t, whole=whole_documents(path))
         w.commit(batch=False)
         return old
+
+
+def _by_period(m: Manifest, name: str) -> list[list[str]]:
+    """The files of a table that compaction may merge together: with a time window, the bucket files of each
+    period apart (the time layout stays, see dedup.windows), else all of them."""
+    if name != "buckets" or not m.params.window_days:
+        return [m.tables[name]]
+    groups: dict[int | None, list[str]] = {}
+    for f in m.tables[name]:
+        span = m.ranges.get(f)
+        groups.setdefault(None if span is None else int(periods(np.array(span[:1]), m.params.period_days)[0]),
+                          []).append(f)
+    return list(groups.values())
 
 
 def _read_whole(root: Path, rel: str) -> None:

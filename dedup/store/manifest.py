@@ -41,14 +41,20 @@ class Manifest:
     version: int = FORMAT_VERSION  # of the manifest read; every commit writes FORMAT_VERSION
     # file -> {"bytes", "xxh3", "rows"} (dedup.integrity); files of indexes written before checksums have none
     checksums: dict[str, dict] = field(default_factory=dict)
+    # bucket file -> [first, last] date of its documents (epoch seconds), in an index with a time window: the
+    # link planner skips files outside a batch's window without opening them (dedup.windows)
+    ranges: dict[str, list[int]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {
+        d = {
             "format": FORMAT_NAME, "version": FORMAT_VERSION, "generation": self.generation,
-            "params": self.params.to_dict(), "tables": self.tables, "next_cluster_id": self.next_cluster_id,
+            "params": self.params.manifest_dict(), "tables": self.tables, "next_cluster_id": self.next_cluster_id,
             "next_batch": self.next_batch, "garbage": self.garbage, "created_at": self.created_at,
             "updated_at": self.updated_at, "checksums": self.checksums,
         }
+        if self.ranges:  # an index without a window keeps the manifest it had before windows
+            d["ranges"] = self.ranges
+        return d
 
 
 def read_manifest(root: Path, upgrading: bool = False) -> Manifest:
@@ -70,7 +76,8 @@ def read_manifest(root: Path, upgrading: bool = False) -> Manifest:
         raise IndexProblem(f"{path}: index format version {d.get('version')} is not supported "
                           f"(this dedup reads version {FORMAT_VERSION}){hint}")
     return Manifest(Params.from_dict(d["params"]), d["generation"], d["tables"], d["next_cluster_id"],
-                    d["next_batch"], d["garbage"], d["created_at"], d["updated_at"], d["version"], d.get("checksums", {}))
+                    d["next_batch"], d["garbage"], d["created_at"], d["updated_at"], d["version"], d.get("checksums", {}),
+                    d.get("ranges", {}))
 
 
 def check_files(root: Path, m: Manifest, hashes: bool) -> None:

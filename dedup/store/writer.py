@@ -60,16 +60,28 @@ class Staging:
     def _reset(self) -> None:
         self.staged = {t: [] for t in TABLES}
         self.dropped = {t: [] for t in TABLES}
+        self.spans: dict[str, tuple[int, int]] = {}  # staged bucket file -> its date range (Manifest.ranges)
 
-    def stage(self, name: str, table: pa.Table, sort_by: list[str] | None = None, whole: bool = False) -> str:
-        """Write a new file for `name`, to be listed at the next commit; returns its path relative to the root."""
+    def stage(self, name: str, table: pa.Table, sort_by: list[str] | None = None, whole: bool = False,
+              span: tuple[int, int] | None = None) -> str:
+        """Write a new file for `name`, to be listed at the next commit; returns its path relative to the root.
+        `span`: the first and last date of its documents (bucket files of an index with a window)."""
         rel = write_table(self.root, name, table, self.manifest.generation + 1, sort_by, whole)
         self.staged[name].append(rel)
+        if span is not None:
+            self.spans[rel] = span
         return rel
 
-    def adopt(self, name: str, files: list[str]) -> None:
+    def adopt(self, name: str, files: list[str], span: tuple[int, int] | None = None) -> None:
         """List at the next commit files written for `name` other than by `stage` (compaction's sorted streams)."""
         self.staged[name].extend(files)
+        if span is not None:
+            self.spans.update(dict.fromkeys(files, span))
+
+    def span(self, rel: str) -> tuple[int, int] | None:
+        """The date range of a committed or staged bucket file, if it has one."""
+        got = self.spans.get(rel) or self.manifest.ranges.get(rel)
+        return None if got is None else (got[0], got[1])
 
     def drop(self, name: str, files: list[str]) -> None:
         """At the next commit, these committed files of `name` leave it (they become garbage)."""
@@ -86,9 +98,10 @@ class Staging:
         self.manifest.checksums[rel] = file_checksum(self.root / rel)
 
     def rewrite_without(self, name: str, column: str | tuple[str, ...], ids: Iterable[str],
-                        committed_only: bool = False) -> int:
+                        committed_only: bool = False, among: set[str] | None = None) -> int:
         """Drop the rows whose `column` value (any of several columns) is in `ids`: rewrite only the files
-        that hold such rows (only committed files if `committed_only`). Returns the number of rows dropped."""
+        that hold such rows (only committed files if `committed_only`; only files of `among` if given, the others
+        known to hold none). Returns the number of rows dropped."""
         ids_tbl = pa.table({"id": pa.array(sorted(set(ids)), pa.string())})
         if not ids_tbl.num_rows:
             return 0
@@ -97,7 +110,8 @@ class Staging:
         con = duckdb.connect()
         con.register("ids_tbl", ids_tbl)
         dropped = 0
-        committed = [f for f in self.manifest.tables[name] if f not in self.dropped[name]]
+        committed = [f for f in self.manifest.tables[name] if f not in self.dropped[name]
+                     and (among is None or f in among)]
         for rel in committed + ([] if committed_only else list(self.staged[name])):
             path = sql_str(str(self.root / rel))
             hit = con.execute(f"SELECT count(*) FROM read_parquet({path}) t WHERE {cond}").fetchall()[0][0]
@@ -111,8 +125,8 @@ class Staging:
                 (self.root / rel).unlink(missing_ok=True)
             else:
                 self.dropped[name].append(rel)
-            if kept.num_rows:
-                self.stage(name, kept, whole=whole)
+            if kept.num_rows:  # a subset of the file's documents: its date range still bounds them
+                self.stage(name, kept, whole=whole, span=self.span(rel))
         return dropped
 
     def abort(self) -> None:
@@ -204,12 +218,15 @@ class Writer(Staging):
         m = self.manifest
         now = time.time()
         tables = {}
+        ranges: dict[str, list[int]] = {}
         try:
             for name in TABLES:
                 files = self.next_files(name)
                 if not files:
                     files = [write_table(self.root, name, SCHEMAS[name].empty_table(), m.generation + 1)]
                 tables[name] = [self._moved_in(f) for f in files]
+                ranges.update({t: list(self.span(f)) for f, t in zip(files, tables[name])  # type: ignore[arg-type]
+                               if self.span(f) is not None})
             garbage = [g for g in m.garbage if not self._collect(g, now)]
             garbage += [{"file": f, "since": now} for name in TABLES for f in self.dropped[name]]
             listed = [f for files in tables.values() for f in files]
@@ -220,7 +237,8 @@ class Writer(Staging):
             sums |= {f: file_checksum(self.root / f) for f in listed if f not in old}
             new = Manifest(m.params, m.generation + 1, tables,
                            next_cluster_id if next_cluster_id is not None else m.next_cluster_id,
-                           m.next_batch + 1 if batch else m.next_batch, garbage, m.created_at, now, checksums=sums)
+                           m.next_batch + 1 if batch else m.next_batch, garbage, m.created_at, now, checksums=sums,
+                           ranges=ranges)
             self._lock.check()  # type: ignore[union-attr]
             write_manifest(self.root, new, self._moved)
         except BaseException:

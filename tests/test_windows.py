@@ -1,0 +1,279 @@
+"""Time windows and retention on the real text of data/: the sample's documents dated over two years, each story's
+copies 17 days apart (so in a 30-day window a story of three has two linked pairs and one pair too far apart),
+pairs in and out of the window, incremental = one-shot, late arrivals, the files a night reads, compaction's time
+layout, `dedup retire` with and without --purge, and retire/purge killed at random points.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+from conftest import load_truth
+from test_crash_writers import answers, kill_at_many_points
+from test_incremental import all_records, partition_of, table
+
+import dedup
+import dedup.link
+import dedup.retire
+from dedup.check import check_index
+from dedup.cli import main
+from dedup.params import Params, ParamsError
+from dedup.store import compact, read_manifest
+from dedup.windows import DAY, epoch_seconds, meets, periods
+
+WINDOW = 30
+START = dt.datetime(2024, 1, 1)
+
+
+def dated_records() -> list[dict]:
+    """Every sample document with a date: a story's base day over two years (from its name), its members 17 days
+    apart in id order."""
+    truth = load_truth()
+    rows = all_records()
+    members: dict[str, list[str]] = {}
+    for r in sorted(rows, key=lambda r: r["id"]):
+        members.setdefault(truth.get(r["id"], r["id"]), []).append(r["id"])
+    for r in rows:
+        story = truth.get(r["id"], r["id"])
+        base = int(hashlib.sha1(story.encode()).hexdigest(), 16) % 730
+        day = START + dt.timedelta(days=base + 17 * members[story].index(r["id"]), hours=9)
+        r["published_at"] = day.isoformat()
+    return rows
+
+
+def date_of(rows: list[dict]) -> dict[str, dt.datetime]:
+    return {r["id"]: dt.datetime.fromisoformat(r["published_at"]) for r in rows}
+
+
+def scored(idx: Path) -> set[tuple]:
+    t = dedup.Index(idx).sql("SELECT doc_a, doc_b, score, linked FROM pairs")
+    return set(zip(*(c.to_pylist() for c in t.columns)))
+
+
+def ingest(rows: list[dict], idx: Path, window: int | None = WINDOW) -> dedup.ingest.Summary:
+    return dedup.ingest([table(rows)], idx, Params(window_days=window) if window else None)
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    return dated_records()
+
+
+@pytest.fixture(scope="module")
+def one_shot(rows: list[dict], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    idx = tmp_path_factory.mktemp("w") / "one"
+    ingest(rows, idx)
+    return idx
+
+
+@pytest.fixture(scope="module")
+def unwindowed(rows: list[dict], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    idx = tmp_path_factory.mktemp("w") / "all"
+    ingest(rows, idx, None)
+    return idx
+
+
+def test_window_keeps_exactly_the_pairs_dated_within_it(rows: list[dict], one_shot: Path, unwindowed: Path) -> None:
+    """The window is a property of the pair: the windowed index has the unwindowed index's pairs whose documents
+    are at most 30 days apart, and none other."""
+    when = date_of(rows)
+    near = {p for p in scored(unwindowed) if abs(when[p[0]] - when[p[1]]) <= dt.timedelta(days=WINDOW)}
+    far = scored(unwindowed) - near
+    assert scored(one_shot) == near
+    assert len([p for p in near if p[3]]) >= 15 and len([p for p in far if p[3]]) >= 5  # both kinds exist
+    # a story whose first and last copies are too far apart is still one story through the copy between them
+    part = partition_of(one_shot)
+    assert [p for p in far if p[3] and any({p[0], p[1]} <= g for g in part)]
+
+
+def test_manifest_records_window_and_file_dates(one_shot: Path, unwindowed: Path) -> None:
+    m = json.loads((one_shot / "manifest.json").read_text())
+    assert m["params"]["window_days"] == WINDOW and m["params"]["period_days"] == WINDOW
+    ranges = m["ranges"]
+    assert set(ranges) == set(m["tables"]["buckets"]) - {f for f in m["tables"]["buckets"]
+                                                        if pq.ParquetFile(one_shot / f).metadata.num_rows == 0}
+    for lo, hi in ranges.values():  # one period a file
+        assert lo <= hi and periods(np.array([lo]), WINDOW)[0] == periods(np.array([hi]), WINDOW)[0]
+    # without a window the manifest is as before windows existed
+    plain = json.loads((unwindowed / "manifest.json").read_text())
+    assert "ranges" not in plain and "window_days" not in plain["params"]
+
+
+def test_incremental_with_late_arrivals_equals_one_shot(rows: list[dict], one_shot: Path, tmp_path: Path) -> None:
+    """Four batches in date order, a tenth of the documents held back to arrive in the last batch (up to two years
+    late): the same pairs, scores and stories as one shot."""
+    rng = random.Random(22)
+    ordered = sorted(rows, key=lambda r: r["published_at"])
+    late = set(rng.sample(range(len(ordered)), len(ordered) // 10))
+    on_time = [r for i, r in enumerate(ordered) if i not in late]
+    batches = [on_time[k * len(on_time) // 4:(k + 1) * len(on_time) // 4] for k in range(4)]
+    batches[-1] = batches[-1] + [ordered[i] for i in sorted(late)]
+    idx = tmp_path / "inc"
+    for b in batches:
+        ingest(b, idx)
+    assert scored(idx) == scored(one_shot)
+    assert partition_of(idx) == partition_of(one_shot)
+    assert not check_index(idx).problems
+
+
+def test_a_night_opens_only_the_files_of_its_window(rows: list[dict], one_shot: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A night of copies of one month's articles, and a late night of copies of articles a year older: each opens
+    only the bucket files dated within the window of its documents, and links each copy to its original."""
+    idx = tmp_path / "idx"
+    shutil.copytree(one_shot, idx)
+    opened: list[str] = []
+    read_rows = dedup.link.read_rows
+    monkeypatch.setattr(dedup.link, "read_rows", lambda path, numbering: (opened.append(path),
+                                                                           read_rows(path, numbering))[1])
+    when = date_of(rows)
+    long = [r for r in rows if len(r["text"].split()) > 150]
+    for month in (START + dt.timedelta(days=600), START + dt.timedelta(days=240)):
+        originals = [r for r in long if month <= when[r["id"]] < month + dt.timedelta(days=30)][:4]
+        assert originals
+        night = [dict(r, id=r["id"] + "@night", published_at=(when[r["id"]] + dt.timedelta(days=3)).isoformat())
+                 for r in originals]
+        before = read_manifest(idx)
+        opened.clear()
+        s = ingest(night, idx)
+        lo = min(epoch_seconds(when[r["id"]]) for r in originals) + 3 * DAY
+        hi = max(epoch_seconds(when[r["id"]]) for r in originals) + 3 * DAY
+        near = {str(idx / f) for f in before.tables["buckets"]
+                if meets(before.ranges.get(f), lo, hi, WINDOW) and f in before.ranges}
+        old = {p for p in opened if "/tables/buckets/" in p and "staging" not in p}
+        assert old and old <= near, (len(old), len(near))
+        assert len(before.tables["buckets"]) >= 5 * len(near)  # the archive is much larger than the window
+        assert s.link_files <= len(near) + len(read_manifest(idx).tables["buckets"]) - len(before.tables["buckets"])
+        linked = {(a, b) for a, b, _, ok in scored(idx) if ok}
+        assert {(r["id"], r["id"] + "@night") for r in originals} <= linked
+
+
+def test_window_is_a_parameter_of_the_index(one_shot: Path, unwindowed: Path, tmp_path: Path) -> None:
+    extra = [{"id": "x1", "text": "Ice on the runway grounded flights for a day.", "published_at": "2025-01-02"}]
+    with pytest.raises(ParamsError, match="window_days"):
+        dedup.ingest(extra, one_shot, Params(window_days=60))
+    with pytest.raises(ParamsError, match="window_days"):
+        dedup.ingest(extra, unwindowed, Params(window_days=30))
+    r = CliRunner().invoke(main, ["ingest", "data/articles", "--index", str(tmp_path / "bad"), "--window", "soon"])
+    assert r.exit_code == 2 and "30d or 4w" in r.output and not (tmp_path / "bad").exists()
+    r = CliRunner().invoke(main, ["ingest", "data/articles", "--index", str(unwindowed), "--window", "4w"])
+    assert r.exit_code == 5 and "window_days: index has 0, requested 28" in r.output
+
+
+def test_compaction_keeps_the_time_layout(rows: list[dict], one_shot: Path, tmp_path: Path) -> None:
+    """Several batches leave many small files a period; compaction merges each period's apart, answers stay, and a
+    later batch links as it would have without compaction."""
+    idx = tmp_path / "idx"
+    ordered = sorted(rows[:-20], key=lambda r: r["published_at"])
+    for k in range(3):
+        ingest(ordered[k::3], idx)
+    plain = tmp_path / "plain"
+    shutil.copytree(idx, plain)
+    before = answers(idx)
+    n_before = len(read_manifest(idx).tables["buckets"])
+    compact(idx)
+    m = read_manifest(idx)
+    assert answers(idx) == before
+    assert len(m.tables["buckets"]) < n_before
+    for f in m.tables["buckets"]:
+        if f not in m.ranges:  # the new index's empty placeholder
+            assert pq.ParquetFile(idx / f).metadata.num_rows == 0
+            continue
+        lo, hi = m.ranges[f]
+        assert periods(np.array([lo]), WINDOW)[0] == periods(np.array([hi]), WINDOW)[0]
+        t = pq.read_table(idx / f, columns=["doc_id"])
+        dates = dedup.Index(idx).sql(f"SELECT min(published_at) a, max(published_at) b FROM documents WHERE doc_id IN "
+                                     f"(SELECT doc_id FROM read_parquet('{idx / f}'))")
+        assert lo <= epoch_seconds(dates["a"][0].as_py()) and epoch_seconds(dates["b"][0].as_py()) <= hi, t.num_rows
+    for i in (idx, plain):
+        ingest(rows[-20:], i)
+    assert scored(idx) == scored(plain) == scored(one_shot)
+
+
+def test_retire_stops_matching_old_documents(rows: list[dict], one_shot: Path, tmp_path: Path) -> None:
+    idx = tmp_path / "idx"
+    shutil.copytree(one_shot, idx)
+    keep = (scored(idx), partition_of(idx), dedup.Index(idx).sql("SELECT count(*) n FROM documents")["n"][0])
+    cutoff = START + dt.timedelta(days=365)
+    r = CliRunner().invoke(main, ["retire", "--index", str(idx), "--before", "2025-01-01", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    when = date_of(rows)
+    old = {d for d, t in when.items() if t < cutoff}
+    assert out["documents"] == len(old) and out["bucket_rows"] > 0
+    ix = dedup.Index(idx)
+    assert ix.sql("SELECT count(*) n FROM buckets b JOIN documents d USING (doc_id) "
+                  "WHERE d.published_at < TIMESTAMP '2025-01-01'")["n"][0].as_py() == 0
+    assert ix.sql("SELECT count(DISTINCT doc_id) n FROM buckets")["n"][0].as_py() > 0
+    assert (scored(idx), partition_of(idx), ix.sql("SELECT count(*) n FROM documents")["n"][0]) == keep
+    assert not check_index(idx).problems
+    gen = read_manifest(idx).generation  # again: nothing left to retire, no commit
+    assert dedup.retire.retire(idx, cutoff).bucket_rows == 0 and read_manifest(idx).generation == gen
+    # a late copy of a retired article is not linked to it; of a kept one it is
+    long = [x for x in rows if len(x["text"].split()) > 150]
+    a = next(x for x in long if when[x["id"]] < cutoff - dt.timedelta(days=40))
+    b = next(x for x in long if when[x["id"]] > cutoff + dt.timedelta(days=40))
+    ingest([dict(x, id=x["id"] + "@late") for x in (a, b)], idx)
+    linked = {(p[0], p[1]) for p in scored(idx) if p[3]}
+    assert (b["id"], b["id"] + "@late") in linked and (a["id"], a["id"] + "@late") not in linked
+
+
+def test_purge_removes_old_documents_and_keeps_stories_consistent(rows: list[dict], one_shot: Path,
+                                                                  tmp_path: Path) -> None:
+    """After a purge the index holds what an index of the remaining documents holds (pairs, stories), the old
+    documents are gone from every table, and each story that lost members has a `purge` event."""
+    idx = tmp_path / "idx"
+    shutil.copytree(one_shot, idx)
+    when = date_of(rows)
+    cutoff = START + dt.timedelta(days=400)
+    old = {d for d, t in when.items() if t < cutoff}
+    stories_before = {d: c for d, c in zip(*(col.to_pylist() for col in dedup.Index(idx).sql(
+        "SELECT doc_id, cluster_id FROM clusters WHERE size >= 2").columns))}
+    r = CliRunner().invoke(main, ["retire", "--index", str(idx), "--before", cutoff.isoformat(), "--purge"])
+    assert r.exit_code == 0, r.output
+    fresh = tmp_path / "fresh"
+    ingest([x for x in rows if x["id"] not in old], fresh)
+    assert scored(idx) == scored(fresh)
+    assert partition_of(idx) == partition_of(fresh)
+    ix = dedup.Index(idx)
+    for t, col in (("documents", "doc_id"), ("buckets", "doc_id"), ("clusters", "doc_id"), ("pairs", "doc_a"),
+                   ("pairs", "doc_b")):
+        left = set(ix.sql(f"SELECT DISTINCT {col} FROM {t}")[col].to_pylist())
+        assert not left & old, t
+    hit = {c for d, c in stories_before.items() if d in old}
+    ev = ix.sql("SELECT cluster_id, size FROM cluster_events WHERE kind = 'purge'")
+    assert set(ev["cluster_id"].to_pylist()) == hit and hit
+    assert ix.sql("SELECT inputs FROM batches ORDER BY batch DESC LIMIT 1")["inputs"][0].as_py()[0].endswith("--purge")
+    assert not check_index(idx).problems
+    # nothing left to retire: nothing changes, no commit
+    gen = read_manifest(idx).generation
+    r = CliRunner().invoke(main, ["retire", "--index", str(idx), "--before", cutoff.isoformat(), "--purge", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["documents"] == 0 and read_manifest(idx).generation == gen
+
+
+def test_retire_refuses_a_bad_date(one_shot: Path) -> None:
+    r = CliRunner().invoke(main, ["retire", "--index", str(one_shot), "--before", "someday"])
+    assert r.exit_code == 2 and "--before" in r.output
+
+
+@pytest.mark.parametrize("purge", [False, True])
+def test_sigkill_retire(one_shot: Path, tmp_path: Path, purge: bool) -> None:
+    """Killed at random points, retire and purge leave the index before or after, never between."""
+    args = ["retire", "--before", "2025-01-01", *(["--purge"] if purge else [])]
+
+    def state(idx: Path) -> tuple:
+        ix = dedup.Index(idx)
+        buckets = ix.sql("SELECT count(*) n FROM buckets")["n"][0].as_py()
+        return answers(idx), buckets
+
+    out = kill_at_many_points(one_shot, args, tmp_path, state)
+    assert out["killed_pre"] >= 3
