@@ -30,7 +30,7 @@ from dedup.engines.local import Linked, LocalEngine, Progress, Staged
 from dedup.params import Params, ParamsError
 from dedup.progress import InputMeter
 from dedup.errors import InputError
-from dedup.readers import (DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expand_paths, read_file,
+from dedup.readers import (DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expand_paths, is_uri,
                            records_from_table, validate)
 from dedup.runtime import collector_paused, libc, prepare_process
 from dedup.store import COMPACT_TMP, Writer
@@ -131,20 +131,13 @@ def _as_table(s: object) -> pa.Table | None:
                              for f in t.schema]))
 
 
-def _records(inputs: Inputs, fields: FieldMap, max_chars: int, s: Summary, meter: InputMeter
-             ) -> Iterator[Record | Rejection]:
+def _records(inputs: Inputs, fields: FieldMap, max_chars: int, s: Summary, meter: InputMeter,
+             engine: LocalEngine) -> Iterator[Record | Rejection]:
     """Every row of the inputs; the flags of the records are counted in `s` as they pass."""
     yield from inputs.unsupported
-
-    def files() -> Iterator[Record | Rejection]:
-        for i, f in enumerate(inputs.files):
-            meter.start(i)
-            yield from read_file(f, fields, max_chars)
-        meter.start(len(inputs.files))
-
     rows = itertools.chain(*(records_from_table(t, fields, max_chars=max_chars) for t in inputs.tables),
                            (validate(dict(r), fields, "<rows>", i, max_chars) for i, r in enumerate(inputs.rows, 1)),
-                           files())
+                           engine.read_files(inputs.files, fields, max_chars, meter))
     for r in rows:
         if isinstance(r, Record) and r.flags:
             _count_flags(s, r)
@@ -217,11 +210,16 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
                           f"(ulimit -v, prlimit --as) is {soft / 1e9:.2f} GB; nothing was done")
     started = datetime.now()
     inputs = Inputs.of(sources)  # paths are checked before the index is opened: a missing input creates no index
-    meter = InputMeter(inputs.files)
-    report = _reporting(progress, meter)
+    if is_uri(os.fspath(index)):
+        raise InputError(f"--index {index}: the index must be a directory on a POSIX filesystem (with --engine spark "
+                         "one that every node mounts at the same path: NFS, Lustre, EFS, a FUSE mount); it commits "
+                         "by atomic rename and locks with flock, which HDFS and object stores do not provide")
     prepare_process()
     libc()
-    with open_engine(engine, spark_master) as engine, Writer(index, params=params, requested=requested) as w:
+    with open_engine(engine, spark_master, inputs.files, inputs.unsupported) as engine, \
+            Writer(index, params=params, requested=requested) as w:
+        meter = InputMeter(inputs.files)  # URIs listed now
+        report = _reporting(progress, meter)
         s = Summary(batch=w.manifest.next_batch, stale_lock=w.stale_holder)
         window = w.params.window_days
         try:
@@ -233,7 +231,7 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
                 known = KnownDocuments.load(con, w.current_files("documents"),
                                             w.current_files("batches") if window else None)
                 t = time.perf_counter()
-                staged = engine.stage_input(_records(inputs, fields, max_chars, s, meter), w, known,
+                staged = engine.stage_input(_records(inputs, fields, max_chars, s, meter, engine), w, known,
                                             Rejections(strict), store_text, store_signatures, report, fields.id,
                                             started)
                 s.timings["read+sketch+store"] = time.perf_counter() - t

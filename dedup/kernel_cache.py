@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-# two short copies of one text: every link and verify kernel is called at least once
+# two short copies of one text: every verify kernel is called at least once
 WARM_TEXT = ("The council approved the new budget of 12,500 euros on Monday. Critics said the plan came too late for "
              "the harbour district. The mayor will present the details to residents next week.")
 STAMP = "kernels.sources"  # in __pycache__: the digest of the sources the cached kernels were compiled from
@@ -50,10 +50,10 @@ def drop_stale_kernels(package: Path) -> None:
 
 
 def compile_ahead() -> subprocess.Popen | None:
-    """On the first run (nothing cached), compile the link and verify kernels in a second process while this one
-    compiles the sketch kernels: numba compiles under one lock per process, so two processes use both cores and
-    numba's cache hands their kernels to this one. Its `wait` comes before linking; its failure only means this
-    process compiles them itself. None when the kernels are cached."""
+    """On the first run (nothing cached), compile the verify kernels in a second process while this one compiles
+    the sketch and link kernels (about as much work): numba compiles under one lock per process, so two processes
+    use both cores and numba's cache hands their kernels to this one. Its `wait` comes before verifying; its
+    failure only means this process compiles them itself. None when the kernels are cached."""
     if kernels_cached(Path(__file__).parent):
         return None
     try:
@@ -64,30 +64,21 @@ def compile_ahead() -> subprocess.Popen | None:
 
 
 def compile_later_stages() -> None:
-    """Link and verify two copies as an ingest does, with its argument types: numba compiles and caches every
-    kernel of those stages."""
+    """Verify two copies as an ingest does, with its argument types: numba compiles and caches every kernel of
+    that stage."""
     import tempfile
 
-    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from dedup.batch.score import scored_pairs
-    from dedup.link import Numbering, candidate_pairs, merge_runs
     from dedup.params import Params
     from dedup.runtime import prepare_process
 
     prepare_process()
     p = Params()
-    band = np.repeat(np.arange(p.all_bands, dtype=np.int16), 2)  # both documents in one bucket of every band
-    bucket, docs = np.zeros(len(band), np.uint32), np.tile(np.arange(2, dtype=np.int32), p.all_bands)
-    ids = pa.array(["a", "b"], pa.string())
+    cands = pa.table({"doc_a": ["a"], "doc_b": ["b"], "bands": pa.array([p.bands], pa.int16())})  # as linking
     with tempfile.TemporaryDirectory() as tmp:
-        # the batch's rows held in memory, linked with themselves and with a bucket file of the index
-        pq.write_table(pa.table({"band": band, "bucket": bucket, "doc_id": ids.take(pa.array(docs))}),
-                       f"{tmp}/buckets.parquet")
-        cands = candidate_pairs(merge_runs([(band, bucket, docs)], p.all_bands), [f"{tmp}/buckets.parquet"],
-                                Numbering(ids), p.bands, p.all_bands, p.min_bands, threads=2)
-        pq.write_table(pa.table({"doc_id": ids, "text": [WARM_TEXT, WARM_TEXT]}), f"{tmp}/documents.parquet")
+        pq.write_table(pa.table({"doc_id": ["a", "b"], "text": [WARM_TEXT, WARM_TEXT]}), f"{tmp}/documents.parquet")
         for _ in scored_pairs(cands, [f"{tmp}/documents.parquet"], p, 1, 2, 2):
             pass

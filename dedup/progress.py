@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from dedup.readers import reading
+from dedup.readers import RemoteFile, reading
 
 # what the count of each stage's "done" event counts
 STAGES = {"read": "documents read, sketched and stored", "link": "candidate pairs", "verify": "pairs linked",
@@ -30,7 +30,7 @@ class InputMeter:
     position of that one (published by the readers as `dedup.readers.reading`; compressed files count their
     compressed bytes, like their sizes)."""
 
-    def __init__(self, files: list[Path]):
+    def __init__(self, files: list[Path | RemoteFile]):
         sizes = [_size(f) for f in files]
         self.total = sum(sizes)
         self.before = list(itertools.accumulate(sizes, initial=0))  # bytes of the files before file i
@@ -95,7 +95,9 @@ class TerminalProgress:
             self.bar = None
 
 
-def _size(f: Path) -> int:
+def _size(f: Path | RemoteFile) -> int:
+    if isinstance(f, RemoteFile):
+        return f.size
     try:
         return f.stat().st_size
     except OSError:  # gone since it was listed: reading it says so

@@ -54,6 +54,7 @@ DEFAULT_MAX_CHARS = 5_000_000
 MAX_ID_CHARS = 1024
 MAX_CONTROL_SHARE = 0.10  # texts with more control characters than this are rejected as binary
 
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _TXT_DATE = re.compile(r"\A\s*date\s+(\d{4}-\d{2}-\d{2})[ \t]*(?:\r?\n|\Z)")
 _ID_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")  # keeps \t \n \x0b \x0c \r (whitespace)
@@ -827,13 +828,46 @@ def _read_txt(path: Path, fields: FieldMap, max_chars: int) -> Iterator[Record |
 _READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet, "txt": _read_txt}
 
 
-def expand_paths(paths: list[str | os.PathLike]) -> tuple[list[Path], list[Rejection]]:
+def is_uri(path: object) -> bool:
+    """A path given as a URI (hdfs://, s3a://, file://...): Spark's executors read it, this process cannot."""
+    return isinstance(path, str) and _URI.match(path) is not None
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """An input file on a filesystem Spark reads, as its engine listed it."""
+
+    name: str  # as records, rejections and messages name it: the URI given, and the path below it
+    path: str  # as Hadoop names it (qualified: `file:/tmp/a.jsonl`)
+    size: int
+
+
+def supported(name: str) -> bool:
+    """Is a file of this name read (by its extension)?"""
+    return _kind(Path(name)) is not None
+
+
+def unsupported_file(name: str) -> Rejection:
+    return Rejection(name, None, None, None, "unsupported_file",
+                     "not .jsonl/.json/.ndjson/.csv/.tsv/.parquet/.txt (optionally .gz/.zst)")
+
+
+def unsupported_type(name: object) -> InputError:
+    return InputError(f"{name}: unsupported file type (use .jsonl, .json, .ndjson, .csv, .tsv, .parquet or .txt, "
+                      "optionally compressed .gz/.zst)")
+
+
+def expand_paths(paths: list[str | os.PathLike]) -> tuple[list[Path | str], list[Rejection]]:
     """Files to read, in a stable order: directories are walked recursively (sorted); files of unknown type
     or broken links inside a directory are reported, an unknown or missing path given directly is an
-    `InputError`."""
-    files: list[Path] = []
+    `InputError`. URIs stay as given, in their place: the engine that reads them lists them."""
+    files: list[Path | str] = []
     skipped: list[Rejection] = []
-    for p in map(Path, paths):
+    for given in paths:
+        if is_uri(given):
+            files.append(given)  # type: ignore[arg-type]
+            continue
+        p = Path(given)
         if p.is_dir():
             for sub in sorted(q for q in p.rglob("*") if q.is_file() or q.is_symlink()):
                 if any(part.startswith(".") for part in sub.relative_to(p).parts):
@@ -844,14 +878,12 @@ def expand_paths(paths: list[str | os.PathLike]) -> tuple[list[Path], list[Rejec
                 elif sub.is_dir():
                     continue
                 elif _kind(sub) is None:
-                    skipped.append(Rejection(_name(sub), None, None, None, "unsupported_file",
-                                             "not .jsonl/.json/.ndjson/.csv/.tsv/.parquet/.txt (optionally .gz/.zst)"))
+                    skipped.append(unsupported_file(_name(sub)))
                 else:
                     files.append(sub)
         elif p.is_file():
             if _kind(p) is None:
-                raise InputError(f"{p}: unsupported file type (use .jsonl, .json, .ndjson, .csv, .tsv, .parquet or .txt, "
-                                 "optionally compressed .gz/.zst)")
+                raise unsupported_type(p)
             files.append(p)
         elif p.exists():
             raise InputError(f"{p}: not a regular file or directory")

@@ -118,7 +118,8 @@ def sample_tree(root: int, procs: dict[int, Proc]) -> int:
             parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, ValueError):
             continue  # gone meanwhile
-        p = procs.setdefault(pid, Proc(status["Name"].strip()))
+        p = procs.setdefault(pid, Proc(""))
+        p.name = status["Name"].strip()  # the last one: the JVM starts as spark-class's bash, then execs java
         p.hwm = max(p.hwm, int(status.get("VmHWM", "0 kB").split()[0]) * 1024)
         p.cpu = (int(parts[11]) + int(parts[12])) / TICK  # utime, stime
         rss += int(status.get("VmRSS", "0 kB").split()[0]) * 1024
@@ -197,26 +198,32 @@ def differences(a: Path, b: Path) -> dict[str, bool]:
 def growth(results: list[dict]) -> None:
     """Each stage's seconds (local: the summary's; Spark: its tasks') from the smallest size to the largest, and
     the exponent k of seconds ~ documents^k between them."""
-    lo, hi = min(results, key=lambda r: r["docs"]), max(results, key=lambda r: r["docs"])
-    if lo is hi:
-        return
-    ratio = hi["docs"] / lo["docs"]
-    print(f"## Growth from {lo['docs']:,} to {hi['docs']:,} documents ({ratio:.1f}x)\n")
-    print("| engine | stage | seconds | seconds | ratio | exponent |\n|---|---|---|---|---|---|")
-
-    def row(engine: str, stage: str, a: float, b: float) -> None:
-        exp = math.log(b / a) / math.log(ratio) if a > 0 and b > 0 else float("nan")
-        print(f"| {engine} | {stage} | {a:.1f} | {b:.1f} | {b / a if a else float('nan'):.1f} | {exp:.2f} |")
-
     for engine in ("local", "spark"):
-        for stage in lo[engine]["timings"]:
-            row(engine, stage, lo[engine]["timings"][stage], hi[engine]["timings"].get(stage, 0))
-        row(engine, "wall", lo[engine]["wall"], hi[engine]["wall"])
-        row(engine, "CPU", lo[engine]["cpu"], hi[engine]["cpu"])
-    for stage in lo["shuffle"]:
-        a, b = lo["shuffle"][stage], hi["shuffle"].get(stage, {})
-        row("spark tasks", stage, a["task_s"], b.get("task_s", 0))
-        row("spark shuffle bytes", stage, a["write"], b.get("write", 0))
+        sized = sorted((r for r in results if engine in r), key=lambda r: r["docs"])
+        if len(sized) > 1:
+            stage_growth(engine, sized[0], sized[-1])
+
+
+def stage_growth(engine: str, lo: dict, hi: dict) -> None:
+    """One engine's rows of `growth`."""
+    ratio = hi["docs"] / lo["docs"]
+    print(f"## {engine}: growth from {lo['docs']:,} to {hi['docs']:,} documents ({ratio:.1f}x)\n")
+    print("| what | seconds | seconds | ratio | exponent |\n|---|---|---|---|---|")
+
+    def row(what: str, a: float, b: float) -> None:
+        exp = math.log(b / a) / math.log(ratio) if a > 0 and b > 0 else float("nan")
+        print(f"| {what} | {a:,.1f} | {b:,.1f} | {b / a if a else float('nan'):.1f} | {exp:.2f} |")
+
+    for stage in lo[engine]["timings"]:
+        row(f"{stage} s", lo[engine]["timings"][stage], hi[engine]["timings"].get(stage, 0))
+    row("wall s", lo[engine]["wall"], hi[engine]["wall"])
+    row("CPU s", lo[engine]["cpu"], hi[engine]["cpu"])
+    row("peak RSS of the tree MiB", lo[engine]["peak_tree"] / 2**20, hi[engine]["peak_tree"] / 2**20)
+    if engine == "spark":
+        for stage in lo["shuffle"]:
+            a, b = lo["shuffle"][stage], hi["shuffle"].get(stage, {})
+            row(f"{stage}: task s", a["task_s"], b.get("task_s", 0))
+            row(f"{stage}: shuffle written MB", a["write"] / 1e6, b.get("write", 0) / 1e6)
     print()
 
 
@@ -229,7 +236,14 @@ def main() -> None:
     ap.add_argument("--synthetic", action="store_true", help="generated news instead of real articles")
     ap.add_argument("--cache", type=Path, help="where generated corpora are kept (default: WORK)")
     ap.add_argument("--work", type=Path, help="where corpora and indexes go (default: a temp dir)")
+    ap.add_argument("--engines", default="local,spark", help="the engines to run (local,spark; or one of them)")
+    ap.add_argument("--growth", type=Path, nargs="+", metavar="RESULTS",
+                    help="only print how each stage grows, from the results.json files of earlier runs")
     args = ap.parse_args()
+    if args.growth:
+        growth([r for f in args.growth for r in json.loads(f.read_text())])
+        return
+    engines = args.engines.split(",")
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_spark_"))
     work.mkdir(parents=True, exist_ok=True)
     kind = "synthetic_news.py's generated news" if args.synthetic else "real articles"
@@ -248,17 +262,15 @@ def main() -> None:
             "--conf spark.eventLog.enabled=true", f"--conf spark.eventLog.dir=file://{events}",
             "--conf spark.eventLog.compress=false", "--conf spark.eventLog.rolling.enabled=false",
             "--conf spark.ui.enabled=false", "pyspark-shell"]))
-        local, local_pid = run_ingest(corpus, work / f"local_{n}", [], env, work)
-        spark, spark_pid = run_ingest(corpus, work / f"spark_{n}",
-                                      ["--engine", "spark", "--spark-master", args.master], env, work)
-        docs = local.summary["read"]
-        shuffle = shuffle_by_stage(events)
-        diff = differences(work / f"local_{n}", work / f"spark_{n}")
-        results.append({"docs": docs, "shuffle": shuffle, "differ": diff, **{
+        runs = {name: run_ingest(corpus, work / f"{name}_{n}", [] if name == "local" else
+                                 ["--engine", "spark", "--spark-master", args.master], env, work) for name in engines}
+        both = len(runs) == 2
+        results.append({"docs": next(iter(runs.values()))[0].summary["read"], "shuffle": shuffle_by_stage(events),
+                         "differ": differences(work / f"local_{n}", work / f"spark_{n}") if both else {}, **{
             name: {"wall": r.wall, "cpu": r.cpu, "peak_tree": r.peak_tree, "peaks": r.peaks(pid),
                    "timings": r.summary["timings"], "summary": r.summary,
                    "procs": {q: asdict(p) for q, p in r.procs.items()}}
-            for name, r, pid in (("local", local, local_pid), ("spark", spark, spark_pid))}})
+            for name, (r, pid) in runs.items()}})
         (work / "results.json").write_text(json.dumps(results, indent=1))
         report(results[-1])
     if len(results) > 1:
@@ -267,21 +279,26 @@ def main() -> None:
 
 def report(r: dict) -> None:
     """The markdown of one size."""
-    docs, local = r["docs"], r["local"]
+    docs, first = r["docs"], r.get("local") or r["spark"]
     mib = 2**20
-    print(f"## {docs:,} documents ({local['summary']['pairs']:,} pairs, {local['summary']['clusters']:,} "
+    print(f"## {docs:,} documents ({first['summary']['pairs']:,} pairs, {first['summary']['clusters']:,} "
           "clusters)\n")
-    stages = list(local["timings"])
+    stages = list(first["timings"])
     print("| engine | wall s | CPU s | peak RSS of the tree | own peaks: driver / JVM / largest worker (workers) | "
           + " | ".join(f"{k} s" for k in stages) + " |")
     print("|---|---|---|---|---|" + "---|" * len(stages))
     for name in ("local", "spark"):
+        if name not in r:
+            continue
         e = r[name]
         pk = e["peaks"]
         own = f"{pk['driver'] / mib:,.0f}" + (f" / {pk['jvm'] / mib:,.0f} / {pk['worker_max'] / mib:,.0f} "
                                               f"({pk['workers']})" if pk["jvm"] else "")
         print(f"| {name} | {e['wall']:.1f} | {e['cpu']:.1f} | {e['peak_tree'] / mib:,.0f} MiB | {own} MiB | "
               + " | ".join(f"{e['timings'].get(k, 0):.1f}" for k in stages) + " |")
+    if "spark" not in r:
+        print()
+        return
     print("\nSpark shuffle per document, by stage (bytes written / read; the sum of the tasks' seconds):\n")
     print("| stage | written B/doc | read B/doc | task s |\n|---|---|---|---|")
     for stage, t in sorted(r["shuffle"].items()):

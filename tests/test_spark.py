@@ -119,6 +119,85 @@ def test_bad_input_is_rejected_as_locally(spark, tmp_path: Path) -> None:
     assert_same_index(tmp_path / "local", tmp_path / "spark")
 
 
+def without_uris(t: pa.Table) -> list[dict]:
+    """The rows with files named as the local engine names local files: `file` and `detail` (a duplicate id
+    names where it was first seen) without `file://`."""
+    rows = t.to_pylist()
+    for r in rows:
+        for k in ("file", "detail"):
+            if r.get(k):
+                r[k] = r[k].replace("file://", "")
+    return rows
+
+
+def test_uris_are_read_on_the_executors(spark, sample_index: Path, tmp_path: Path) -> None:
+    """A directory given as a URI is listed by Hadoop's FileSystem and read by the executors: the index is the
+    local engine's, each document's file named by its URI."""
+    on_spark = dedup.ingest([f"file://{ARTICLES}"], tmp_path / "idx", engine="spark")
+    assert on_spark.indexed == 327 and on_spark.rejected == 0
+    local, remote = tables(sample_index), tables(tmp_path / "idx")
+    assert remote["documents"]["file"].to_pylist() == [f"file://{f}" for f in local["documents"]["file"].to_pylist()]
+    for name in KEYS:
+        assert without_uris(remote[name]) == local[name].to_pylist(), name
+
+
+def test_rejections_of_uris_are_the_local_ones(spark, tmp_path: Path) -> None:
+    """The broken files read from a `file://` URI on the executors: the exit code, dedup's stderr lines, the
+    summary and every table as the local engine gives them, the files named by their URIs."""
+    expected = json.loads((NASTY / "EXPECTED.json").read_text("utf-8"))
+    out, idx = {}, {}
+    for engine, path in (("local", str(NASTY / "files")), ("spark", f"file://{NASTY / 'files'}")):
+        idx[engine] = tmp_path / engine
+        res = CliRunner().invoke(main, ["ingest", path, "--index", str(idx[engine]), "--json", "--max-chars",
+                                        str(expected["max_chars"]), "--engine", engine])
+        summary = json.loads(res.stdout)
+        for k in ("seconds", "timings"):
+            summary.pop(k)
+        lines = [ln for ln in res.stderr.splitlines() if ln.startswith("dedup:")]
+        out[engine] = res.exit_code, lines, summary
+    assert out["local"][0] == 3 and len(out["local"][1]) > 20
+    assert all("file://" in ln for ln in out["spark"][1] if ln.startswith("dedup: rejected:"))
+    assert out["spark"][0] == out["local"][0] and out["spark"][2] == out["local"][2]
+    assert [ln.replace("file://", "") for ln in out["spark"][1]] == out["local"][1]
+    local, remote = tables(idx["local"]), tables(idx["spark"])
+    for name in KEYS:
+        assert without_uris(remote[name]) == local[name].to_pylist(), name
+
+
+def test_uri_inputs_and_their_errors(spark, tmp_path: Path) -> None:
+    """--strict stops at a bad row of a URI (exit 6); a missing URI is a usage error that creates no index, as
+    a missing path is; the local engine refuses URIs, either engine an index given as a URI; a file that
+    vanishes between listing and reading is an unreadable_file rejection after the rows read before it."""
+    from dedup.engines.spark import SparkEngine
+    from dedup.progress import InputMeter
+    from dedup.readers import FieldMap, Record
+
+    text = "Officials said the harbour bridge would reopen on Monday after repairs to its cables. " * 3
+    good = write_jsonl(tmp_path / "good.jsonl", [{"id": "x1", "text": text}])
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "x1", "text": text}, {"id": "x2"}])
+    runner = CliRunner()
+    res = runner.invoke(main, ["ingest", f"file://{bad}", "--index", str(tmp_path / "a"), "--strict",
+                               "--engine", "spark"])
+    assert res.exit_code == 6 and f"file://{bad}:2" in res.stderr
+    res = runner.invoke(main, ["ingest", f"file://{tmp_path}/missing.jsonl", "--index", str(tmp_path / "b"),
+                               "--engine", "spark"])
+    assert res.exit_code == 2 and "missing.jsonl: no such file or directory" in res.stderr
+    assert not (tmp_path / "b").exists()
+    res = runner.invoke(main, ["ingest", f"file://{good}", "--index", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "only --engine spark reads them" in res.stderr
+    for engine in ("local", "spark"):
+        res = runner.invoke(main, ["ingest", str(good), "--index", "hdfs://namenode/news-idx", "--engine", engine])
+        assert res.exit_code == 2 and "POSIX filesystem" in res.stderr and "NFS" in res.stderr
+    gone = write_jsonl(tmp_path / "gone.jsonl", [{"id": "x3", "text": text}])
+    with SparkEngine() as engine:
+        files: list = [f"file://{good}", f"file://{gone}"]
+        engine.list_uris(files, [])
+        gone.unlink()
+        rows = list(engine.read_files(files, FieldMap(), 100_000, InputMeter(files)))
+    assert isinstance(rows[0], Record) and rows[0].doc_id == "x1" and rows[0].file == f"file://{good}"
+    assert rows[1].reason == "unreadable_file" and rows[1].file == f"file://{gone}" and len(rows) == 2
+
+
 def test_strict_stops_and_commits_nothing(spark, tmp_path: Path) -> None:
     dedup.ingest([ARTICLES], tmp_path / "idx", engine="spark")
     before = (tmp_path / "idx" / "manifest.json").read_bytes()

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -29,7 +30,8 @@ from dedup.batch.stage import (BucketRun, Sketched, bucket_run, by_period, docum
 from dedup.cluster import partition
 from dedup.kernel_cache import compile_ahead
 from dedup.params import Params
-from dedup.readers import Record, Rejection, record_texts
+from dedup.progress import InputMeter
+from dedup.readers import FieldMap, Record, Rejection, read_file, record_texts
 from dedup.runtime import release_memory
 from dedup.sketch import sketch_index
 from dedup.store import Writer
@@ -106,7 +108,7 @@ class LocalEngine:
         self.pending: list[Future] = []  # the files of the last chunk handed to the writers
         self.loaded = self.worker.submit(_load_kernels)
         self.ingest_time = datetime.now()  # the date of documents without one, in an index with a window
-        self.ahead = compile_ahead()  # the first run after an install: link and verify kernels compiled meanwhile
+        self.ahead = compile_ahead()  # the first run after an install: verify kernels compiled meanwhile
 
     def __enter__(self) -> LocalEngine:
         return self
@@ -147,6 +149,15 @@ class LocalEngine:
         self.loaded.result()
         self._wait_for_writes(staged.planner)
         return staged
+
+    @staticmethod
+    def read_files(files: list[Path], fields: FieldMap, max_chars: int, meter: InputMeter
+                   ) -> Iterator[Record | Rejection]:
+        """The rows of the input files, file after file (`meter` hears which one is read)."""
+        for i, f in enumerate(files):
+            meter.start(i)
+            yield from read_file(f, fields, max_chars)
+        meter.start(len(files))
 
     @staticmethod
     def _fold(staged: Staged, outcome: _ChunkOutcome) -> None:
@@ -220,8 +231,6 @@ class LocalEngine:
         """plan → link → verify, a part at a time; each part's pairs are staged as they are scored."""
         threads = numba.get_num_threads()
         out = Linked()
-        if self.ahead is not None:  # its kernels are in numba's cache once it is done
-            self.ahead.wait()
         release_memory()
         for part in plan.parts:
             t = time.perf_counter()
@@ -231,6 +240,8 @@ class LocalEngine:
             if progress:
                 progress("candidates", out.candidates, None)
             t = time.perf_counter()
+            if self.ahead is not None:  # its kernels are in numba's cache once it is done
+                self.ahead.wait()
             if cands.num_rows:
                 for pairs in scored_pairs(cands, w.current_files("documents"), w.params, w.manifest.next_batch,
                                           VERIFY_DOCS, threads):

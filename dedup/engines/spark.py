@@ -8,10 +8,13 @@
                each component of 3+ documents (applyInArrow per component)
     driver:    stable cluster ids and events (`dedup.batch.recluster`), commit (the same Writer, atomic manifest)
 
-Reading and admitting stay on the driver so that rejections, their order and the identity rules are the local
-engine's (`LocalEngine` runs them; this class only replaces where sketching, linking, verifying and clustering
-run). Files are written by the driver through the index's Writer; executors read the staged and committed
-Parquet files, so on a cluster the index directory must be on a filesystem every node sees at the same path.
+Admitting stays on the driver so that rejections, their order and the identity rules are the local engine's
+(`LocalEngine` runs them; this class only replaces where sketching, linking, verifying and clustering run). Input
+paths given as URIs (hdfs://, s3a://, file://) are listed by Hadoop's FileSystem on the driver and read by the
+executors (`binaryFile`, a file per task, parsed by dedup's own readers into the same records and rejections);
+their rows come back to the driver in input order. Files are written by the driver through the index's Writer;
+executors read the staged and committed Parquet files, so on a cluster the index directory must be on a POSIX
+filesystem every node sees at the same path.
 
 On a cluster, spark-submit runs this file (`main`): `spark-submit --master yarn .../dedup/engines/spark.py PATHS
 --index DIR` takes the arguments of `dedup ingest`; dedup must be installed on the driver and every executor.
@@ -19,10 +22,14 @@ On a cluster, spark-submit runs this file (`main`): `spark-submit --master yarn 
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import pickle
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -38,6 +45,9 @@ from dedup.cluster import _average_linkage
 from dedup.engines.local import LocalEngine, Linked, Progress
 from dedup.errors import InputError
 from dedup.params import Params
+from dedup.progress import InputMeter
+from dedup.readers import (FieldMap, Record, Rejection, RemoteFile, read_file, supported, unsupported_file,
+                           unsupported_type)
 from dedup.sketch import Sketches, sketch_index
 from dedup.store import SCHEMAS, Writer
 
@@ -47,6 +57,9 @@ if TYPE_CHECKING:
 SKETCH_SCHEMA = ("i int, words int, shingles int, band array<smallint>, bucket array<bigint>, "
                  "signature array<bigint>")
 SPLIT_SCHEMA = "node bigint, root bigint, sub bigint"
+READ_SCHEMA = "path string, seq int, data binary"  # a file's rows, pickled a block at a time (seq -1: its end)
+_READ_ARROW = pa.schema([("path", pa.string()), ("seq", pa.int32()), ("data", pa.binary())])
+READ_BLOCK = 2048
 Batches = Iterator[pa.RecordBatch]
 
 
@@ -63,7 +76,8 @@ def spark_session(master: str | None) -> tuple[SparkSession, bool]:
         return active, False
     # executors started by a local master run this interpreter (with dedup and its dependencies), not `python3`
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.appName("dedup ingest")
+    # no console progress bars: they would break the lines of a nightly job's log
+    builder = SparkSession.builder.appName("dedup ingest").config("spark.ui.showConsoleProgress", "false")
     if master:
         builder = builder.master(master)
     return builder.getOrCreate(), True
@@ -111,6 +125,39 @@ def _sketch_batch(b: pa.RecordBatch, p: Params, signatures: bool) -> pa.RecordBa
         "bucket": _lists(per_doc, bucket[order].astype(np.int64), pa.int64()),
         "signature": _lists(np.full(n, sig.shape[1]), sig.ravel().astype(np.int64), pa.int64()),
     })
+
+
+def _read_task(names: dict[str, str], fields: FieldMap, max_chars: int) -> Callable[[Batches], Batches]:
+    def run(batches: Batches) -> Batches:
+        for b in batches:
+            for path, content in zip(b.column("path").to_pylist(), b.column("content").to_pylist()):
+                rows = _file_rows(names.get(path, path), path, content, fields, max_chars)
+                for seq, block in enumerate(rows):
+                    yield pa.RecordBatch.from_pydict({"path": [path], "seq": [seq], "data": [block]}, _READ_ARROW)
+                yield pa.RecordBatch.from_pydict({"path": [path], "seq": [-1], "data": [b""]}, _READ_ARROW)
+    return run
+
+
+def _file_rows(name: str, path: str, content: bytes, fields: FieldMap, max_chars: int) -> Iterator[bytes]:
+    """On an executor: a file's records and rejections, pickled in blocks, as `read_file` reads it locally (from a
+    copy under the same file name: the name decides the format and a .txt file's id) but named `name`."""
+    with tempfile.TemporaryDirectory(prefix="dedup-read-") as tmp:
+        local = Path(tmp) / path.rsplit("/", 1)[-1]
+        local.write_bytes(content)
+        block: list[Record | Rejection] = []
+        for r in read_file(local, fields, max_chars):
+            if isinstance(r, Record):
+                if r.column is not None:  # a row of the Parquet file's Arrow column: its text travels alone
+                    r.string, r.column = r.text, None
+                r.file = name
+            else:
+                r = dataclasses.replace(r, file=name, detail=r.detail.replace(str(local), name))
+            block.append(r)
+            if len(block) == READ_BLOCK:
+                yield pickle.dumps(block, protocol=5)
+                block = []
+        if block:
+            yield pickle.dumps(block, protocol=5)
 
 
 def _verify_task(p: Params, batch: int) -> Callable[[Batches], Batches]:
@@ -198,6 +245,97 @@ class SparkEngine(LocalEngine):
     def abort(self) -> None:
         self.spark.sparkContext.cancelAllJobs()  # the worker thread may be waiting for a job
         super().abort()
+
+    def list_uris(self, files: list[Path | str | RemoteFile], skipped: list[Rejection]) -> None:
+        """Replace each URI of `files` by the files below it, listed by Hadoop's FileSystem as `expand_paths`
+        lists a local directory (recursively, sorted, hidden names skipped, unsupported files in `skipped`)."""
+        jvm = self.spark.sparkContext._jvm
+        conf = self.spark.sparkContext._jsc.hadoopConfiguration()
+        for k in reversed(range(len(files))):
+            uri = files[k]
+            if not isinstance(uri, str):
+                continue
+            path = jvm.org.apache.hadoop.fs.Path(uri)
+            fs = path.getFileSystem(conf)
+            if not fs.exists(path):
+                raise InputError(f"{uri}: no such file or directory")
+            status = fs.getFileStatus(path)
+            if status.isFile():
+                if not supported(uri):
+                    raise unsupported_type(uri)
+                files[k:k + 1] = [RemoteFile(uri, status.getPath().toString(), status.getLen())]
+                continue
+            root = status.getPath().toString().rstrip("/") + "/"
+            found = []
+            listing = fs.listFiles(path, True)
+            while listing.hasNext():
+                st = listing.next()
+                full = st.getPath().toString()
+                rel = full[len(root):] if full.startswith(root) else full.rsplit("/", 1)[-1]
+                if not any(part.startswith(".") for part in rel.split("/")):
+                    found.append((tuple(rel.split("/")), full, st.getLen()))
+            listed = []
+            for rel, full, size in sorted(found):
+                name = uri.rstrip("/") + "/" + "/".join(rel)
+                if supported(name):
+                    listed.append(RemoteFile(name, full, size))
+                else:
+                    skipped.append(unsupported_file(name))
+            files[k:k + 1] = listed
+
+    def read_files(self, files: list[Path | RemoteFile], fields: FieldMap, max_chars: int, meter: InputMeter
+                   ) -> Iterator[Record | Rejection]:
+        """Local files as the local engine reads them; runs of listed URIs on the executors, as many files at once
+        as Spark has cores (the driver holds the rows of those files at a time)."""
+        at = 0
+        per_job = max(1, self.spark.sparkContext.defaultParallelism)
+        while at < len(files):
+            meter.start(at)
+            end = at
+            while end < len(files) and isinstance(files[end], RemoteFile) and end - at < per_job:
+                end += 1
+            if end == at:
+                yield from read_file(files[at], fields, max_chars)  # type: ignore[arg-type]
+                at += 1
+            else:
+                yield from self._read_remote(files[at:end], fields, max_chars)  # type: ignore[arg-type]
+                at = end
+        meter.start(len(files))
+
+    def _read_remote(self, group: list[RemoteFile], fields: FieldMap, max_chars: int
+                     ) -> Iterator[Record | Rejection]:
+        """The rows of `group`, file after file. A file Spark cannot read is an `unreadable_file` rejection with
+        Spark's reason, as a local file that cannot be opened is (a failed job is retried a file at a time)."""
+        self._stage("read")
+        names = {f.path: f.name for f in group if f.size}  # Spark skips empty files: they are read here
+        try:
+            got = (self.spark.read.format("binaryFile").load(list(names))
+                   .mapInArrow(_read_task(names, fields, max_chars), READ_SCHEMA).toArrow() if names else
+                   pa.table({"path": pa.array([], pa.string()), "seq": pa.array([], pa.int32()),
+                             "data": pa.array([], pa.binary())}))
+        except Exception as e:  # noqa: BLE001 - Py4J's or Spark's error for an unreadable file: named below
+            if len(group) > 1:
+                for f in group:
+                    yield from self._read_remote([f], fields, max_chars)
+                return
+            reason = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+            yield Rejection(group[0].name, None, None, None, "unreadable_file", f"Spark cannot read it: {reason}")
+            return
+        got = got.sort_by([("path", "ascending"), ("seq", "ascending")])
+        paths, seqs, data = (got[c].to_pylist() for c in ("path", "seq", "data"))
+        ends = {path for path, seq in zip(paths, seqs) if seq < 0}
+        blocks: dict[str, list[bytes]] = {}
+        for path, seq, block in zip(paths, seqs, data):
+            if seq >= 0:
+                blocks.setdefault(path, []).append(block)
+        for f in group:
+            if not f.size:
+                blocks[f.path] = list(_file_rows(f.name, f.path, b"", fields, max_chars))
+                ends.add(f.path)
+            for block in blocks.get(f.path, []):
+                yield from pickle.loads(block)
+            if f.path not in ends:  # nothing may be lost silently, should Spark skip a file it was given
+                yield Rejection(f.name, None, None, None, "unreadable_file", "Spark did not read it")
 
     def _stage(self, name: str) -> None:
         """Name this thread's next Spark jobs after the stage (the UI, event logs, scripts/benchmark_spark.py)."""
