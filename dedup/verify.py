@@ -707,6 +707,8 @@ def rewrite_probability(p: Params, signals: dict[str, np.ndarray]) -> np.ndarray
 
 
 REWRITE_SIGNALS = ("ordered", "loose", "anchors", "figures", "containment", "jaccard")
+REWRITE_MIN_ANCHORS = 0.2  # v4: pairs sharing a smaller share of their anchors are not asked to the trees
+REWRITE_PART = 20_000  # v4: pairs whose sentence vectors are computed together
 
 
 def rewrite_trees(p: Params, signals: dict[str, np.ndarray], texts: pa.Array | pa.ChunkedArray, ia: np.ndarray,
@@ -717,21 +719,21 @@ def rewrite_trees(p: Params, signals: dict[str, np.ndarray], texts: pa.Array | p
     from dedup.embed import embedding_signals
     from dedup.trees import forest
     trees = forest(p.rewrite_trees)
-    k = np.flatnonzero(ask)
     sentence = {name: np.full(len(ia), np.nan, np.float32) for name in EMBED_SIGNALS}
     prob = np.full(len(ia), np.nan, np.float32)
-    if len(k):
+    asked = np.flatnonzero(ask)
+    # in parts, so that only one part's texts and sentence vectors are held at a time
+    for start in range(0, len(asked), REWRITE_PART):
+        k = asked[start:start + REWRITE_PART]
         needed = np.unique(np.concatenate([ia[k], ib[k]]))
-        chars = np.log(np.maximum(pc.utf8_length(texts.take(pa.array(needed))).to_numpy(zero_copy_only=False), 1))
-        lengths = np.zeros(len(texts))
-        lengths[needed] = chars
-        local = texts.take(pa.array(needed)).to_pylist()
+        part = texts.take(pa.array(needed))
         where = np.full(len(texts), -1, np.int64)
         where[needed] = np.arange(len(needed))
-        found = embedding_signals(local, where[ia[k]], where[ib[k]], trees.word_vectors)
+        chars = np.log(np.maximum(pc.utf8_length(part).to_numpy(zero_copy_only=False), 1))
+        found = embedding_signals(part.to_pylist(), where[ia[k]], where[ib[k]], trees.word_vectors)
         for name in EMBED_SIGNALS:
             sentence[name][k] = found[name]
-        la, lb = lengths[ia[k]], lengths[ib[k]]
+        la, lb = chars[where[ia[k]]], chars[where[ib[k]]]
         values = {**{n: v[k] for n, v in signals.items()}, **found,
                   "chars_short": np.minimum(la, lb), "chars_long": np.maximum(la, lb)}
         prob[k] = trees.probability(np.column_stack([values[n] for n in trees.features]))
@@ -765,8 +767,10 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
         columns.update(anchors=anchors, figures=figures, loose=loose)
         if p.verifier == "v4":
             signals["aligned"] = aligned
-            gap = both & (core < p.verify_threshold)  # the copy rule decides the others; no need to ask the trees
-            rewrite, sentence_signals = rewrite_trees(p, signals, docs["text"], ia, ib, gap)
+            # the copy rule decides the others; a pair sharing few anchors is no rewrite (every development rewrite
+            # pair shares >= 0.2 of them), so the trees are not asked
+            ask = both & (core < p.verify_threshold) & (anchors >= REWRITE_MIN_ANCHORS)
+            rewrite, sentence_signals = rewrite_trees(p, signals, docs["text"], ia, ib, ask)
             columns.update(sentence_signals)
         else:
             rewrite = rewrite_probability(p, signals)

@@ -29,7 +29,8 @@ PINNED = {
 }
 # what a later version pins besides its kind's constants: verifier v3's rewrite signals
 PINNED_TOO = {"verifier v3": {"dedup.verify": ["ANCHOR_WEIGHT", "LOOSE_MATCH", "REWRITE_SIGNALS"]},
-              "verifier v4": {"dedup.verify": ["ANCHOR_WEIGHT", "LOOSE_MATCH", "REWRITE_SIGNALS"],
+              "verifier v4": {"dedup.verify": ["ANCHOR_WEIGHT", "LOOSE_MATCH", "REWRITE_SIGNALS",
+                                               "REWRITE_MIN_ANCHORS"],
                               "dedup.embed": ["TOKEN", "SENTENCE", "STOP_WORDS", "SIF_A", "CHAIN_COSINES",
                                               "EMBED_SIGNALS"]}}
 
