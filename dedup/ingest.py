@@ -264,8 +264,7 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
                 s.timings["commit"] = time.perf_counter() - t
                 _done(report, "commit", s.documents, s.timings["commit"])
         except BaseException:
-            engine.abort()  # nothing may land after the abort
-            w.abort()
+            engine.abort()  # before the writer's abort (on leaving `with`): nothing may land after it
             raise
     s.seconds = time.time() - started.timestamp()
     return s

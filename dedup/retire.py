@@ -66,9 +66,6 @@ def retire(root: str | os.PathLike, before: datetime, purge: bool = False) -> Re
                     _purge(w, con, old, out, started, before)
                 elif out.bucket_rows:  # retired before: nothing to commit
                     w.commit(batch=False)
-        except BaseException:
-            w.abort()
-            raise
         finally:
             con.close()
         out.generation = w.manifest.generation

@@ -82,9 +82,6 @@ def compact(root: str | os.PathLike, max_rows_per_file: int = COMPACT_MAX_ROWS) 
                     done.append(name)
             if done:
                 w.commit(batch=False)
-        except BaseException:
-            w.abort()
-            raise
         finally:
             con.close()
             shutil.rmtree(tmp, ignore_errors=True)

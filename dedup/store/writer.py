@@ -206,10 +206,11 @@ class Writer(Staging):
         return self
 
     def __exit__(self, exc_type: type | None, *exc: object) -> None:
-        if exc_type is not None and self.created and self.manifest.generation == 0:
-            # a first batch that failed (Ctrl-C, a missing column...) leaves no empty index holding its parameters
-            self.abort()
-            remove_index(self.root, self._made_dir)
+        if exc_type is not None:
+            self.abort()  # a writer that failed (Ctrl-C, bad input, a full disk) leaves nothing staged behind
+            if self.created and self.manifest.generation == 0:
+                # a first batch that failed leaves no empty index holding its parameters
+                remove_index(self.root, self._made_dir)
         self.close()
 
     def commit(self, next_cluster_id: int | None = None, batch: bool = True) -> None:
