@@ -64,12 +64,14 @@ def drop_stale_kernels(package: Path) -> None:
 
 def kernel_sources(package: Path) -> list[Path]:
     """The files compiled kernels depend on: the modules defining kernels (a kernel inlines only other kernels),
-    the package modules they import names from (a global is compiled in as a constant) and the data files."""
+    the package modules they import constants from (a global is compiled in as a constant; UPPER_CASE names by
+    convention) and the data files."""
     kernels = {f for f in package.rglob("*.py") if KERNEL.search(f.read_text(encoding="utf-8"))}
     imported = set()
     for f in kernels:
         for node in ast.parse(f.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(package.name + "."):
+            if (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(package.name + ".")
+                    and any(alias.name.isupper() for alias in node.names)):
                 base = package.joinpath(*node.module.split(".")[1:])
                 imported.add(base / "__init__.py" if base.is_dir() else base.with_suffix(".py"))
     return sorted(kernels | {f for f in imported if f.exists()} | set((package / "data").glob("*.json")))
