@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchmark_quality import build_truth, load_pool  # noqa: E402
+from benchmark_quality import Pool, Truth, build_truth, load_pool  # noqa: E402
 from fit_rewrite_model import candidate_signals  # noqa: E402
 
 from dedup import verify  # noqa: E402
@@ -54,24 +55,34 @@ def export(model, features: tuple[str, ...], offset: float) -> dict[str, np.ndar
             "offset": np.array(offset)}
 
 
-def main() -> None:
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.model_selection import GroupKFold
+@dataclass(frozen=True)
+class TrainingSet:
+    """The pool's candidates the copy rule leaves below the threshold, as the model sees them."""
+    pool: Pool
+    truth: Truth
+    params: Params
+    a: np.ndarray  # pool rows of each candidate's documents
+    b: np.ndarray
+    copy_linked: np.ndarray  # candidates the copy rule links (bool, by candidate)
+    gap: np.ndarray  # the candidates the model is asked about (indices into a, b)
+    x: np.ndarray  # their FEATURES
+    y: np.ndarray  # same story?
+    groups: np.ndarray  # their story, for folds that keep a story on one side
+    candidates: int
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpora", type=Path, required=True)
-    parser.add_argument("--write", action="store_true", help=f"write dedup/data/rewrite_trees-{REWRITE_TREES}.npz")
-    parser.add_argument("--pairs-cache", type=Path, help="keep the pool's candidate pairs in this Parquet file")
-    args = parser.parse_args()
+
+def training_set(corpora: Path, pairs_cache: Path | None) -> TrainingSet:
+    """The quality pool ingested with every candidate kept (cached in `pairs_cache`), with the features of the
+    candidates the copy rule leaves below `verify_threshold` (ambiguous pairs and pairs without texts left out)."""
     p = Params(verifier="v3")
-    pool = load_pool(args.corpora, None)
+    pool = load_pool(corpora, None)
     truth = build_truth(pool, 2)
-    if args.pairs_cache and args.pairs_cache.exists():
-        pairs = pq.read_table(args.pairs_cache)
+    if pairs_cache and pairs_cache.exists():
+        pairs = pq.read_table(pairs_cache)
     else:
         pairs = candidate_signals(pool, p)
-        if args.pairs_cache:
-            pq.write_table(pairs, args.pairs_cache)
+        if pairs_cache:
+            pq.write_table(pairs, pairs_cache)
     at = {d: i for i, d in enumerate(pool.ids)}
     a = np.array([at[d] for d in pairs["doc_a"].to_pylist()])
     b = np.array([at[d] for d in pairs["doc_b"].to_pylist()])
@@ -83,13 +94,29 @@ def main() -> None:
     col["ordered"] = np.where(col["jaccard"] >= verify.REORDERED_JACCARD, col["aligned"], col["ordered"])
     has = ~np.isnan(np.stack([col[n] for n in col], axis=1)).any(axis=1)
     gap = np.flatnonzero(clear & has & (col["ordered"] < p.verify_threshold))
+    copy_linked = clear & has & (col["ordered"] >= p.verify_threshold)
     col = {n: v[gap] for n, v in col.items()}
     col.update(embedding_signals(pool.texts, a[gap], b[gap], VECTORS))
     chars = np.log(np.maximum([len(t) for t in pool.texts], 1))
     col["chars_short"] = np.minimum(chars[a[gap]], chars[b[gap]])
     col["chars_long"] = np.maximum(chars[a[gap]], chars[b[gap]])
     x, yy, groups = np.column_stack([col[n] for n in FEATURES]), y[gap], truth.story[a[gap]]
-    print(f"candidates {len(pairs)}, fitted on {len(gap)} below the copy rule ({int(yy.sum())} same story)")
+    return TrainingSet(pool, truth, p, a, b, copy_linked, gap, x, yy, groups, len(pairs))
+
+
+def main() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import GroupKFold
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpora", type=Path, required=True)
+    parser.add_argument("--write", action="store_true", help=f"write dedup/data/rewrite_trees-{REWRITE_TREES}.npz")
+    parser.add_argument("--pairs-cache", type=Path, help="keep the pool's candidate pairs in this Parquet file")
+    args = parser.parse_args()
+    data = training_set(args.corpora, args.pairs_cache)
+    pool, p, a, b, gap = data.pool, data.params, data.a, data.b, data.gap
+    x, yy, groups = data.x, data.y, data.groups
+    print(f"candidates {data.candidates}, fitted on {len(gap)} below the copy rule ({int(yy.sum())} same story)")
     oof = np.zeros(len(gap))
     for fit_part, held in GroupKFold(5).split(x, yy, groups):
         fold = HistGradientBoostingClassifier(**TREES).fit(x[fit_part], yy[fit_part])
