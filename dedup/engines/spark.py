@@ -40,7 +40,7 @@ from dedup.bands import bucket_runs
 from dedup.batch.admit import Admission
 from dedup.batch.plan import LinkPlan
 from dedup.batch.score import score_group
-from dedup.batch.stage import BucketRun, Sketched, admitted_sketches, run_of
+from dedup.batch.stage import BucketRun, Sketched, admitted_sketches, matchable, run_of
 from dedup.cluster import _average_linkage
 from dedup.engines.local import LocalEngine, Linked, Progress
 from dedup.errors import InputError
@@ -91,7 +91,6 @@ class _SparkSketched(Sketched):
     band: np.ndarray
     bucket: np.ndarray
     doc: np.ndarray
-    linkable: int  # documents with bucket rows
 
 
 def _sketch_task(p: Params, signatures: bool) -> Callable[[Batches], Batches]:
@@ -361,11 +360,13 @@ class SparkEngine(LocalEngine):
         doc = (np.cumsum(ok) - 1)[np.repeat(np.arange(n), pc.list_value_length(bands).to_numpy())]  # row in sk
         order = np.lexsort((bucket, band))
         return _SparkSketched(**{f.name: getattr(sk, f.name) for f in fields(Sketched)}, band=band[order],
-                              bucket=bucket[order], doc=doc[order], linkable=len(np.unique(doc)))
+                              bucket=bucket[order], doc=doc[order])
 
     def bucket_run(self, sk: Sketched, first: int, p: Params) -> BucketRun | None:
         assert isinstance(sk, _SparkSketched)
-        return run_of(sk, sk.band, sk.bucket, sk.doc, first, sk.linkable) if sk.linkable else None
+        keep = matchable(sk.records)[sk.doc]  # the executors band every document; the retired lose their rows
+        doc = sk.doc[keep]
+        return run_of(sk, sk.band[keep], sk.bucket[keep], doc, first, len(np.unique(doc))) if len(doc) else None
 
     def link_and_verify(self, plan: LinkPlan, w: Writer, progress: Progress | None) -> Linked:
         """Candidates by a shuffle join on (band, bucket) of the staged files of the batch with every other
