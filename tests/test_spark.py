@@ -202,13 +202,18 @@ def test_uri_inputs_and_their_errors(spark, tmp_path: Path) -> None:
 
 
 def test_strict_stops_and_commits_nothing(spark, tmp_path: Path) -> None:
-    dedup.ingest([ARTICLES], tmp_path / "idx", engine="spark")
-    before = (tmp_path / "idx" / "manifest.json").read_bytes()
-    bad = write_jsonl(tmp_path / "bad.jsonl", [{"id": "x1", "text": "fine words " * 30}, {"id": "x2"}])
-    res = CliRunner().invoke(main, ["ingest", str(bad), "--index", str(tmp_path / "idx"), "--strict",
-                                    "--engine", "spark"])
-    assert res.exit_code == 6 and "bad.jsonl:2" in res.stderr
-    assert (tmp_path / "idx" / "manifest.json").read_bytes() == before
+    """The bad row comes after a first chunk (2,500 rows) whose bucket files the executors already staged: the
+    writer lists them as they come, so its abort leaves none behind."""
+    idx = tmp_path / "idx"
+    dedup.ingest([ARTICLES], idx, engine="spark")
+    before = (idx / "manifest.json").read_bytes()
+    texts = [r["text"] for r in load_articles()]
+    good = [{"id": f"x{i}", "text": texts[i % len(texts)]} for i in range(2_600)]
+    bad = write_jsonl(tmp_path / "bad.jsonl", [*good, {"id": "no text"}])
+    res = CliRunner().invoke(main, ["ingest", str(bad), "--index", str(idx), "--strict", "--engine", "spark"])
+    assert res.exit_code == 6 and "bad.jsonl:2601" in res.stderr
+    assert (idx / "manifest.json").read_bytes() == before
+    assert not [f for f in (idx / "staging").rglob("*") if f.is_file()]
 
 
 def test_star_components_are_connected_components(spark) -> None:

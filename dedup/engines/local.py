@@ -176,7 +176,7 @@ class LocalEngine:
         if not records:
             return _ChunkOutcome([])
         admission = admit_versions(records, record_texts(records), known)
-        sk = self.sketch(admission, w.params, store_signatures)
+        sk = self.sketch(admission, w, store_signatures)
         if sk is None or not sk.records:
             return _ChunkOutcome(sk.rejected if sk else [], admission.unchanged)
         dates = None
@@ -187,7 +187,7 @@ class LocalEngine:
                     r.flags = [*r.flags, INGEST_DATED]
         self._wait_for_writes(planner)
         self.pending = [self.writers.submit(self._write_documents, w, sk, store_text, store_signatures),
-                        self.writers.submit(self._write_buckets, w, sk, first, dates)]
+                        self.writers.submit(self.stage_buckets, w, sk, first, dates)]
         return _ChunkOutcome(sk.rejected, admission.unchanged, sk.ids, sk.replaced, dates)
 
     def _wait_for_writes(self, planner: LinkPlanner) -> None:
@@ -206,20 +206,18 @@ class LocalEngine:
             w.stage("signatures", signatures_table(sk, w.params.num_perm))
 
     @staticmethod
-    def sketch(admission: Admission, p: Params, signatures: bool) -> Sketched | None:
-        """Sketch a chunk (`signatures`: the caller keeps them, else an engine may leave them out)."""
-        return sketch_admitted(admission, p)
-
-    @staticmethod
-    def bucket_run(sk: Sketched, first: int, p: Params) -> BucketRun | None:
-        """Band a sketched chunk whose documents are numbered from `first` (in a writer thread)."""
-        return bucket_run(sk, first, p)
+    def sketch(admission: Admission, w: Writer, signatures: bool) -> Sketched | None:
+        """Sketch a chunk for `w`'s index (`signatures`: the caller keeps them, else an engine may leave them
+        out)."""
+        return sketch_admitted(admission, w.params)
 
     partition = staticmethod(partition)  # clusters of the index, see `dedup.batch.recluster`
 
-    def _write_buckets(self, w: Writer, sk: Sketched, first: int, dates: np.ndarray | None) -> list[BucketRun]:
-        """The chunk's bucket files: one, or with a window one per period of its documents' dates."""
-        run = self.bucket_run(sk, first, w.params)
+    @staticmethod
+    def stage_buckets(w: Writer, sk: Sketched, first: int, dates: np.ndarray | None) -> list[BucketRun]:
+        """In a writer thread, the chunk's bucket files (its documents numbered from `first`): one, or with a
+        window one per period of its documents' dates."""
+        run = bucket_run(sk, first, w.params)
         if run is None:
             return []
         runs = [run] if dates is None else by_period(run, dates, first, w.params.period_days)

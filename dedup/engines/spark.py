@@ -1,7 +1,8 @@
 """The Spark engine: the batch's heavy stages on a Spark cluster (or `local[N]`), the same index as the local one.
 
-    driver: read → admit (first row wins, versions) ─┐                       ┌→ stage documents/buckets files
-    executors:                                       └→ sketch + band ──────┘   (mapInArrow, the numba kernel)
+    driver: read → admit (first row wins, versions) ─┐                       ┌→ stage documents files
+    executors:                                       └→ sketch + band ──────┴→ stage buckets files (mapInArrow,
+                                                                               the numba kernel)
     executors: candidates = shuffle join of the batch's bucket rows with the index's on (band, bucket),
                pairs sharing ≥ min_bands bands → texts joined → verify (mapInArrow, the same verifier)
     executors: components of linked pairs (large-star/small-star to convergence) → average-linkage split of
@@ -12,9 +13,10 @@ Admitting stays on the driver so that rejections, their order and the identity r
 (`LocalEngine` runs them; this class only replaces where sketching, linking, verifying and clustering run). Input
 paths given as URIs (hdfs://, s3a://, file://) are listed by Hadoop's FileSystem on the driver and read by the
 executors (`binaryFile`, a file per task, parsed by dedup's own readers into the same records and rejections);
-their rows come back to the driver in input order. Files are written by the driver through the index's Writer;
-executors read the staged and committed Parquet files, so on a cluster the index directory must be on a POSIX
-filesystem every node sees at the same path.
+their rows come back to the driver in input order. The executors write the bucket files (their rows never pass
+through the driver), the driver the others; the writer lists them all and commits. Executors read and write the
+index's Parquet files, so on a cluster the index directory must be on a POSIX filesystem every node sees at the
+same path.
 
 On a cluster, spark-submit runs this file (`main`): `spark-submit --master yarn .../dedup/engines/spark.py PATHS
 --index DIR` takes the arguments of `dedup ingest`; dedup must be installed on the driver and every executor.
@@ -36,11 +38,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dedup.bands import bucket_runs
+from dedup.bands import bucket_rows
 from dedup.batch.admit import Admission
 from dedup.batch.plan import LinkPlan
 from dedup.batch.score import score_group
-from dedup.batch.stage import BucketRun, Sketched, admitted_sketches, matchable, run_of
+from dedup.batch.stage import BucketRun, Sketched, admitted_sketches, matchable
 from dedup.cluster import _average_linkage
 from dedup.engines.local import LocalEngine, Linked, Progress
 from dedup.errors import InputError
@@ -50,12 +52,13 @@ from dedup.readers import (FieldMap, Record, Rejection, RemoteFile, read_file, s
                            unsupported_type)
 from dedup.sketch import Sketches, sketch_index
 from dedup.store import SCHEMAS, Writer
+from dedup.store.files import write_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-SKETCH_SCHEMA = ("i int, words int, shingles int, band array<smallint>, bucket array<bigint>, "
-                 "signature array<bigint>")
+SKETCH_SCHEMA = "i int, words int, shingles int, signature array<bigint>, file string"
+FILE_DOCS = 10_000  # documents of a chunk one sketch task takes, and so at most one bucket file holds
 SPLIT_SCHEMA = "node bigint, root bigint, sub bigint"
 READ_SCHEMA = "path string, seq int, data binary"  # a file's rows, pickled a block at a time (seq -1: its end)
 _READ_ARROW = pa.schema([("path", pa.string()), ("seq", pa.int32()), ("data", pa.binary())])
@@ -85,18 +88,15 @@ def spark_session(master: str | None) -> tuple[SparkSession, bool]:
 
 @dataclass(kw_only=True)
 class _SparkSketched(Sketched):
-    """A chunk sketched on the executors, with the bucket rows they made (rows of `records`, sorted by
-    (band, bucket)): the driver writes them, it does not band again."""
+    """A chunk sketched on the executors, with the bucket files they staged (already adopted by the writer)."""
 
-    band: np.ndarray
-    bucket: np.ndarray
-    doc: np.ndarray
+    runs: list[BucketRun]
 
 
-def _sketch_task(p: Params, signatures: bool) -> Callable[[Batches], Batches]:
+def _sketch_task(p: Params, signatures: bool, root: str, generation: int) -> Callable[[Batches], Batches]:
     def run(batches: Batches) -> Batches:
         for b in batches:
-            yield _sketch_batch(b, p, signatures)
+            yield _sketch_batch(b, p, signatures, root, generation)
     return run
 
 
@@ -106,23 +106,26 @@ def _lists(lengths: np.ndarray, values: np.ndarray, type_: pa.DataType) -> pa.Li
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type_))
 
 
-def _sketch_batch(b: pa.RecordBatch, p: Params, signatures: bool) -> pa.RecordBatch:
-    """On an executor: sketch and band a batch of texts (i, text) as `stage.sketch_admitted` and
-    `stage.bucket_run` do; each document's bucket rows as lists."""
+def _sketch_batch(b: pa.RecordBatch, p: Params, signatures: bool, root: str, generation: int) -> pa.RecordBatch:
+    """On an executor: sketch a batch of texts (i, doc_id, text, matchable) as `stage.sketch_admitted` does and
+    stage the bucket file of its matchable documents as `stage.bucket_run` makes it (the driver only lists it: its
+    rows, ~250 a document, never pass through the driver). `file`: that file (relative to the index), null for a
+    document without bucket rows."""
     sk = sketch_index(pa.chunked_array([b.column("text")]), p)
     n = b.num_rows
-    linkable = np.flatnonzero((sk.shingles > 0) & (sk.words >= p.min_words))
-    band, bucket, doc = bucket_runs(sk.signatures[linkable], sk.lead[linkable] if len(sk.lead) else sk.lead,
-                                    sk.anchors[linkable], p)
-    doc = linkable[doc]
-    order = np.argsort(doc, kind="stable")
-    per_doc = np.bincount(doc, minlength=n)
+    banded = (sk.shingles > 0) & (sk.words >= p.min_words) & b.column("matchable").to_numpy(zero_copy_only=False)
+    linkable = np.flatnonzero(banded)
+    files = pa.nulls(n, pa.string())
+    if len(linkable):
+        rows = bucket_rows(b.column("doc_id").take(pa.array(linkable)), sk.signatures[linkable],
+                           sk.lead[linkable] if len(sk.lead) else sk.lead, sk.anchors[linkable], p)
+        rel = write_table(Path(root), "buckets", rows, generation, whole=True)
+        files = pc.if_else(pa.array(banded), rel, files)
     sig = sk.signatures if signatures else np.empty((n, 0), np.uint32)
     return pa.RecordBatch.from_pydict({
         "i": b.column("i"), "words": pa.array(sk.words), "shingles": pa.array(sk.shingles),
-        "band": _lists(per_doc, band[order], pa.int16()),
-        "bucket": _lists(per_doc, bucket[order].astype(np.int64), pa.int64()),
         "signature": _lists(np.full(n, sig.shape[1]), sig.ravel().astype(np.int64), pa.int64()),
+        "file": files,
     })
 
 
@@ -340,33 +343,38 @@ class SparkEngine(LocalEngine):
         """Name this thread's next Spark jobs after the stage (the UI, event logs, scripts/benchmark_spark.py)."""
         self.spark.sparkContext.setJobDescription(f"dedup {name}")
 
-    def sketch(self, admission: Admission, p: Params, signatures: bool) -> Sketched | None:
-        """A chunk's texts go to the executors, sketches and bucket rows come back."""
+    def sketch(self, admission: Admission, w: Writer, signatures: bool) -> Sketched | None:
+        """A chunk's texts go to the executors, which stage its bucket files (a task's documents each); their
+        sketches (signatures only if kept) and the files' names come back, and the writer lists the files. A
+        task whose file was written but whose job failed leaves it unlisted: the next writer removes it."""
         if not admission.records:
             return None
         n = len(admission.records)
-        texts = pa.table({"i": pa.array(np.arange(n, dtype=np.int32)), "text": admission.texts})
+        texts = pa.table({"i": pa.array(np.arange(n, dtype=np.int32)),
+                          "doc_id": pa.array([r.doc_id for r in admission.records], pa.string()),
+                          "text": admission.texts, "matchable": pa.array(matchable(admission.records))})
         self._stage("sketch")
-        got = self.spark.createDataFrame(texts).mapInArrow(_sketch_task(p, signatures), SKETCH_SCHEMA).toArrow()
+        task = _sketch_task(w.params, signatures, str(w.root), w.manifest.generation + 1)
+        got = (self.spark.createDataFrame(texts).coalesce(-(-n // FILE_DOCS))  # a big cluster: no tiny files
+               .mapInArrow(task, SKETCH_SCHEMA).toArrow())
         got = got.take(pc.sort_indices(got["i"]))
         sigs = got["signature"].combine_chunks().flatten().to_numpy().astype(np.uint32)
         sketches = Sketches(sigs.reshape(n, -1) if signatures else np.empty((n, 0), np.uint32),
                             np.empty((0, 0), np.uint32), np.empty((n, 0), np.uint32),
                             got["words"].to_numpy(), got["shingles"].to_numpy())
         sk = admitted_sketches(admission, sketches)
-        bands, buckets = got["band"].combine_chunks(), got["bucket"].combine_chunks()
-        band, bucket = bands.flatten().to_numpy(), buckets.flatten().to_numpy().astype(np.uint32)
-        ok = sketches.shingles > 0
-        doc = (np.cumsum(ok) - 1)[np.repeat(np.arange(n), pc.list_value_length(bands).to_numpy())]  # row in sk
-        order = np.lexsort((bucket, band))
-        return _SparkSketched(**{f.name: getattr(sk, f.name) for f in fields(Sketched)}, band=band[order],
-                              bucket=bucket[order], doc=doc[order])
+        counts = pc.value_counts(got["file"].drop_null()).to_pylist()  # files in the order of their documents
+        w.adopt("buckets", [c["values"] for c in counts])
+        empty = np.empty(0, np.int32)
+        runs = [BucketRun(SCHEMAS["buckets"].empty_table(), empty, empty, empty, c["counts"],
+                          path=str(w.root / c["values"])) for c in counts]
+        return _SparkSketched(**{f.name: getattr(sk, f.name) for f in fields(Sketched)}, runs=runs)
 
-    def bucket_run(self, sk: Sketched, first: int, p: Params) -> BucketRun | None:
-        assert isinstance(sk, _SparkSketched)
-        keep = matchable(sk.records)[sk.doc]  # the executors band every document; the retired lose their rows
-        doc = sk.doc[keep]
-        return run_of(sk, sk.band[keep], sk.bucket[keep], doc, first, len(np.unique(doc))) if len(doc) else None
+    @staticmethod
+    def stage_buckets(w: Writer, sk: Sketched, first: int, dates: np.ndarray | None) -> list[BucketRun]:
+        """The executors staged them (an index with a time window is refused before)."""
+        assert isinstance(sk, _SparkSketched) and dates is None
+        return sk.runs
 
     def link_and_verify(self, plan: LinkPlan, w: Writer, progress: Progress | None) -> Linked:
         """Candidates by a shuffle join on (band, bucket) of the staged files of the batch with every other
