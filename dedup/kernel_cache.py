@@ -2,20 +2,33 @@
 cached function, not the files of the functions it inlined. After an update that changes shingle.py but not
 verify.py (`git pull` in an editable install keeps the times of unchanged files), verify's cached kernel would
 run the old `in_set` against the new stop-word table, and loop forever. So every kernel cache goes as soon as
-any source file of the package changes."""
+any source file of the package changes.
+
+The package also ships the kernels a first ingest compiles (`dedup/data/kernels.zip`, made by
+`scripts/build_kernel_cache.py`): numba's own cache files, which numba accepts in any copy of the package, as it
+checks a file's content, not its path or time. They are machine code for one platform (Python, numba and llvmlite
+versions, CPU model and features) and one state of the kernels' sources; anywhere else they stay in the
+archive and the first run compiles, as without them."""
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import json
 import os
+import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 # two short copies of one text: every verify kernel is called at least once
 WARM_TEXT = ("The council approved the new budget of 12,500 euros on Monday. Critics said the plan came too late for "
              "the harbour district. The mayor will present the details to residents next week.")
 STAMP = "kernels.sources"  # in __pycache__: the digest of the sources the cached kernels were compiled from
+SHIPPED = Path("data") / "kernels.zip"  # in the package: compiled kernels, and MANIFEST
+MANIFEST = "kernels.json"  # in the archive: the platform and sources the kernels were compiled for
+KERNEL = re.compile(r"^\s*@numba\.(njit|jit)\b", re.M)  # a module that defines kernels
 
 
 def kernels_cached(package: Path) -> bool:
@@ -47,6 +60,82 @@ def drop_stale_kernels(package: Path) -> None:
         (cache / STAMP).write_text(now)
     except OSError:
         pass
+
+
+def kernel_sources(package: Path) -> list[Path]:
+    """The files compiled kernels depend on: the modules defining kernels (a kernel inlines only other kernels),
+    the package modules they import constants from (a global is compiled in as a constant; UPPER_CASE names by
+    convention) and the data files."""
+    kernels = {f for f in package.rglob("*.py") if KERNEL.search(f.read_text(encoding="utf-8"))}
+    imported = set()
+    for f in kernels:
+        for node in ast.parse(f.read_text(encoding="utf-8")).body:
+            if (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(package.name + ".")
+                    and any(alias.name.isupper() for alias in node.names)):
+                base = package.joinpath(*node.module.split(".")[1:])
+                imported.add(base / "__init__.py" if base.is_dir() else base.with_suffix(".py"))
+    return sorted(kernels | {f for f in imported if f.exists()} | set((package / "data").glob("*.json")))
+
+
+def kernel_digest(package: Path) -> str:
+    digest = hashlib.sha256()
+    for f in kernel_sources(package):
+        digest.update(f.relative_to(package).as_posix().encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()
+
+
+def platform() -> dict[str, object]:
+    """What numba's machine code depends on besides the sources: numba keys each cached kernel by CPU model and
+    features (its `magic_tuple`) and reads it back only with its own version (which pins llvmlite's)."""
+    import llvmlite
+    import numba
+    from numba.core.registry import cpu_target
+
+    return {"python": sys.implementation.cache_tag, "numba": numba.__version__, "llvmlite": llvmlite.__version__,
+            "target": list(cpu_target.target_context.codegen().magic_tuple())}
+
+
+def pack_kernels(package: Path, archive: Path) -> int:
+    """Store the kernels cached in the package's __pycache__ folders, with the platform and the digest of their
+    sources, in `archive`. Returns how many kernels (numba index files)."""
+    files = sorted(f for pattern in ("*.nbi", "*.nbc") for f in package.rglob(f"__pycache__/{pattern}"))
+    manifest = {"sources": kernel_digest(package), "platform": platform()}
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(MANIFEST, json.dumps(manifest, indent=1))
+        for f in files:
+            z.write(f, f.relative_to(package).as_posix())
+    return sum(f.suffix == ".nbi" for f in files)
+
+
+def shipped_kernels_fit(package: Path) -> bool:
+    """Were the kernels shipped with the package compiled on this platform from these sources?"""
+    try:
+        with zipfile.ZipFile(package / SHIPPED) as z:
+            manifest = json.loads(z.read(MANIFEST))
+        return manifest["sources"] == kernel_digest(package) and manifest["platform"] == platform()
+    except (OSError, KeyError, ValueError, ImportError, AttributeError, zipfile.BadZipFile):
+        return False  # no archive, an unreadable one, a numba that does not describe its platform so
+
+
+def install_shipped_kernels(package: Path) -> bool:
+    """Put the shipped kernels where numba looks for them, if nothing is cached yet and they fit; otherwise
+    numba compiles as usual. True if installed."""
+    if os.environ.get("NUMBA_CACHE_DIR") or kernels_cached(package) or not shipped_kernels_fit(package):
+        return False
+    try:
+        with zipfile.ZipFile(package / SHIPPED) as z:
+            # the data files before the index files that name them: another process that sees an index finds
+            # its data; each written whole under a temporary name first, as numba does
+            for name in sorted((n for n in z.namelist() if n != MANIFEST), key=lambda n: n.endswith(".nbi")):
+                target = package / name
+                target.parent.mkdir(exist_ok=True)
+                partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+                partial.write_bytes(z.read(name))
+                os.replace(partial, target)
+    except (OSError, zipfile.BadZipFile):  # a read-only install: numba caches elsewhere, and compiles
+        return False
+    return True
 
 
 def compile_ahead() -> subprocess.Popen | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from dedup.kernel_cache import drop_stale_kernels
+from dedup.kernel_cache import drop_stale_kernels, install_shipped_kernels
 
 
 @functools.cache
@@ -25,8 +25,11 @@ def prepare_process() -> None:
     - numba's OpenMP workers are told to sleep between kernels (`OMP_WAIT_POLICY=PASSIVE`, unless the user chose):
       they otherwise spin ~12 ms on a core after every parallel kernel, taking it from ingest's reading and
       writing threads. OpenMP reads it when numba first loads it, at the first parallel kernel, so a job that
-      starts before then is in time."""
+      starts before then is in time;
+    - the kernels shipped with the package are put where numba finds them, if nothing is cached yet and they fit
+      this machine (`dedup.kernel_cache`): the first run then compiles nothing."""
     drop_stale_kernels(Path(__file__).parent)
+    install_shipped_kernels(Path(__file__).parent)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
