@@ -33,6 +33,7 @@ from dedup.errors import DocumentNotFound, IndexLocked, IndexProblem
 from dedup.kernel_cache import kernels_cached
 from dedup.progress import TerminalProgress
 from dedup.runtime import prepare_process
+from dedup.windows import RETIRED
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_PARTIAL, EXIT_LOCKED, EXIT_INDEX, EXIT_STRICT, EXIT_IO = range(8)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
@@ -211,6 +212,9 @@ def ingest_cmd(paths: tuple[str, ...], index: str, as_json: bool, strict: bool, 
         log.warning("published_at of %s documents is not a date dedup reads and was left empty (flag "
                     "bad_published_at), e.g. %s; give its form with --date-format",
                     f"{s.flags['bad_published_at']:,}", "; ".join(s.dropped_dates))
+    if s.flags.get(RETIRED):
+        log.info("%s documents are dated before the index's retirement cutoff (dedup retire): indexed without "
+                 "buckets, never matched (flag %s)", f"{s.flags[RETIRED]:,}", RETIRED)
     if getattr(s, "stale_lock", None):
         log.warning("note: a previous writer did not exit cleanly (%s); its leftover files were removed", s.stale_lock)
     log.debug("stage seconds: %s", ", ".join(f"{k} {v:.2f}" for k, v in s.timings.items()))
@@ -425,8 +429,10 @@ def compact_cmd(index: str, as_json: bool) -> None:
 def retire_cmd(index: str, before: str, purge: bool, as_json: bool) -> None:
     """Stop matching documents dated before --before (their buckets go); with --purge remove them entirely.
 
-    A document's date is its published_at, else the start of the batch that indexed it. One atomic commit under
-    the writer lock (exit 4 if another writer holds it); killed at any point, the index stays as it was.
+    A document's date is its published_at, else the start of the batch that indexed it. The date is recorded
+    with the index (it only moves forward): later batches index older documents without buckets, or after
+    --purge reject them (purged_date). One atomic commit under the writer lock (exit 4 if another writer holds
+    it); killed at any point, the index stays as it was.
     """
     from dedup.dates import parse_date
     from dedup.retire import retire
@@ -442,6 +448,10 @@ def retire_cmd(index: str, before: str, purge: bool, as_json: bool) -> None:
         what = f", {r.pairs:,} pairs; {r.clusters:,} stories lost members" if purge else ""
         click.echo(f"{'purged' if purge else 'retired'} {r.documents:,} documents dated before {r.before} "
                    f"({r.bucket_rows:,} bucket rows{what}); {r.seconds:.1f}s", err=True)
+        recorded = r.purged_before if purge else r.retired_before
+        if recorded != r.before:  # an earlier date does not move the recorded one back
+            click.echo(f"the index keeps its later cutoff: {'purged' if purge else 'retired'} before {recorded}",
+                       err=True)
 
 
 @main.command("check")

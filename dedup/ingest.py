@@ -34,6 +34,7 @@ from dedup.readers import (DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expan
                            records_from_table, validate)
 from dedup.runtime import collector_paused, libc, prepare_process
 from dedup.store import COMPACT_TMP, Writer
+from dedup.windows import Retention
 
 __all__ = ["Summary", "StrictError", "ingest"]
 
@@ -132,13 +133,16 @@ def _as_table(s: object) -> pa.Table | None:
 
 
 def _records(inputs: Inputs, fields: FieldMap, max_chars: int, s: Summary, meter: InputMeter,
-             engine: LocalEngine) -> Iterator[Record | Rejection]:
-    """Every row of the inputs; the flags of the records are counted in `s` as they pass."""
+             engine: LocalEngine, retention: Retention, started: datetime) -> Iterator[Record | Rejection]:
+    """Every row of the inputs, with the index's retention applied (`started` dates a document without
+    published_at); the flags of the records are counted in `s` as they pass."""
     yield from inputs.unsupported
     rows = itertools.chain(*(records_from_table(t, fields, max_chars=max_chars) for t in inputs.tables),
                            (validate(dict(r), fields, "<rows>", i, max_chars) for i, r in enumerate(inputs.rows, 1)),
                            engine.read_files(inputs.files, fields, max_chars, meter))
     for r in rows:
+        if isinstance(r, Record):
+            r = retention.apply(r, started)
         if isinstance(r, Record) and r.flags:
             _count_flags(s, r)
         yield r
@@ -231,7 +235,8 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
                 known = KnownDocuments.load(con, w.current_files("documents"),
                                             w.current_files("batches") if window else None)
                 t = time.perf_counter()
-                staged = engine.stage_input(_records(inputs, fields, max_chars, s, meter, engine), w, known,
+                records = _records(inputs, fields, max_chars, s, meter, engine, Retention.of(w.params), started)
+                staged = engine.stage_input(records, w, known,
                                             Rejections(strict), store_text, store_signatures, report, fields.id,
                                             started)
                 s.timings["read+sketch+store"] = time.perf_counter() - t

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import numpy as np
 
@@ -25,10 +26,12 @@ VERIFIERS = ("v1", "v2", "v3", "v4")  # see dedup.verify: v2 reads OCR look-alik
 
 # Values of parameters an index made before they existed was made with (its manifest does not name them).
 LEGACY = {"anchor_bands": 0, "anchor_rows": 2, "common_stems": "", "rewrite_model": (), "rewrite_trees": "",
-          "window_days": 0, "period_days": 0}
-# Parameters a manifest names only when set: an index without a time window keeps the manifest it had before
-# windows existed, so an older dedup still reads it.
-UNLESS_SET = ("window_days", "period_days")
+          "window_days": 0, "period_days": 0, "retired_before": "", "purged_before": ""}
+# Parameters a manifest names only when set: an index without a time window or a retirement keeps the manifest it
+# had before they existed, so an older dedup still reads it (and refuses one with them, as unknown parameters).
+UNLESS_SET = ("window_days", "period_days", "retired_before", "purged_before")
+# The cutoffs `dedup retire` records (only it moves them); a caller's Params leaving them unset agrees with any index.
+RETENTION = ("retired_before", "purged_before")
 
 # The rewrite model of verifier v3 (see dedup.verify.rewrite_probability): intercept, then the weights of
 # ordered, loose, anchors, figures, containment, jaccard; written by scripts/fit_rewrite_model.py.
@@ -95,6 +98,11 @@ class Params:
     # bucket files cut into periods of `period_days` (the window's length unless set) so a night reads few of them.
     window_days: int = 0
     period_days: int = 0
+    # Retention (dedup.retire, dedup.windows.Retention): later batches index a document dated before
+    # `retired_before` without buckets and reject one dated before `purged_before` ("YYYY-MM-DD HH:MM:SS" UTC,
+    # "" = none), as if it had been there when `dedup retire` ran.
+    retired_before: str = ""
+    purged_before: str = ""
 
     def __post_init__(self) -> None:
         if self.shingle not in SHINGLE_KINDS:
@@ -164,6 +172,12 @@ class Params:
             raise ParamsError("period_days needs a window (window_days)")
         if self.window_days and not self.period_days:
             object.__setattr__(self, "period_days", self.window_days)
+        for name in RETENTION:
+            if getattr(self, name):
+                object.__setattr__(self, name, _utc_text(name, getattr(self, name)))
+        if self.purged_before and not self.purged_before <= self.retired_before:
+            raise ParamsError(f"purged_before {self.purged_before!r} needs retired_before at or after it, got "
+                              f"{self.retired_before!r}")
 
     @property
     def all_bands(self) -> int:
@@ -174,8 +188,8 @@ class Params:
         return dataclasses.asdict(self)
 
     def manifest_dict(self) -> dict:
-        """`to_dict` without the parameters of UNLESS_SET left at 0 (what the manifest records)."""
-        return {k: v for k, v in self.to_dict().items() if not (k in UNLESS_SET and v == 0)}
+        """`to_dict` without the parameters of UNLESS_SET left unset, 0 or "" (what the manifest records)."""
+        return {k: v for k, v in self.to_dict().items() if not (k in UNLESS_SET and not v)}
 
     @classmethod
     def from_dict(cls, d: dict) -> Params:
@@ -190,9 +204,21 @@ class Params:
         """Refuse to mix: a requested value that differs from this (stored) one would make old and new
         signatures, buckets or pairs incomparable. `requested` holds only what the caller set explicitly."""
         mine = self.to_dict()
+        requested = {k: v for k, v in requested.items() if not (k in RETENTION and not v)}
         unknown = set(requested) - set(mine)
         if unknown:
             raise ParamsError(f"unknown parameters: {sorted(unknown)}")
         diff = [f"{k}: index has {mine[k]!r}, requested {v!r}" for k, v in requested.items() if mine[k] != v]
         if diff:
             raise ParamsError("parameters differ from the existing index (" + "; ".join(diff) + ")")
+
+
+def _utc_text(name: str, value: str) -> str:
+    """A recorded cutoff in one form, "YYYY-MM-DD HH:MM:SS" in UTC, so that two compare as text and as dates."""
+    try:
+        at = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ParamsError(f"{name} must be an ISO date (2024-01-01 or 2024-01-01 00:00:00), got {value!r}") from None
+    if at.tzinfo is not None:
+        at = at.astimezone(timezone.utc).replace(tzinfo=None)
+    return at.isoformat(sep=" ")

@@ -10,10 +10,16 @@ A document is old when its date (`dedup.windows`: published_at, else its batch's
   and the other parts are logged as a `split`); each story that lost members gets a `purge` event whose `size`
   is what remains of it (0: nothing). Earlier events stay, as history. The purge takes a batch number and a row in
   `batches` (inputs `retire --before DATE --purge`), so its events have a batch like every other.
+
+Either records its date with the index (`Params.retired_before`, and with a purge `purged_before`), so that later
+batches treat a document dated before it as if it had been there (`dedup.windows.Retention`). A recorded date only
+moves forward: an earlier DATE retires what is before it (nothing, in practice) and the recorded date stays; an
+index whose date moved commits even with no old document, to record it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -33,7 +39,7 @@ from dedup.windows import epoch_seconds
 
 @dataclass
 class RetireResult:
-    """What one `retire` did (nothing, and no commit, when no document is old)."""
+    """What one `retire` did (nothing, and no commit, when no document is old and the recorded date stays)."""
 
     before: str
     documents: int = 0        # old documents
@@ -42,6 +48,8 @@ class RetireResult:
     pairs: int = 0            # pairs removed (purge)
     clusters: int = 0         # stories that lost members (purge)
     generation: int = 0       # of the index after the command
+    retired_before: str = ""  # the index's recorded cutoffs after the command (later than `before` if they were)
+    purged_before: str = ""
     seconds: float = 0.0
 
     def to_json(self) -> dict:
@@ -60,17 +68,30 @@ def retire(root: str | os.PathLike, before: datetime, purge: bool = False) -> Re
                         {"d": w.current_files("documents"), "b": w.current_files("batches"), "before": before})
             ids = old["doc_id"].to_pylist()
             out.documents = len(ids)
+            moved = _record_cutoff(w, before, purge)
             if ids:
                 out.bucket_rows = _drop_buckets(w, ids, epoch_seconds(before))
-                if purge:
-                    _purge(w, con, old, out, started, before)
-                elif out.bucket_rows:  # retired before: nothing to commit
-                    w.commit(batch=False)
+            if purge and ids:
+                _purge(w, con, old, out, started, before)
+            elif out.bucket_rows or moved:  # else retired before: nothing to commit
+                w.commit(batch=False)
         finally:
             con.close()
         out.generation = w.manifest.generation
+        out.retired_before, out.purged_before = w.params.retired_before, w.params.purged_before
     out.seconds = time.time() - started.timestamp()
     return out
+
+
+def _record_cutoff(w: Writer, before: datetime, purge: bool) -> bool:
+    """Move the index's recorded cutoffs forward to `before` for the next commit (a purge also retires); a later
+    date already recorded stays. True if one moved."""
+    p = w.manifest.params
+    day = before.isoformat(sep=" ")
+    new = dataclasses.replace(p, retired_before=max(p.retired_before, day),
+                              purged_before=max(p.purged_before, day) if purge else p.purged_before)
+    w.manifest.params = w.params = new
+    return new != p
 
 
 def _drop_buckets(w: Writer, ids: list[str], cutoff: int) -> int:

@@ -7,20 +7,27 @@ arrival (last month's article ingested tonight) meets the documents of its own m
 documents of one period (`period_days` long, counted from 1970-01-01) and the manifest records each file's first
 and last date (`Manifest.ranges`), so linking documents dated [lo, hi] opens only the files whose range meets
 [lo - W, hi + W]: a night's cost follows the window, not the archive.
+
+Retention (`dedup retire`) records its cutoffs with the index (`Params.retired_before`, `purged_before`), and
+every later batch applies them to its documents by the same date (`Retention`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 
 from dedup.errors import InputError
+from dedup.params import Params
+from dedup.readers import Record, Rejection
 
 DAY = 86_400
 INGEST_DATED = "dated_by_ingest"  # flag of a document dated by its batch's start (it had no published_at)
+RETIRED = "retired_on_arrival"  # flag of a document dated before the index's retirement cutoff: no buckets
 _EPOCH = datetime(1970, 1, 1)
 _WINDOW = re.compile(r"\s*(\d+)\s*([dw]?)\s*")
 
@@ -60,3 +67,31 @@ def meets(span: Span | None, lo: int, hi: int, window_days: int) -> bool:
 def within(dates: np.ndarray, a: np.ndarray, b: np.ndarray, window_days: int) -> np.ndarray:
     """Mask of the pairs of document numbers (a, b) whose dates are at most the window apart."""
     return np.abs(dates[a] - dates[b]) <= window_days * DAY
+
+
+@dataclass(frozen=True)
+class Retention:
+    """The cutoffs `dedup retire` recorded, applied to a batch's documents as if they had been in the index when
+    it ran: one dated before `purged` is rejected (`purged_date`: a purge is for takedowns and licences, so it
+    must not come back, and the job's log and exit code say so), one before `retired` is indexed with the flag
+    RETIRED and gets no buckets (never matched, like a retired document)."""
+
+    retired: datetime | None = None
+    purged: datetime | None = None
+
+    @classmethod
+    def of(cls, p: Params) -> Retention:
+        return cls(*(datetime.fromisoformat(v) if v else None for v in (p.retired_before, p.purged_before)))
+
+    def apply(self, r: Record, ingest_time: datetime) -> Record | Rejection:
+        """`r`, flagged if retired; or its rejection. A document without `published_at` is dated `ingest_time`."""
+        if self.retired is None:
+            return r
+        date = r.published_at or ingest_time
+        if self.purged is not None and date < self.purged:
+            return Rejection(r.file, r.line, r.doc_id, "published_at", "purged_date",
+                             f"dated {date.isoformat(sep=' ')}, before {self.purged.isoformat(sep=' ')}: the index "
+                             "was purged up to that date (dedup retire --purge)")
+        if date < self.retired:
+            r.flags = [*r.flags, RETIRED]
+        return r

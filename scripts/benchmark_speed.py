@@ -9,7 +9,9 @@ cached in --cache (default: --work) and reused by any later run with the same pa
     python scripts/benchmark_speed.py --corpora ../shared/corpora --sizes 100000,300000,1000000 --cache ~/.cache/dedup
 
 Each ingest runs in a fresh subprocess and reports its own peak RSS (VmHWM of /proc/self/status: `ru_maxrss`
-carries the benchmark's own peak into a child across fork+exec) and CPU seconds; the smallest size runs REPEATS
+carries the benchmark's own peak into a child across fork+exec), the peak and the CPU seconds of each stage (VmHWM at the stage's end,
+reset after it through /proc/self/clear_refs; link and verify end together: their CPU is counted under link)
+and CPU seconds; the smallest size runs REPEATS
 times on two cores and on one core, and the median of each is reported. Prints a markdown report.
 
 `--windows` runs the time-window benchmarks instead (issue 22): an archive loaded in batches in date order with a
@@ -48,14 +50,25 @@ CHILD = r"""
 import json, resource, sys, time
 import dedup
 from dedup.params import Params
+def hwm_mib():
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:")) / 1024
+def cpu():
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+stages, stage_cpu, last = {}, {}, [0.0]
+def progress(event, n, total):  # each stage's own peak (VmHWM at its end, then reset) and CPU seconds
+    if event.endswith(" done"):
+        stages[event[:-5]] = round(hwm_mib())
+        open("/proc/self/clear_refs", "w").write("5")
+        stage_cpu[event[:-5]], last[0] = round(cpu() - last[0], 1), cpu()
+last[0] = cpu()
 t = time.time()
 window = int(sys.argv[4])
 s = dedup.ingest([sys.argv[1]], sys.argv[2], Params(window_days=window) if window else None,
-                 store_text=sys.argv[3] == "1")
+                 store_text=sys.argv[3] == "1", progress=progress)
 wall = time.time() - t
-use = resource.getrusage(resource.RUSAGE_SELF)
-hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(json.dumps({"summary": s.to_json(), "wall": wall, "cpu": use.ru_utime + use.ru_stime, "maxrss_mib": hwm / 1024}))
+print(json.dumps({"summary": s.to_json(), "wall": wall, "cpu": cpu(), "maxrss_mib": max([hwm_mib(), *stages.values()]),
+                  "stage_peaks_mib": stages, "stage_cpu_s": stage_cpu}))
 """
 
 
@@ -211,7 +224,8 @@ def windows_benchmark(args: argparse.Namespace, gen: Generator, cache: Path, wor
         row = {"what": what, "docs": docs, "wall_s": round(r["wall"], 1), "cpu_s": round(r["cpu"], 1),
                "cpu_ms_per_doc": round(1000 * r["cpu"] / docs, 3), "peak_rss_mib": round(r["maxrss_mib"]),
                "index_docs": r["summary"]["documents"], "link_files": r["summary"]["link_files"],
-               "timings": r["summary"]["timings"]}
+               "timings": r["summary"]["timings"], "stage_peaks_mib": r["stage_peaks_mib"],
+               "stage_cpu_s": r["stage_cpu_s"]}
         print(json.dumps(row), flush=True)
         return row
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 import dedup
+import dedup.retire
 from dedup.cli import main
 from dedup.cluster import components
 from dedup.engines.spark import spark_session, star_components
@@ -277,3 +280,24 @@ def test_a_windowed_index_is_refused_clearly(spark, tmp_path: Path) -> None:
     with pytest.raises(dedup.ParamsError, match="local engine only"):
         dedup.ingest(rows[10:], idx, engine="spark")
     assert (idx / "manifest.json").read_text() == before
+
+
+def test_a_retired_index_is_honoured_as_locally(spark, tmp_path: Path) -> None:
+    """The dates `dedup retire` recorded hold for Spark as for the local engine: a later document dated before the
+    purge is rejected, one before the retirement gets no buckets (never matched), a newer one is linked."""
+    rows = [dict(r, published_at="2024-05-01") for r in load_articles()[:20]]
+    base = tmp_path / "base"
+    dedup.ingest(rows, base)
+    dedup.retire.retire(base, datetime(2025, 1, 1))
+    dedup.retire.retire(base, datetime(2024, 6, 1), purge=True)
+    text = rows[0]["text"]
+    night = [{"id": f"{kind}{i}", "text": text, "published_at": day} for kind, day in
+             (("purged", "2024-05-15"), ("retired", "2024-09-01"), ("kept", "2025-06-01")) for i in (1, 2)]
+    for engine in ("local", "spark"):
+        shutil.copytree(base, tmp_path / engine)
+        s = dedup.ingest(night, tmp_path / engine, engine=engine)
+        assert [r.reason for r in s.rejections] == ["purged_date"] * 2 and s.flags == {"retired_on_arrival": 2}
+    assert_same_index(tmp_path / "local", tmp_path / "spark")
+    ix = dedup.Index(tmp_path / "spark")
+    assert set(ix.sql("SELECT DISTINCT doc_id FROM buckets")["doc_id"].to_pylist()) == {"kept1", "kept2"}
+    assert ix.sql("SELECT doc_a, doc_b FROM pairs WHERE linked").to_pylist() == [{"doc_a": "kept1", "doc_b": "kept2"}]

@@ -277,3 +277,122 @@ def test_sigkill_retire(one_shot: Path, tmp_path: Path, purge: bool) -> None:
 
     out = kill_at_many_points(one_shot, args, tmp_path, state)
     assert out["killed_pre"] >= 3
+
+
+def copies(x: dict, tag: str, n: int, **changes: str) -> list[dict]:
+    """`n` exact copies of the record `x` under new ids (`<id>@<tag><i>`), with `changes`."""
+    return [dict(x, id=f"{x['id']}@{tag}{i}", **changes) for i in range(n)]
+
+
+def old_and_new(rows: list[dict], cutoff: dt.datetime) -> tuple[dict, dict]:
+    """A long article dated well before `cutoff` and one well after it."""
+    when = date_of(rows)
+    long = [x for x in rows if len(x["text"].split()) > 150]
+    return (next(x for x in long if when[x["id"]] < cutoff - dt.timedelta(days=40)),
+            next(x for x in long if when[x["id"]] > cutoff + dt.timedelta(days=40)))
+
+
+def pairs_with(idx: Path, tag: str) -> set[tuple[str, str, bool]]:
+    return {(a, b, linked) for a, b, _, linked in scored(idx) if tag in a or tag in b}
+
+
+def with_buckets(idx: Path, tag: str) -> set[str]:
+    return set(dedup.Index(idx).sql(f"SELECT DISTINCT doc_id FROM buckets WHERE doc_id LIKE '%{tag}%'")["doc_id"]
+               .to_pylist())
+
+
+@pytest.mark.parametrize("base", ["one_shot", "unwindowed"])
+def test_retire_records_its_cutoff_and_later_batches_honour_it(rows: list[dict], base: str, tmp_path: Path,
+                                                                request: pytest.FixtureRequest) -> None:
+    """Documents dated before a past retire's date that arrive later are indexed without buckets (flagged), so
+    they match neither the archive nor each other; newer ones are linked as before. The date survives compaction
+    and later batches."""
+    idx = tmp_path / "idx"
+    shutil.copytree(request.getfixturevalue(base), idx)
+    window = WINDOW if base == "one_shot" else None
+    cutoff = dt.datetime(2025, 1, 1)
+    r = dedup.retire.retire(idx, cutoff)
+    assert r.retired_before == "2025-01-01 00:00:00" and r.purged_before == ""
+    assert read_manifest(idx).params.retired_before == "2025-01-01 00:00:00"
+    a, b = old_and_new(rows, cutoff)
+    s = ingest(copies(a, "late", 2) + copies(b, "late", 2), idx, window)
+    assert s.flags.get("retired_on_arrival") == 2 and s.rejected == 0 and s.indexed == 4
+    assert not pairs_with(idx, f"{a['id']}@")
+    late_b = {f"{b['id']}@late{i}" for i in range(2)}
+    assert {(x, y) for x, y, linked in pairs_with(idx, f"{b['id']}@") if linked} == {
+        (b["id"], f"{b['id']}@late0"), (b["id"], f"{b['id']}@late1"), (f"{b['id']}@late0", f"{b['id']}@late1")}
+    assert with_buckets(idx, "@late") == late_b
+    flagged = dedup.Index(idx).sql("SELECT doc_id FROM documents WHERE list_contains(flags, 'retired_on_arrival')")
+    assert set(flagged["doc_id"].to_pylist()) == {f"{a['id']}@late{i}" for i in range(2)}
+    compact(idx)
+    assert read_manifest(idx).params.retired_before == "2025-01-01 00:00:00"
+    ingest(copies(a, "again", 1) + copies(b, "again", 1), idx, window)
+    assert read_manifest(idx).params.retired_before == "2025-01-01 00:00:00"
+    assert not pairs_with(idx, f"{a['id']}@") and with_buckets(idx, "@again") == {f"{b['id']}@again0"}
+    assert {(x, y) for x, y, linked in pairs_with(idx, "@again") if linked} == {
+        (b["id"], f"{b['id']}@again0"), *((f"{b['id']}@again0", x) for x in late_b)}
+    assert not check_index(idx).problems
+
+
+def test_after_a_purge_older_documents_are_rejected(rows: list[dict], one_shot: Path, tmp_path: Path) -> None:
+    """A document dated before a past purge's date is rejected (`purged_date`, named on stderr with its file and
+    line, counted in --json, exit 3): it does not come back into a purged index."""
+    idx = tmp_path / "idx"
+    shutil.copytree(one_shot, idx)
+    cutoff = START + dt.timedelta(days=400)
+    assert CliRunner().invoke(main, ["retire", "--index", str(idx), "--before", "2025-02-04", "--purge"]
+                              ).exit_code == 0
+    params = read_manifest(idx).params
+    assert params.purged_before == params.retired_before == "2025-02-04 00:00:00"
+    a, b = old_and_new(rows, cutoff)
+    late = tmp_path / "late.jsonl"
+    late.write_text("".join(json.dumps(x) + "\n" for x in copies(a, "late", 1) + copies(b, "late", 1)
+                            + copies(b, "undated", 1, published_at=None)), "utf-8")
+    res = CliRunner().invoke(main, ["ingest", str(late), "--index", str(idx), "--json"])
+    assert res.exit_code == 3, res.output
+    out = json.loads(res.stdout)
+    assert out["rejected"] == 1 and out["rejected_by_reason"] == {"purged_date": 1} and out["indexed"] == 2
+    assert f"{late}:1: field 'published_at' (id '{a['id']}@late0') purged_date: " in res.stderr
+    ix = dedup.Index(idx)
+    assert ix.sql(f"SELECT count(*) n FROM documents WHERE doc_id = '{a['id']}@late0'")["n"][0].as_py() == 0
+    rej = ix.sql("SELECT doc_id, line, field, reason FROM rejected WHERE reason = 'purged_date'").to_pylist()
+    assert rej == [{"doc_id": f"{a['id']}@late0", "line": 1, "field": "published_at", "reason": "purged_date"}]
+    # undated: dated by the batch's start, after the cutoff (and outside the window of the others)
+    assert {(x, y) for x, y, linked in pairs_with(idx, "@") if linked} == {(b["id"], f"{b['id']}@late0")}
+
+
+def test_an_earlier_date_does_not_move_the_cutoff_back(rows: list[dict], one_shot: Path, tmp_path: Path) -> None:
+    """The recorded dates only move forward (a later one stays, and the command says so); a purge before the
+    retirement date purges up to its own date; a date that moves commits even when no document is old."""
+    idx = tmp_path / "idx"
+    shutil.copytree(one_shot, idx)
+    dedup.retire.retire(idx, dt.datetime(2025, 1, 1))
+    gen = read_manifest(idx).generation
+    res = CliRunner().invoke(main, ["retire", "--index", str(idx), "--before", "2024-06-01"])
+    assert res.exit_code == 0 and "keeps its later cutoff: retired before 2025-01-01 00:00:00" in res.stderr
+    assert read_manifest(idx).generation == gen and read_manifest(idx).params.retired_before.startswith("2025-01-01")
+    r = dedup.retire.retire(idx, dt.datetime(2024, 6, 1), purge=True)
+    assert (r.retired_before, r.purged_before) == ("2025-01-01 00:00:00", "2024-06-01 00:00:00")
+    assert r.documents > 0 and read_manifest(idx).generation == gen + 1
+    r = dedup.retire.retire(idx, dt.datetime(2023, 1, 1))  # no document that old: the date stays, no commit
+    assert r.documents == 0 and read_manifest(idx).generation == gen + 1
+    r = dedup.retire.retire(idx, dt.datetime(2025, 1, 2))  # moves on: recorded even if only one day's documents
+    assert r.retired_before == "2025-01-02 00:00:00" and read_manifest(idx).generation == gen + 2
+    a = next(x for x in rows if len(x["text"].split()) > 150)
+    s = ingest([dict(a, id="purged", published_at="2024-03-01"), dict(a, id="retired", published_at="2024-09-01"),
+                dict(a, id="kept", published_at="2025-03-01")], idx)
+    assert [x.doc_id for x in s.rejections] == ["purged"] and s.flags.get("retired_on_arrival") == 1
+    assert with_buckets(idx, "kept") == {"kept"} and not with_buckets(idx, "retired")
+
+
+def test_retirement_dates_are_recorded_parameters() -> None:
+    """Normalised to UTC text, left out of a manifest that has none, and not compared when a caller leaves them
+    unset (only `dedup retire` moves them)."""
+    p = Params(retired_before="2025-01-01T02:00:00+02:00", purged_before="2024-06-01")
+    assert (p.retired_before, p.purged_before) == ("2025-01-01 00:00:00", "2024-06-01 00:00:00")
+    assert "retired_before" not in Params().manifest_dict() and p.manifest_dict()["purged_before"] == p.purged_before
+    p.check_requested(Params().to_dict())
+    with pytest.raises(ParamsError, match="retired_before at or after"):
+        Params(retired_before="2024-01-01", purged_before="2024-06-01")
+    with pytest.raises(ParamsError, match="ISO date"):
+        Params(retired_before="last year")

@@ -14,7 +14,7 @@ from dedup.normalize import utf8_buffers
 from dedup.params import Params
 from dedup.readers import Record, Rejection
 from dedup.sketch import Sketches, sketch_index
-from dedup.windows import Span, periods
+from dedup.windows import RETIRED, Span, periods
 
 TEXT_COLUMN_BYTES = 1 << 30  # a string array's 32-bit offsets reach 2 GiB: the documents file's texts are cut
 
@@ -131,10 +131,15 @@ def signatures_table(sk: Sketched, num_perm: int) -> pa.Table:
     })
 
 
+def matchable(records: list[Record]) -> np.ndarray:
+    """Mask of the records that may have buckets: not dated before the index's retirement cutoff."""
+    return np.array([RETIRED not in r.flags for r in records], bool)
+
+
 def bucket_run(sk: Sketched, first: int, p: Params) -> BucketRun | None:
     """The chunk's bucket rows; its documents are numbered from `first`. None when no document has `min_words`
-    words (shorter ones are indexed but never linked)."""
-    linkable = np.flatnonzero(sk.words >= p.min_words)
+    words (shorter ones are indexed but never linked) and is matchable."""
+    linkable = np.flatnonzero((sk.words >= p.min_words) & matchable(sk.records))
     if not len(linkable):
         return None
     band, bucket, doc = bucket_runs(sk.signatures[linkable], sk.lead[linkable] if len(sk.lead) else sk.lead,

@@ -42,7 +42,7 @@ from dedup.bands import bucket_rows
 from dedup.batch.admit import Admission
 from dedup.batch.plan import LinkPlan
 from dedup.batch.score import score_group
-from dedup.batch.stage import BucketRun, Sketched, admitted_sketches
+from dedup.batch.stage import BucketRun, Sketched, admitted_sketches, matchable
 from dedup.cluster import _average_linkage
 from dedup.engines.local import LocalEngine, Linked, Progress
 from dedup.errors import InputError
@@ -107,13 +107,13 @@ def _lists(lengths: np.ndarray, values: np.ndarray, type_: pa.DataType) -> pa.Li
 
 
 def _sketch_batch(b: pa.RecordBatch, p: Params, signatures: bool, root: str, generation: int) -> pa.RecordBatch:
-    """On an executor: sketch a batch of texts (i, doc_id, text) as `stage.sketch_admitted` does and stage the
-    bucket file of its documents as `stage.bucket_run` makes it (the driver only lists it: its rows, ~250 a
-    document, never pass through the driver). `file`: that file (relative to the index), null for a document
-    without bucket rows."""
+    """On an executor: sketch a batch of texts (i, doc_id, text, matchable) as `stage.sketch_admitted` does and
+    stage the bucket file of its matchable documents as `stage.bucket_run` makes it (the driver only lists it: its
+    rows, ~250 a document, never pass through the driver). `file`: that file (relative to the index), null for a
+    document without bucket rows."""
     sk = sketch_index(pa.chunked_array([b.column("text")]), p)
     n = b.num_rows
-    banded = (sk.shingles > 0) & (sk.words >= p.min_words)
+    banded = (sk.shingles > 0) & (sk.words >= p.min_words) & b.column("matchable").to_numpy(zero_copy_only=False)
     linkable = np.flatnonzero(banded)
     files = pa.nulls(n, pa.string())
     if len(linkable):
@@ -352,7 +352,7 @@ class SparkEngine(LocalEngine):
         n = len(admission.records)
         texts = pa.table({"i": pa.array(np.arange(n, dtype=np.int32)),
                           "doc_id": pa.array([r.doc_id for r in admission.records], pa.string()),
-                          "text": admission.texts})
+                          "text": admission.texts, "matchable": pa.array(matchable(admission.records))})
         self._stage("sketch")
         task = _sketch_task(w.params, signatures, str(w.root), w.manifest.generation + 1)
         got = (self.spark.createDataFrame(texts).coalesce(-(-n // FILE_DOCS))  # a big cluster: no tiny files
