@@ -19,25 +19,34 @@ def _chain(sim: np.ndarray, weights: np.ndarray, cosine: float) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
+def pair_similarity(vectors: np.ndarray, weights: np.ndarray, offsets: np.ndarray, i: int,
+                    j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cosines between the sentences of documents i and j (rows offsets[d]:offsets[d + 1] of unit `vectors`), the
+    lighter text's (by weight) as rows, and the two texts' sentence weights; an empty matrix when either has none."""
+    a0, a1, b0, b1 = offsets[i], offsets[i + 1], offsets[j], offsets[j + 1]
+    if a0 == a1 or b0 == b1:
+        return np.zeros((0, 0)), weights[a0:a0], weights[b0:b0]
+    if weights[a0:a1].sum() > weights[b0:b1].sum():
+        a0, a1, b0, b1 = b0, b1, a0, a1
+    return vectors[a0:a1].astype(np.float64) @ vectors[b0:b1].astype(np.float64).T, weights[a0:a1], weights[b0:b1]
+
+
+@numba.njit(cache=True, nogil=True)
 def pair_signals(vectors: np.ndarray, weights: np.ndarray, offsets: np.ndarray, ia: np.ndarray, ib: np.ndarray,
                  chain_hi: float, chain_lo: float, out: np.ndarray) -> None:
     """out[k] = (cover of the lighter text, cover of the heavier, chain at chain_hi, chain at chain_lo) for the
     pair of documents (ia[k], ib[k]) whose sentences are rows offsets[d]:offsets[d + 1] of `vectors`; NaN when
     either has no sentence."""
     for k in range(len(ia)):
-        a0, a1, b0, b1 = offsets[ia[k]], offsets[ia[k] + 1], offsets[ib[k]], offsets[ib[k] + 1]
-        if a0 == a1 or b0 == b1:
+        sim, wa, wb = pair_similarity(vectors, weights, offsets, ia[k], ib[k])
+        if sim.size == 0:
             out[k, :] = np.nan
             continue
-        if weights[a0:a1].sum() > weights[b0:b1].sum():
-            a0, a1, b0, b1 = b0, b1, a0, a1
-        sim = vectors[a0:a1].astype(np.float64) @ vectors[b0:b1].astype(np.float64).T
-        wa, wb = weights[a0:a1], weights[b0:b1]
-        best_a = np.empty(a1 - a0)
-        for x in range(a1 - a0):
+        best_a = np.empty(len(wa))
+        for x in range(len(wa)):
             best_a[x] = sim[x].max()
-        best_b = np.empty(b1 - b0)
-        for y in range(b1 - b0):
+        best_b = np.empty(len(wb))
+        for y in range(len(wb)):
             best_b[y] = sim[:, y].max()
         out[k, 0] = (best_a * wa).sum() / wa.sum()
         out[k, 1] = (best_b * wb).sum() / wb.sum()

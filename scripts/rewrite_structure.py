@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_rewrite_trees import TREES, VECTORS, TrainingSet, training_set  # noqa: E402
 
 from dedup.embed import STOP_WORDS, sentences, word_vectors  # noqa: E402
+from dedup.rewrite_kernels import pair_similarity  # noqa: E402
 
 STRUCTURE = ("mutual", "position_gap", "late_chain", "heavy_chain", "soft_align", "sentence_ratio",
              "soft_align40", "soft_align60", "position_gap60", "verbatim80", "monotone", "heavy_early",
@@ -79,14 +80,10 @@ def structure_signals(vectors: np.ndarray, weights: np.ndarray, offsets: np.ndar
                       ib: np.ndarray, out: np.ndarray) -> None:
     """out[k] = STRUCTURE of the pair (ia[k], ib[k]), the lighter text (rows) first; NaN without sentences."""
     for k in range(len(ia)):
-        a0, a1, b0, b1 = offsets[ia[k]], offsets[ia[k] + 1], offsets[ib[k]], offsets[ib[k] + 1]
-        if a0 == a1 or b0 == b1:
+        sim, wa, wb = pair_similarity(vectors, weights, offsets, ia[k], ib[k])
+        if sim.size == 0:
             out[k, :] = np.nan
             continue
-        if weights[a0:a1].sum() > weights[b0:b1].sum():
-            a0, a1, b0, b1 = b0, b1, a0, a1
-        sim = vectors[a0:a1].astype(np.float64) @ vectors[b0:b1].astype(np.float64).T
-        wa, wb = weights[a0:a1], weights[b0:b1]
         n, m = sim.shape
         best_a = np.empty(n, np.int64)
         best_b = np.empty(m, np.int64)
