@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_rewrite_trees import TREES, VECTORS, TrainingSet, training_set  # noqa: E402
 
-from dedup.embed import STOP_WORDS, sentences, word_vectors  # noqa: E402
+from dedup.embed import DATA, STOP_WORDS, sentences, word_vectors  # noqa: E402
 from dedup.rewrite_kernels import pair_similarity  # noqa: E402
 
 STRUCTURE = ("mutual", "position_gap", "late_chain", "heavy_chain", "soft_align", "sentence_ratio",
@@ -152,7 +152,7 @@ def sentence_structure(texts: list[str | None], ia: np.ndarray, ib: np.ndarray) 
 def word_overlap(texts: list[str | None], ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
     """LEXICAL of each pair, the lighter text (by information) first."""
     wv = word_vectors(VECTORS)
-    with np.load(Path(__file__).resolve().parent.parent / "dedup" / "data" / f"word_vectors-{VECTORS}.npz") as data:
+    with np.load(DATA / f"word_vectors-{VECTORS}.npz") as data:  # the stop words, which word_vectors leaves out
         stop = set(str(data["words"]).split("\n")[:STOP_WORDS])
     unknown = float(wv.info.max()) + 1.0
     bags = {}
