@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from dedup.batch.admit import KnownDocuments, Rejections, StrictError
 from dedup.batch.commit import commit, drop_replaced
-from dedup.batch.recluster import events_table, read_cluster_inputs, recluster
+from dedup.batch.recluster import events_table, read_touched_inputs, recluster, stage_clusters
 from dedup.engines import open_engine
 from dedup.batch.plan import Dates
 from dedup.engines.local import Linked, LocalEngine, Progress, Staged
@@ -242,6 +242,7 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
                 s.timings["read+sketch+store"] = time.perf_counter() - t
                 _count_staged(s, staged)
                 _done(report, "read", s.read, s.timings["read+sketch+store"])
+                pairs_before = w.current_files("pairs")
                 drop_replaced(w, staged.replaced)
                 dates = None if not window else Dates(known.dates, staged.dates, {  # type: ignore[arg-type]
                     str(w.root / f): w.span(f) for f in w.next_files("buckets")})
@@ -253,13 +254,14 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
                     _done(report, "link", s.candidates, s.timings["link"])
                     _done(report, "verify", s.linked, s.timings["verify"])
                 t = time.perf_counter()
-                inputs_now = read_cluster_inputs(con, w.current_files("documents"), w.current_files("clusters"),
-                                                 w.current_files("pairs"))
+                inputs_now = read_touched_inputs(con, w.current_files("documents"), w.current_files("clusters"),
+                                                 w.current_files("pairs"), staged.indexed, sorted(staged.replaced),
+                                                 pairs_before, w.params.verify_threshold)
                 clusters = recluster(inputs_now, w.params, w.manifest.next_cluster_id, engine.partition)
-                w.replace_all("clusters", clusters.clusters, sort_by=["cluster_id", "doc_id"])
+                s.clusters = stage_clusters(w, con, inputs_now, clusters)
                 if clusters.events:
                     w.stage("cluster_events", events_table(clusters.events, s.batch, datetime.now()))
-                s.documents, s.clusters = inputs_now.documents.num_rows, clusters.stories
+                s.documents = len(known.numbering) + s.new
                 s.new_clusters, s.merges, s.splits = (sum(e.kind == k for e in clusters.events)
                                                       for k in ("new", "merge", "split"))
                 s.timings["cluster"] = time.perf_counter() - t

@@ -19,6 +19,9 @@ times on two cores and on one core, and the median of each is reported. Prints a
 index without a window:
 
     python scripts/benchmark_speed.py --corpora ../shared/corpora --cache DIR --windows --archive-size 2000000
+
+With `--archive KEPT` the loaded archive is kept in KEPT (~1,000 CPU s to build at 2M); a later run with the same
+arguments copies it (hard links, seconds) and measures only the nights.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from synthetic_news import CORPORA, Generator  # noqa: E402
 
 REPEATS = 5  # runs of the smallest size, on two cores and on one, in turn: a run can be a third slower than the next
 NIGHTS = ("n", "m")  # id prefixes of the nightly batches (each a corpus of its own)
+ARCHIVE_NOTE = "benchmark_archive.json"  # in an --archive DIR: the arguments it was built with
 SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("published_at", pa.string())])
 
 CHILD = r"""
@@ -120,6 +124,19 @@ def fresh(index: Path) -> Path:
     """An index path with nothing at it (a rerun with the same --work starts from empty indexes)."""
     shutil.rmtree(index, ignore_errors=True)
     return index
+
+
+def copy_index(src: Path, dst: Path) -> Path:
+    """A copy of the index `src` at `dst` to write into, made in seconds: its Parquet files hard-linked (a writer
+    never changes a committed file, it writes new ones and replaces the manifest), the rest copied."""
+    def link_or_copy(a: str, b: str) -> None:
+        if a.endswith(".parquet"):
+            os.link(a, b)
+        else:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link_or_copy, ignore=shutil.ignore_patterns(ARCHIVE_NOTE))
+    return dst
 
 
 def dir_bytes(path: Path) -> int:
@@ -224,6 +241,7 @@ def windows_benchmark(args: argparse.Namespace, gen: Generator, cache: Path, wor
         row = {"what": what, "docs": docs, "wall_s": round(r["wall"], 1), "cpu_s": round(r["cpu"], 1),
                "cpu_ms_per_doc": round(1000 * r["cpu"] / docs, 3), "peak_rss_mib": round(r["maxrss_mib"]),
                "index_docs": r["summary"]["documents"], "link_files": r["summary"]["link_files"],
+               "candidates": r["summary"]["candidates"], "pairs": r["summary"]["pairs"],
                "timings": r["summary"]["timings"], "stage_peaks_mib": r["stage_peaks_mib"],
                "stage_cpu_s": r["stage_cpu_s"]}
         print(json.dumps(row), flush=True)
@@ -239,15 +257,33 @@ def windows_benchmark(args: argparse.Namespace, gen: Generator, cache: Path, wor
           f"{args.window} days, night of {args.night:,}\n", flush=True)
     empty = show("night into an empty windowed index", run_ingest(night, fresh(work / "w_empty"),
                                                                 window=args.window), args.night)
-    archive = fresh(work / "w_archive")
-    loads = [show(f"archive batch {k + 1}", run_ingest(f, archive, window=args.window), args.load_batch)
-             for k, f in enumerate(dated(parts, args.load_batch, start, args.archive_days, cache))]
+    built = {"archive_size": args.archive_size, "archive_days": args.archive_days, "load_batch": args.load_batch,
+             "window": args.window, "copy_share": args.copy_share}
+    kept = args.archive / ARCHIVE_NOTE if args.archive else None
+    if kept and not kept.exists() and args.archive.exists() and any(args.archive.iterdir()):
+        sys.exit(f"--archive {args.archive}: not an archive this benchmark kept (no {ARCHIVE_NOTE}, perhaps a build "
+                 "that was stopped): give a new or empty directory, or remove it")
+    loads = []
+    if kept and kept.exists():  # a built archive: the night goes into a copy of it, the archive is not loaded again
+        if json.loads(kept.read_text()) != built:
+            sys.exit(f"{args.archive}: built as {kept.read_text().strip()}, not {json.dumps(built)}: give another "
+                     "--archive")
+        archive = copy_index(args.archive, fresh(work / "w_archive"))
+        print(f"archive: a copy of {args.archive}, not loaded again", flush=True)
+    else:
+        archive = fresh(args.archive or work / "w_archive")
+        loads = [show(f"archive batch {k + 1}", run_ingest(f, archive, window=args.window), args.load_batch)
+                 for k, f in enumerate(dated(parts, args.load_batch, start, args.archive_days, cache))]
+        if kept:
+            kept.write_text(json.dumps(built) + "\n")
+            archive = copy_index(args.archive, fresh(work / "w_archive"))
     full = show("night into the archive", run_ingest(night, archive, window=args.window), args.night)
     print(f"\nnight: {full['cpu_s']} CPU s / {full['wall_s']} s into {full['index_docs'] - args.night:,} documents vs "
           f"{empty['cpu_s']} / {empty['wall_s']} s into an empty index: CPU ratio {full['cpu_s'] / empty['cpu_s']:.2f}, "
           f"wall ratio {full['wall_s'] / empty['wall_s']:.2f}; peak RSS {full['peak_rss_mib']} MiB")
-    print("load in date order, CPU ms per document by batch: " + ", ".join(
-        f"{r['index_docs']:,}: {r['cpu_ms_per_doc']}" for r in loads))
+    if loads:
+        print("load in date order, CPU ms per document by batch: " + ", ".join(
+            f"{r['index_docs']:,}: {r['cpu_ms_per_doc']}" for r in loads))
     if args.plain_size:
         plain_parts = dated(parts[:1], args.plain_size, start, args.archive_days, cache)[:1]
         plain_empty = show("night into an empty index, no window", run_ingest(night, fresh(work / "p_empty")),
@@ -274,6 +310,9 @@ def main() -> None:
     ap.add_argument("--load-batch", type=int, default=250_000, help="--windows: documents a batch of the load")
     ap.add_argument("--night", type=int, default=100_000, help="--windows: documents of the night")
     ap.add_argument("--window", type=int, default=30, help="--windows: the window in days")
+    ap.add_argument("--archive", type=Path,
+                    help="--windows: keep the loaded archive here, and if one built with the same arguments is "
+                         "here, put the night into a copy of it instead of loading it again")
     ap.add_argument("--plain-size", type=int, default=1_000_000,
                     help="--windows: the index without a window the night also goes into (0: none)")
     args = ap.parse_args()
