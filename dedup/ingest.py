@@ -221,7 +221,7 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
     prepare_process()
     libc()
     with open_engine(engine, spark_master, inputs.files, inputs.unsupported) as engine, \
-            Writer(index, params=params, requested=requested) as w:
+            Writer(index, params=params, requested=requested, defer_dated=True) as w:
         meter = InputMeter(inputs.files)  # URIs listed now
         report = _reporting(progress, meter)
         s = Summary(batch=w.manifest.next_batch, stale_lock=w.stale_holder)
@@ -249,6 +249,7 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
                 plan = staged.planner.plan(w.current_files("buckets"), known.numbering, staged.replaced,
                                            staged.indexed, dates)
                 if plan is not None:
+                    w.verify(plan.files_read())  # the index's bucket files this batch reads, hashed first
                     s.link_files = len(plan.files_read())
                     _count_linked(s, engine.link_and_verify(plan, w, report))
                     _done(report, "link", s.candidates, s.timings["link"])

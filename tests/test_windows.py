@@ -27,7 +27,7 @@ import dedup.retire
 from dedup.check import check_index
 from dedup.cli import main
 from dedup.params import Params, ParamsError
-from dedup.store import compact, read_manifest
+from dedup.store import DamagedError, compact, read_manifest
 from dedup.windows import DAY, epoch_seconds, meets, periods
 
 WINDOW = 30
@@ -155,6 +155,45 @@ def test_a_night_opens_only_the_files_of_its_window(rows: list[dict], one_shot: 
         assert s.link_files <= len(near) + len(read_manifest(idx).tables["buckets"]) - len(before.tables["buckets"])
         linked = {(a, b) for a, b, _, ok in scored(idx) if ok}
         assert {(r["id"], r["id"] + "@night") for r in originals} <= linked
+
+
+def test_a_night_hashes_the_bucket_files_it_reads_and_no_others(rows: list[dict], one_shot: Path,
+                                                                 tmp_path: Path) -> None:
+    """A writer compares every file it reads with its checksum before reading it, but a night does not read the
+    bucket files outside its window, and hashing them grew with the archive: damage there does not stop the
+    night (nothing of that file is read or carried) and `dedup check` still finds it; damage in a file of the
+    window stops the night before anything is committed, the file named."""
+    when = date_of(rows)
+    month = START + dt.timedelta(days=600)
+    originals = [r for r in rows if len(r["text"].split()) > 150
+                 and month <= when[r["id"]] < month + dt.timedelta(days=30)][:4]
+    night = [dict(r, id=r["id"] + "@night", published_at=(when[r["id"]] + dt.timedelta(days=3)).isoformat())
+             for r in originals]
+    lo = min(epoch_seconds(when[r["id"]]) for r in originals) + 3 * DAY
+    hi = max(epoch_seconds(when[r["id"]]) for r in originals) + 3 * DAY
+    m = read_manifest(one_shot)
+    rowful = [f for f in m.tables["buckets"] if f in m.ranges]
+    far = next(f for f in rowful if not meets(m.ranges[f], lo, hi, WINDOW))
+    near = next(f for f in rowful if meets(m.ranges[f], lo, hi, WINDOW))
+
+    def garbled(rel: str, name: str) -> Path:
+        idx = tmp_path / name
+        shutil.copytree(one_shot, idx)
+        data = bytearray((idx / rel).read_bytes())
+        for i in range(len(data) // 2, len(data) // 2 + 64):
+            data[i] ^= 0x5A
+        (idx / rel).write_bytes(bytes(data))
+        return idx
+
+    idx = garbled(far, "far")
+    s = ingest(night, idx)
+    assert s.new == len(night) and far in read_manifest(idx).tables["buckets"]
+    assert [p.file for p in check_index(idx).problems] == [far]
+    idx = garbled(near, "near")
+    before = (idx / "manifest.json").read_bytes()
+    with pytest.raises(DamagedError, match=near):
+        ingest(night, idx)
+    assert (idx / "manifest.json").read_bytes() == before
 
 
 def test_window_is_a_parameter_of_the_index(one_shot: Path, unwindowed: Path, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from dedup.cluster import ClusterEvent, assign_ids, components, partition
 from dedup.params import Params
-from dedup.store import Writer, fetch, positions, rows_of
+from dedup.store import Writer, fetch, positions
 
 # (documents, ends a, ends b, scores, link threshold, cluster threshold) -> cluster label of each document
 Partition = Callable[[int, np.ndarray, np.ndarray, np.ndarray, float, float], np.ndarray]
@@ -86,14 +86,17 @@ def read_touched_inputs(con: duckdb.DuckDBPyConnection, documents: list[str], cl
     """`read_cluster_inputs` for the `touched` documents only (same order, same previous ids): the documents and
     clusters files are read for their ids and only the touched rows' other columns."""
     docs, edges = touched(con, pairs, batch, replaced, pairs_before, link_threshold)
-    rows = rows_of(documents, ["published_at"], docs)
-    known = pc.is_valid(rows["published_at"])  # dated first, then undated (NULLS LAST), as `read_cluster_inputs`
-    dated = pa.concat_tables([rows.filter(known).sort_by([("published_at", "ascending"), ("doc_id", "ascending")]),
-                              rows.filter(pc.invert(known)).sort_by("doc_id")])
-    before = rows_of(clusters, ["cluster_id", "size", "representative"], docs)
-    prev = pc.index_in(dated["doc_id"], value_set=before["doc_id"].combine_chunks())
-    cid = before["cluster_id"].combine_chunks().take(prev).fill_null(-1)
-    return ClusterInputs(pa.table({"doc_id": dated["doc_id"], "prev": cid}), edges, before)
+    con.register("touched_ids", pa.table({"doc_id": docs}))
+    try:  # a semi-join: the id columns of the files are scanned, 5x cheaper than `rows_of` for 100k of 2M ids
+        rows = fetch(con, "WITH c AS (SELECT * FROM read_parquet($c) WHERE doc_id IN (SELECT doc_id FROM touched_ids))"
+                          " SELECT d.doc_id, c.cluster_id, c.size, c.representative FROM read_parquet($d) d LEFT JOIN c"
+                          " USING (doc_id) WHERE d.doc_id IN (SELECT doc_id FROM touched_ids)"
+                          " ORDER BY d.published_at NULLS LAST, d.doc_id", {"d": documents, "c": clusters})
+    finally:
+        con.unregister("touched_ids")
+    before = rows.filter(pc.is_valid(rows["cluster_id"]))
+    return ClusterInputs(pa.table({"doc_id": rows["doc_id"], "prev": rows["cluster_id"].fill_null(-1)}), edges,
+                         before)
 
 
 def stage_clusters(w: Writer, con: duckdb.DuckDBPyConnection, inputs: ClusterInputs, result: Reclustering) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,10 +80,12 @@ def read_manifest(root: Path, upgrading: bool = False) -> Manifest:
                     d.get("ranges", {}))
 
 
-def check_files(root: Path, m: Manifest, hashes: bool) -> None:
+def check_files(root: Path, m: Manifest, hashes: bool, unread: Collection[str] = ()) -> None:
     """Raise `DamagedError` if a file `m` lists is missing or differs from its checksum (sizes only unless
-    `hashes`)."""
-    problems = damage(root, [f for t in TABLES for f in m.tables[t]], m.checksums, hashes)
+    `hashes`; sizes only for the files `unread`, which the caller hashes if it comes to read them)."""
+    files = [f for t in TABLES for f in m.tables[t]]
+    problems = damage(root, [f for f in files if f not in unread], m.checksums, hashes)
+    problems += damage(root, [f for f in files if f in unread], m.checksums, hashes=False)
     if problems:
         raise DamagedError(root, problems)
 

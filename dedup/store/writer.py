@@ -20,13 +20,14 @@ import duckdb
 import pyarrow as pa
 
 from dedup.errors import IndexProblem
-from dedup.integrity import file_checksum
+from dedup.integrity import damage, file_checksum
 from dedup.params import Params
 from dedup.store.arrow import fetch
 from dedup.store.files import (MANIFEST, SUPERSEDED, check_creatable, publish_file, remove_index, remove_leftovers,
                                supersede, write_table)
 from dedup.store.lock import WriterLock
-from dedup.store.manifest import Manifest, check_files, read_manifest, write_manifest, write_views
+from dedup.store.manifest import (DamagedError, Manifest, check_files, read_manifest, write_manifest,
+                                  write_views)
 from dedup.store.schema import SCHEMAS, TABLES, sql_str, whole_documents
 
 GRACE_SECONDS = 300.0  # default; DEDUP_GRACE_SECONDS in a writer's environment sets another (see `grace_seconds`)
@@ -56,6 +57,7 @@ class Staging:
     manifest: Manifest
     staged: dict[str, list[str]]
     dropped: dict[str, list[str]]
+    deferred: set[str]  # listed files whose hash is not checked yet (`verify`)
 
     def _reset(self) -> None:
         self.staged = {t: [] for t in TABLES}
@@ -97,6 +99,16 @@ class Staging:
         """Record the checksum of a listed file that has none (written before checksums), once it was read whole."""
         self.manifest.checksums[rel] = file_checksum(self.root / rel)
 
+    def verify(self, files: Iterable[str]) -> None:
+        """Before reading them: hash those of `files` (absolute or relative) whose hashing the writer deferred
+        (`Writer(defer_dated=True)`); raises `DamagedError` naming a damaged one."""
+        todo = [rel for rel in (os.path.relpath(f, self.root) for f in files) if rel in self.deferred]
+        if todo:
+            problems = damage(self.root, todo, self.manifest.checksums, hashes=True)
+            if problems:
+                raise DamagedError(self.root, problems)
+            self.deferred.difference_update(todo)
+
     def rewrite_without(self, name: str, column: str | tuple[str, ...], ids: Iterable[str],
                         committed_only: bool = False, among: set[str] | None = None) -> int:
         """Drop the rows whose `column` value (any of several columns) is in `ids`: rewrite only the files
@@ -112,6 +124,7 @@ class Staging:
         dropped = 0
         committed = [f for f in self.manifest.tables[name] if f not in self.dropped[name]
                      and (among is None or f in among)]
+        self.verify(committed)
         for rel in committed + ([] if committed_only else list(self.staged[name])):
             path = sql_str(str(self.root / rel))
             hit = con.execute(f"SELECT count(*) FROM read_parquet({path}) t WHERE {cond}").fetchall()[0][0]
@@ -149,9 +162,14 @@ class Writer(Staging):
     """The single writer of an index: holds the lock, stages files, commits atomically."""
 
     def __init__(self, root: str | os.PathLike, params: Params | None = None, requested: dict | None = None,
-                 create: bool = True, upgrading: bool = False):
+                 create: bool = True, upgrading: bool = False, defer_dated: bool = False):
+        """`defer_dated`: the bucket files of an index with a window (those with a date range) are hashed only
+        when `verify` is asked for them, as a batch plans to read them: a night reads those of its window, and
+        the others (most of an archive) are never read, so never carried into new files; the rest is hashed
+        now. Every file's size is checked now either way."""
         self.root = Path(root).resolve()
         self._lock: WriterLock | None = None
+        self.deferred = set()
         self.grace = grace_seconds()
         check_creatable(self.root, create)
         self.created = False  # this writer made the index (its first batch is not committed yet)
@@ -167,7 +185,8 @@ class Writer(Staging):
             if (self.root / MANIFEST).is_file():
                 self.manifest = read_manifest(self.root, upgrading)
                 # before anything is read: a damaged file's rows would be carried into the files written now
-                check_files(self.root, self.manifest, hashes=True)
+                self.deferred = set(self.manifest.ranges) if defer_dated else set()
+                check_files(self.root, self.manifest, hashes=True, unread=self.deferred)
                 if params is not None:
                     self.manifest.params.check_requested(params.to_dict())
                 if requested:
