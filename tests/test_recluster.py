@@ -15,7 +15,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from test_incremental import all_records, table, words
-from test_windows import dated_records
+from test_windows import dated_records, nights_with_late_arrivals
 
 import dedup
 import dedup.batch.recluster as rc
@@ -77,15 +77,9 @@ def test_nights_recluster_as_a_full_recluster(tmp_path: Path) -> None:
 
 def test_windowed_nights_with_late_arrivals_recluster_as_a_full_recluster(tmp_path: Path) -> None:
     """Four windowed nights in date order, a tenth of the documents arriving up to two years late."""
-    rows_ = dated_records()
-    rng = random.Random(22)
-    ordered = sorted(rows_, key=lambda r: r["published_at"])
-    late = set(rng.sample(range(len(ordered)), len(ordered) // 10))
-    on_time = [r for i, r in enumerate(ordered) if i not in late]
-    nights = [on_time[k * len(on_time) // 4:(k + 1) * len(on_time) // 4] for k in range(4)]
-    nights[-1] = nights[-1] + [ordered[i] for i in sorted(late)]
     idx = tmp_path / "idx"
-    reached = [ingest_checked(n, idx, tmp_path, Params(window_days=30)) for n in nights]
+    reached = [ingest_checked(n, idx, tmp_path, Params(window_days=30))
+               for n in nights_with_late_arrivals(dated_records())]
     assert all(part < whole for part, whole in reached[1:])
 
 

@@ -108,17 +108,22 @@ def test_manifest_records_window_and_file_dates(one_shot: Path, unwindowed: Path
     assert "ranges" not in plain and "window_days" not in plain["params"]
 
 
-def test_incremental_with_late_arrivals_equals_one_shot(rows: list[dict], one_shot: Path, tmp_path: Path) -> None:
-    """Four batches in date order, a tenth of the documents held back to arrive in the last batch (up to two years
-    late): the same pairs, scores and stories as one shot."""
+def nights_with_late_arrivals(rows: list[dict]) -> list[list[dict]]:
+    """Four batches in date order, a tenth of the documents held back to arrive in the last one (up to two years
+    late)."""
     rng = random.Random(22)
     ordered = sorted(rows, key=lambda r: r["published_at"])
     late = set(rng.sample(range(len(ordered)), len(ordered) // 10))
     on_time = [r for i, r in enumerate(ordered) if i not in late]
     batches = [on_time[k * len(on_time) // 4:(k + 1) * len(on_time) // 4] for k in range(4)]
     batches[-1] = batches[-1] + [ordered[i] for i in sorted(late)]
+    return batches
+
+
+def test_incremental_with_late_arrivals_equals_one_shot(rows: list[dict], one_shot: Path, tmp_path: Path) -> None:
+    """Late arrivals (`nights_with_late_arrivals`): the same pairs, scores and stories as one shot."""
     idx = tmp_path / "inc"
-    for b in batches:
+    for b in nights_with_late_arrivals(rows):
         ingest(b, idx)
     assert scored(idx) == scored(one_shot)
     assert partition_of(idx) == partition_of(one_shot)
