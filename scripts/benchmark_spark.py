@@ -304,7 +304,9 @@ def report(r: dict) -> None:
     for stage, t in sorted(r["shuffle"].items()):
         print(f"| {stage} | {t['write'] / docs:,.0f} | {t['read'] / docs:,.0f} | {t['task_s']:.1f} |")
     differ = [k for k, v in r["differ"].items() if v]
-    print(f"\nTables that differ: {', '.join(differ) if differ else 'none: the same index'}\n", flush=True)
+    if r["differ"]:  # only when both engines ran
+        print(f"\nTables that differ: {', '.join(differ) if differ else 'none: the same index'}", flush=True)
+    print(flush=True)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
     driver: read → admit (first row wins, versions) ─┐                       ┌→ stage documents files
     executors:                                       └→ sketch + band ──────┴→ stage buckets files (mapInArrow,
                                                                                the numba kernel)
-    executors: candidates = shuffle join of the batch's bucket rows with the index's on (band, bucket),
-               pairs sharing ≥ min_bands bands → texts joined → verify (mapInArrow, the same verifier)
+    executors: candidates: the batch's and the index's bucket rows shuffled by (band, bucket), meetings found
+               and counted per pair by link.py's kernels (mapInArrow), pairs sharing ≥ min_bands bands
+               → texts joined → verify (mapInArrow, the same verifier)
     executors: components of linked pairs (large-star/small-star to convergence) → average-linkage split of
                each component of 3+ documents (applyInArrow per component)
     driver:    stable cluster ids and events (`dedup.batch.recluster`), commit (the same Writer, atomic manifest)
@@ -46,6 +47,7 @@ from dedup.batch.stage import BucketRun, Sketched, admitted_sketches, matchable
 from dedup.cluster import _average_linkage
 from dedup.engines.local import LocalEngine, Linked, Progress
 from dedup.errors import InputError
+from dedup.link import _count, _matches, _merge, _self_merge
 from dedup.params import Params
 from dedup.progress import InputMeter
 from dedup.readers import (FieldMap, Record, Rejection, RemoteFile, read_file, supported, unsupported_file,
@@ -60,6 +62,8 @@ if TYPE_CHECKING:
 SKETCH_SCHEMA = "i int, words int, shingles int, signature array<bigint>, file string"
 FILE_DOCS = 10_000  # documents of a chunk one sketch task takes, and so at most one bucket file holds
 SPLIT_SCHEMA = "node bigint, root bigint, sub bigint"
+MEET_SCHEMA = "a bigint, b bigint, whole boolean"  # a meeting: two documents' keys in one bucket
+COUNT_SCHEMA = "a bigint, b bigint, bands smallint"
 READ_SCHEMA = "path string, seq int, data binary"  # a file's rows, pickled a block at a time (seq -1: its end)
 _READ_ARROW = pa.schema([("path", pa.string()), ("seq", pa.int32()), ("data", pa.binary())])
 READ_BLOCK = 2048
@@ -387,7 +391,7 @@ class SparkEngine(LocalEngine):
         p, out = w.params, Linked()
         t = time.perf_counter()
         self._stage("link")
-        cands = candidates(self.spark, new, old, p).persist()
+        cands = candidates(self.spark, new, old, w.current_files("documents"), p).persist()
         out.candidates = cands.count()
         out.link_seconds = time.perf_counter() - t
         if progress:
@@ -438,21 +442,93 @@ class SparkEngine(LocalEngine):
         return labels
 
 
-def candidates(spark: SparkSession, new: list[str], old: list[str], p: Params) -> DataFrame:
-    """(doc_a < doc_b, bands) of the pairs with a document of the batch (bucket files `new`) sharing at least
-    `min_bands` bands, `bands` counting the whole-text ones: `dedup.link.candidate_pairs` as a join."""
+def doc_keys(spark: SparkSession, documents: list[str]) -> tuple[DataFrame, int]:
+    """(doc_id, h) of the documents files, h a 64-bit hash of the id, and the hash's salt: the join shuffles and
+    counts two longs a meeting instead of two strings. A salt whose hashes collide is replaced by the next, so
+    every id keeps its own key (at 1M ids a collision has a chance of ~3e-8)."""
     from pyspark.sql import functions as F
 
-    rows = spark.read.parquet(*new)
-    other = rows.select("band", "bucket", F.col("doc_id").alias("other"), F.lit(True).alias("fresh"))
-    if old:
-        other = other.unionByName(spark.read.parquet(*old).select(
-            "band", "bucket", F.col("doc_id").alias("other"), F.lit(False).alias("fresh")))
-    met = (rows.join(other, ["band", "bucket"]).where(~F.col("fresh") | (F.col("doc_id") < F.col("other")))
-           .select(F.least("doc_id", "other").alias("doc_a"), F.greatest("doc_id", "other").alias("doc_b"), "band"))
-    return (met.groupBy("doc_a", "doc_b")
-            .agg(F.count("*").alias("shared"), F.sum((F.col("band") < p.bands).cast("int")).alias("bands"))
-            .where(F.col("shared") >= p.min_bands).select("doc_a", "doc_b", F.col("bands").cast("smallint")))
+    ids = spark.read.parquet(*documents).select("doc_id").distinct().localCheckpoint()
+    salt = 0
+    while True:
+        keyed = ids.select("doc_id", F.xxhash64("doc_id", F.lit(salt)).alias("h"))
+        if keyed.groupBy("h").count().where("count > 1").isEmpty():
+            return keyed, salt
+        salt += 1
+
+
+def _gathered(batches: Batches) -> pa.Table | None:
+    """A task's batches as one table; None if it has no rows (Spark may hand a task no batch at all)."""
+    got = [b for b in batches if b.num_rows]
+    return pa.Table.from_batches(got) if got else None
+
+
+def _meet_task(p: Params) -> Callable[[Batches], Batches]:
+    def run(batches: Batches) -> Batches:
+        """On an executor: the meetings of one shuffle partition's bucket rows (band, bucket, h, fresh), every
+        key's rows together: the batch's rows with each other and with the older ones, found by the local
+        engine's kernels (`link._self_merge`, `link._merge`) over task-local document numbers. One row a meeting:
+        (a < b, whole), the documents' keys and whether the band is a whole-text band."""
+        t = _gathered(batches)
+        if t is None:
+            return
+        keys, docs = np.unique(t["h"].to_numpy(), return_inverse=True)
+        order = np.lexsort((t["bucket"].to_numpy(), t["band"].to_numpy()))
+        band = t["band"].to_numpy()[order]
+        bucket = t["bucket"].to_numpy()[order].astype(np.uint32)
+        docs = docs.astype(np.int32)[order]
+        fresh = t["fresh"].to_numpy(zero_copy_only=False)[order]
+        offsets = np.searchsorted(band[fresh], np.arange(p.all_bands + 1)).astype(np.int64)
+        part = (offsets, bucket[fresh], docs[fresh])
+        own = _self_merge(*part, p.bands)
+        other = _matches(_merge, *part, band[~fresh], bucket[~fresh], docs[~fresh], p.bands)
+        a, b = np.concatenate([own[0], other[0]]), np.concatenate([own[1], other[1]])
+        x, y = keys[a], keys[b >> 1]
+        yield pa.RecordBatch.from_pydict({"a": np.minimum(x, y), "b": np.maximum(x, y), "whole": (b & 1) == 0})
+    return run
+
+
+def _count_task(min_bands: int) -> Callable[[Batches], Batches]:
+    def run(batches: Batches) -> Batches:
+        """On an executor: the pairs among one partition's meetings (all of a pair's meetings are in one
+        partition) that met in at least `min_bands` bands, with how many were whole-text bands: `link._count`
+        over task-local numbers (ordered as the keys, so each pair keeps its orientation)."""
+        t = _gathered(batches)
+        if t is None:
+            return
+        n = t.num_rows
+        keys, ends = np.unique(np.concatenate([t["a"].to_numpy(), t["b"].to_numpy()]), return_inverse=True)
+        ends = ends.astype(np.int32)
+        lead = ~t["whole"].to_numpy(zero_copy_only=False)
+        a, b, whole = _count(ends[:n], 2 * ends[n:] + lead.astype(np.int32), min_bands)
+        yield pa.RecordBatch.from_pydict({"a": keys[a], "b": keys[b], "bands": whole})
+    return run
+
+
+def candidates(spark: SparkSession, new: list[str], old: list[str], documents: list[str], p: Params
+               ) -> DataFrame:
+    """(doc_a < doc_b, bands) of the pairs with a document of the batch (bucket files `new`) sharing at least
+    `min_bands` bands, `bands` counting the whole-text ones: `dedup.link.candidate_pairs` on Spark. Bucket rows
+    are shuffled by (band, bucket), each partition's meetings found by link.py's kernels and shuffled by pair as
+    two 64-bit document keys (`doc_keys`), each pair's meetings counted by link.py's kernel; the ids are joined
+    back to the few pairs kept. Spark's own join and aggregation over string ids, here before, spent most of a
+    1M-document run on the meetings (two documents in one bucket, ~1G at 1M: docs/benchmarks.md)."""
+    from pyspark.sql import functions as F
+
+    ids, salt = doc_keys(spark, documents)
+
+    def rows(files: list[str], fresh: bool) -> DataFrame:
+        return spark.read.parquet(*files).select("band", "bucket", F.xxhash64("doc_id", F.lit(salt)).alias("h"),
+                                                 F.lit(fresh).alias("fresh"))
+
+    keyed = rows(new, True).unionByName(rows(old, False)) if old else rows(new, True)
+    pairs = (keyed.repartition("band", "bucket").mapInArrow(_meet_task(p), MEET_SCHEMA)
+             .repartition("a").mapInArrow(_count_task(p.min_bands), COUNT_SCHEMA)
+             .localCheckpoint())  # a job of its own, so that Spark sizes the count's partitions to its data, not
+    # to the ids join's 200 (each a Python task: 145 s of the 100k run's tasks before, 29 s after)
+    named = (pairs.join(ids.select(F.col("h").alias("a"), F.col("doc_id").alias("x")), "a")
+             .join(ids.select(F.col("h").alias("b"), F.col("doc_id").alias("y")), "b"))
+    return named.select(F.least("x", "y").alias("doc_a"), F.greatest("x", "y").alias("doc_b"), "bands")
 
 
 def verified(spark: SparkSession, cands: DataFrame, documents: list[str], p: Params, batch: int) -> DataFrame:
