@@ -1,9 +1,13 @@
-"""Sentence vectors, for the rewrite model of verifier v4.
+"""Sentence vectors and word overlap, for the rewrite models of verifiers v4 and v5.
 
 An LLM paraphrase replaces most of a sentence's words with others of the same meaning; sentence vectors (the
 SIF-weighted mean of GloVe word vectors, Arora et al. 2017) stay close where stems do not. Alone they cannot tell a
 rewrite from another outlet's report on the same event (both are "about" the same thing), so the model reads them
 beside the lexical signals: what they add is that the rewrite's sentences find their counterparts *in order*.
+Verifier v5 adds where the counterparts sit (STRUCTURE_SIGNALS): a rewrite follows its original one sentence
+after another over the whole text, at the same relative places, while another outlet's report on the same event
+shares the lead's facts but not the body's order; and how much of each text's rarer words, and of its words outside
+the vocabulary (mostly names), the other holds (WORD_SIGNALS).
 The vectors ship in the package (`dedup/data/word_vectors-<version>.npz`, made by scripts/make_word_vectors.py).
 """
 from __future__ import annotations
@@ -23,6 +27,12 @@ SIF_A = 1e-3  # SIF's smoothing: a word of estimated frequency p weighs SIF_A / 
 CHAIN_COSINES = (0.7, 0.6)  # sentences whose vectors are this close count as counterparts in the in-order chain
 DATA = Path(__file__).with_name("data")
 EMBED_SIGNALS = ("vec_cover", "vec_cover_long", "vec_chain70", "vec_chain60")
+# v5: the order of dedup.rewrite_kernels.structure_signals's output; README's `pairs` table says what each is
+STRUCTURE_SIGNALS = ("vec_mutual", "vec_shift", "vec_late_chain", "vec_heavy_chain", "vec_soft50", "sentence_ratio",
+                     "vec_soft40", "vec_soft60", "vec_shift60", "vec_verbatim", "vec_monotone", "vec_heavy_early",
+                     "vec_heavy_late", "vec_leads")
+WORD = r"[a-z]+"  # v5's words: letters only (figures are the copy rule's and the anchors' business)
+WORD_SIGNALS = ("word_share", "word_share_long", "names_share", "names")
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,7 @@ class WordVectors:
     vectors: np.ndarray  # float32 (words, dims)
     sif: np.ndarray  # weight of the word in its sentence's vector
     info: np.ndarray  # -log of its estimated frequency relative to the STOP_WORDS-th word: a sentence's weight
+    stop: frozenset[str]  # the STOP_WORDS most frequent words, left out of sentences and word sets
 
 
 @functools.cache
@@ -43,7 +54,8 @@ def word_vectors(version: str) -> WordVectors:
     freq = 1.0 / (rank + 50.0) / np.log(8000.0)  # Zipf's law over GloVe's ~400k-word vocabulary
     return WordVectors({w: i for i, w in enumerate(words) if i >= STOP_WORDS}, vectors,
                        (SIF_A / (SIF_A + freq)).astype(np.float32),
-                       np.log((rank + 50.0) / (STOP_WORDS + 50.0)).clip(0).astype(np.float32))
+                       np.log((rank + 50.0) / (STOP_WORDS + 50.0)).clip(0).astype(np.float32),
+                       frozenset(words[:STOP_WORDS]))
 
 
 @dataclass(frozen=True)
@@ -73,11 +85,12 @@ def sentences(text: str, wv: WordVectors) -> Sentences:
     return Sentences((rows[keep] / norms[keep, None]).astype(np.float32), weights[keep])
 
 
-def embedding_signals(texts: Sequence[str | None], ia: np.ndarray, ib: np.ndarray,
-                      version: str) -> dict[str, np.ndarray]:
-    """EMBED_SIGNALS of each pair (texts[ia[k]], texts[ib[k]]), the lighter text (by sentence weight) first: how
-    much of each text's weight finds a close sentence in the other, and the in-order chains. NaN without texts."""
-    from dedup.rewrite_kernels import pair_signals
+def embedding_signals(texts: Sequence[str | None], ia: np.ndarray, ib: np.ndarray, version: str,
+                      structure: bool = False) -> dict[str, np.ndarray]:
+    """EMBED_SIGNALS (and with `structure`, STRUCTURE_SIGNALS) of each pair (texts[ia[k]], texts[ib[k]]), the
+    lighter text (by sentence weight) first: how much of each text's weight finds a close sentence in the other,
+    the in-order chains (and where the counterparts sit). NaN without texts."""
+    from dedup.rewrite_kernels import pair_signals, structure_signals
 
     wv = word_vectors(version)
     docs, local = np.unique(np.concatenate([ia, ib]), return_inverse=True)
@@ -85,9 +98,43 @@ def embedding_signals(texts: Sequence[str | None], ia: np.ndarray, ib: np.ndarra
     parts = [s for s in found if s is not None]
     offsets = np.zeros(len(docs) + 1, np.int64)
     offsets[1:] = np.cumsum([len(s.weights) if s is not None else 0 for s in found])
-    out = np.full((len(ia), len(EMBED_SIGNALS)), np.nan)
+    names = EMBED_SIGNALS + (STRUCTURE_SIGNALS if structure else ())
+    out = np.full((len(ia), len(names)), np.nan)
     if len(ia) and parts:
         vectors = np.concatenate([s.vectors for s in parts])
         weights = np.concatenate([s.weights for s in parts])
         pair_signals(vectors, weights, offsets, local[:len(ia)], local[len(ia):], *CHAIN_COSINES, out)
-    return {name: out[:, k].astype(np.float32) for k, name in enumerate(EMBED_SIGNALS)}
+        if structure:
+            more = np.full((len(ia), len(STRUCTURE_SIGNALS)), np.nan)
+            structure_signals(vectors, weights, offsets, local[:len(ia)], local[len(ia):], more)
+            out[:, len(EMBED_SIGNALS):] = more
+    return {name: out[:, k].astype(np.float32) for k, name in enumerate(names)}
+
+
+def word_signals(texts: Sequence[str | None], ia: np.ndarray, ib: np.ndarray, version: str) -> dict[str, np.ndarray]:
+    """WORD_SIGNALS of each pair, the lighter text (by the information of its distinct words) first: the share of
+    its words' information (a rarer word weighs more) found in the other, the same share of the heavier text's, the
+    share of its words outside the vocabulary (names, mostly) found in the other, and how many such words both
+    have. NaN without texts."""
+    from dedup.rewrite_kernels import word_overlap
+
+    wv = word_vectors(version)
+    unknown = float(wv.info.max()) + 1.0
+    others: dict[str, int] = {}  # words outside the vocabulary, numbered after it
+    docs, local = np.unique(np.concatenate([ia, ib]), return_inverse=True)
+    ids = []
+    for d in docs.tolist():
+        words = set(re.findall(WORD, (texts[d] or "").lower())) - wv.stop
+        known = [wv.index.get(w, -1) for w in words]
+        ids.append(np.unique(np.array([i if i >= 0 else len(wv.info) + others.setdefault(w, len(others))
+                                       for i, w in zip(known, words)], np.int64)))
+    offsets = np.zeros(len(docs) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(x) for x in ids])
+    words = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+    info = np.where(words < len(wv.info), wv.info[np.minimum(words, len(wv.info) - 1)], unknown).astype(np.float64)
+    out = np.full((len(ia), len(WORD_SIGNALS)), np.nan)
+    if len(ia):
+        word_overlap(words, info, offsets, unknown, local[:len(ia)], local[len(ia):], out)
+    has = np.array([t is not None for t in texts])
+    out[~(has[ia] & has[ib])] = np.nan
+    return {name: out[:, k].astype(np.float32) for k, name in enumerate(WORD_SIGNALS)}

@@ -21,7 +21,6 @@ import scipy.sparse as sp
 
 from dedup import verify
 from dedup.bands import bucket_rows
-from dedup.embed import EMBED_SIGNALS
 from dedup.params import Params
 from dedup.sketch import sketch_index
 
@@ -138,7 +137,7 @@ class Verdict(NamedTuple):
     score: float
     linked: bool
     rule: str                  # the verifier's `rule` column: copy, rewrite, brief, short
-    signals: dict[str, float]  # the rewrite model's signals and probability (v3, v4; empty before v3)
+    signals: dict[str, float]  # the rewrite model's signals and probability (v3 to v5; empty before v3)
 
 
 class PassageScores(NamedTuple):
@@ -179,8 +178,8 @@ class _VerifierView:
     the verifier would count them as counterparts."""
 
     def __init__(self, verifier: str):
-        # v3 and v4 read sentences as v2 does (their copy rule); their rewrite models' signals come from `decide`
-        self.verifier = "v2" if verifier in ("v3", "v4") else verifier
+        # v3 to v5 read sentences as v2 does (their copy rule); their rewrite models' signals come from `decide`
+        self.verifier = "v2" if verifier in ("v3", "v4", "v5") else verifier
 
     def passages(self, text: str) -> list[Passage]:
         """The text cut where the verifier ends a sentence (at a boundary once the sentence holds
@@ -246,15 +245,18 @@ def _decide(text_a: str, text_b: str, bands: int, p: Params) -> Verdict:
     """(score, linked) exactly as ingest decides them."""
     cands = pa.table({"doc_a": ["a"], "doc_b": ["b"], "bands": pa.array([bands], pa.int32())})
     out = verify.verify_pairs(cands, pa.table({"doc_id": ["a", "b"], "text": [text_a, text_b]}), p).to_pylist()[0]
-    signals = {k: out[k] for k in ("rewrite", *verify.REWRITE_SIGNALS, *EMBED_SIGNALS) if out.get(k) is not None}
+    signals = {k: out[k] for k in ("rewrite", *verify.REWRITE_SIGNALS, *verify.TREE_SIGNALS["v5"])
+               if out.get(k) is not None}
     return Verdict(float(out["score"]), bool(out["linked"]), out["rule"], signals if "rewrite" in signals else {})
 
 def _rewrite_rule(v: Verdict, p: Params) -> str:
-    """What the rewrite model (v3's regression, v4's trees) made of the pair."""
-    parts = ", ".join(f"{k} {v.signals[k]:.2f}" for k in (*verify.REWRITE_SIGNALS, *EMBED_SIGNALS) if k in v.signals)
+    """What the rewrite model (v3's regression, v4's and v5's trees) made of the pair."""
+    parts = ", ".join(f"{k} {v.signals[k]:.2f}" for k in (*verify.REWRITE_SIGNALS, *verify.TREE_SIGNALS["v5"])
+                      if k in v.signals)
     cmp = "≥" if v.signals["rewrite"] >= p.verify_threshold else "<"
-    model = "trees (anchors, figures, loose order, sentence vectors)" if p.verifier == "v4" else \
-        "(anchors, figures, loose order)"
+    model = {"v4": "trees (anchors, figures, loose order, sentence vectors)",
+             "v5": "trees (anchors, figures, loose order, sentence vectors and where they sit, shared words and names)"
+             }.get(p.verifier, "(anchors, figures, loose order)")
     return (f"rewrite model {model}: probability {v.signals['rewrite']:.2f} {cmp} "
             f"verify_threshold {p.verify_threshold} from {parts}")
 

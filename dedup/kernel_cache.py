@@ -172,10 +172,11 @@ def compile_later_stages() -> None:
         pq.write_table(pa.table({"doc_id": ["a", "b"], "text": [WARM_TEXT, WARM_TEXT]}), f"{tmp}/documents.parquet")
         for _ in scored_pairs(cands, [f"{tmp}/documents.parquet"], p, 1, 2, 2):
             pass
-    # verifier v4's kernels, which only pairs the copy rule leaves out reach (two copies never do)
-    from dedup.embed import embedding_signals
+    # the rewrite trees' kernels, which only pairs the copy rule leaves out reach (two copies never do)
+    from dedup.embed import embedding_signals, word_signals
     from dedup.trees import forest
 
     trees = forest(p.rewrite_trees)
-    embedding_signals([WARM_TEXT, WARM_TEXT], np.array([0]), np.array([1]), trees.word_vectors)
+    embedding_signals([WARM_TEXT, WARM_TEXT], np.array([0]), np.array([1]), trees.word_vectors, structure=True)
+    word_signals([WARM_TEXT, WARM_TEXT], np.array([0]), np.array([1]), trees.word_vectors)
     trees.margin(np.zeros((1, len(trees.features))))

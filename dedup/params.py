@@ -20,9 +20,10 @@ FORMAT_VERSION = 2
 
 SHINGLE_KINDS = ("pair", "stem", "char", "word")
 SHINGLERS = ("v1",)  # see dedup.shingle: its stop words and pair window decide every shingle, hence the buckets
-VERIFIERS = ("v1", "v2", "v3", "v4")  # see dedup.verify: v2 reads OCR look-alikes alike and wants sentences in
-# order; v3 adds the rewrite model (anchors, figures, a looser in-order alignment); v4 replaces v3's regression by
-# gradient-boosted trees (`rewrite_trees`) over the same signals and sentence-vector ones (dedup.embed)
+VERIFIERS = ("v1", "v2", "v3", "v4", "v5")  # see dedup.verify: v2 reads OCR look-alikes alike and wants sentences
+# in order; v3 adds the rewrite model (anchors, figures, a looser in-order alignment); v4 replaces v3's regression by
+# gradient-boosted trees (`rewrite_trees`) over the same signals and sentence-vector ones (dedup.embed); v5's trees
+# also read where the counterpart sentences sit and the texts' shared rare words and names (dedup.embed)
 
 # Values of parameters an index made before they existed was made with (its manifest does not name them).
 LEGACY = {"anchor_bands": 0, "anchor_rows": 2, "common_stems": "", "rewrite_model": (), "rewrite_trees": "",
@@ -36,8 +37,9 @@ RETENTION = ("retired_before", "purged_before")
 # The rewrite model of verifier v3 (see dedup.verify.rewrite_probability): intercept, then the weights of
 # ordered, loose, anchors, figures, containment, jaccard; written by scripts/fit_rewrite_model.py.
 REWRITE_MODEL = (-10.3819, 7.2248, -1.3328, 2.7644, 3.6038, -0.7686, 3.3507)
-# The trees of verifier v4 (dedup/data/rewrite_trees-<version>.npz, written by scripts/fit_rewrite_trees.py).
-REWRITE_TREES = "l2r-dev-v1"
+# The trees each verifier reads unless told otherwise (dedup/data/rewrite_trees-<version>.npz, written by
+# scripts/fit_rewrite_trees.py); an index records the ones it was made with.
+REWRITE_TREES = {"v4": "l2r-dev-v1", "v5": "l2r-dev-v2"}
 
 
 class ParamsError(DedupError, ValueError):
@@ -91,9 +93,9 @@ class Params:
     brief_words: int = 60
     verify_threshold: float = 0.7
     cluster_threshold: float = 0.3
-    verifier: str = "v4"
+    verifier: str = "v5"
     rewrite_model: tuple[float, ...] = REWRITE_MODEL
-    rewrite_trees: str = REWRITE_TREES
+    rewrite_trees: str = ""  # v4, v5: the verifier's own (REWRITE_TREES) unless set
     # Time window (dedup.windows): pairs only of documents dated at most `window_days` apart (0 = no window), and
     # bucket files cut into periods of `period_days` (the window's length unless set) so a night reads few of them.
     window_days: int = 0
@@ -156,14 +158,21 @@ class Params:
         object.__setattr__(self, "rewrite_model", tuple(float(w) for w in self.rewrite_model))
         if self.verifier == "v3" and not (self.common_stems and len(self.rewrite_model) == len(REWRITE_MODEL)):
             raise ParamsError(f"verifier v3 needs common_stems and a rewrite_model of {len(REWRITE_MODEL)} numbers")
-        if self.verifier == "v4":
+        if self.verifier in REWRITE_TREES:
             from dedup.trees import forest
+            from dedup.verify import TREE_FEATURES
             if not self.common_stems:
-                raise ParamsError("verifier v4 needs common_stems")
+                raise ParamsError(f"verifier {self.verifier} needs common_stems")
+            if not self.rewrite_trees:
+                object.__setattr__(self, "rewrite_trees", REWRITE_TREES[self.verifier])
             try:
-                forest(self.rewrite_trees)
+                trees = forest(self.rewrite_trees)
             except ValueError as e:
                 raise ParamsError(str(e)) from None
+            unknown = [f for f in trees.features if f not in TREE_FEATURES[self.verifier]]
+            if unknown:
+                raise ParamsError(f"rewrite_trees {self.rewrite_trees!r} read signals verifier {self.verifier} does not "
+                                  f"compute ({', '.join(unknown)})")
         if not 0.0 < self.verify_threshold <= 1.0:
             raise ParamsError(f"verify_threshold must be in (0, 1], got {self.verify_threshold}")
         if self.window_days < 0 or self.period_days < 0:

@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 
 from dedup.bands import jaccard_estimate
 from dedup.chunked import run_chunked
-from dedup.embed import EMBED_SIGNALS
+from dedup.embed import EMBED_SIGNALS, STRUCTURE_SIGNALS, WORD_SIGNALS
 from dedup.normalize import (char_fold_table, fast_fold, fold_batch, unfoldable, utf8_buffers, utf8_decode,
                              word_char)
 from dedup.params import Params
@@ -391,7 +391,7 @@ class Profiles:
     def __init__(self, texts: pa.Array | pa.ChunkedArray | list[str | None], verifier: str = "v2",
                  common_stems: str = ""):
         self.v2 = verifier != "v1"  # OCR classes in the profiles, lost digits forgiven in scoring (v2, v3)
-        self.anchors = verifier in ("v3", "v4")  # anchors marked (v3: the common words of `common_stems` are not)
+        self.anchors = verifier in ("v3", "v4", "v5")  # anchors marked (v3: the common words of `common_stems` are not)
         common = common_stems if self.anchors else ""
         if self.anchors and not common:
             raise ValueError(f"verifier {verifier} needs the version of its common stems")
@@ -707,19 +707,26 @@ def rewrite_probability(p: Params, signals: dict[str, np.ndarray]) -> np.ndarray
 
 
 REWRITE_SIGNALS = ("ordered", "loose", "anchors", "figures", "containment", "jaccard")
-REWRITE_MIN_ANCHORS = 0.2  # v4: pairs sharing a smaller share of their anchors are not asked to the trees
-REWRITE_PART = 20_000  # v4: pairs whose sentence vectors are computed together
+REWRITE_MIN_ANCHORS = 0.2  # v4, v5: pairs sharing a smaller share of their anchors are not asked to the trees
+REWRITE_PART = 20_000  # v4, v5: pairs whose sentence vectors are computed together
+# the signals each verifier's trees may read (a trees file names those it reads)
+TREE_FEATURES = {"v4": (*REWRITE_SIGNALS, "aligned", *EMBED_SIGNALS, "chars_short", "chars_long")}
+TREE_FEATURES["v5"] = (*TREE_FEATURES["v4"], *STRUCTURE_SIGNALS, *WORD_SIGNALS)
+# the signals of the trees' own (stored in `pairs` for the pairs they were asked about)
+TREE_SIGNALS = {"v4": EMBED_SIGNALS, "v5": (*EMBED_SIGNALS, *STRUCTURE_SIGNALS, *WORD_SIGNALS)}
 
 
 def rewrite_trees(p: Params, signals: dict[str, np.ndarray], texts: pa.Array | pa.ChunkedArray, ia: np.ndarray,
                   ib: np.ndarray, ask: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Verifier v4's rewrite probability of the pairs `ask` selects (NaN elsewhere), and the sentence-vector
-    signals it read: the trees `p.rewrite_trees` over the lexical signals, `aligned`, the sentence signals
-    (dedup.embed) and the two texts' lengths (log characters; short reports need more evidence)."""
-    from dedup.embed import embedding_signals
+    """The rewrite probability of verifiers v4 and v5 for the pairs `ask` selects (NaN elsewhere), and the signals
+    of its own it read (TREE_SIGNALS): the trees `p.rewrite_trees` over the lexical signals, `aligned`, the sentence
+    signals and (v5) the word overlap of dedup.embed, and the two texts' lengths (log characters; short reports
+    need more evidence)."""
+    from dedup.embed import embedding_signals, word_signals
     from dedup.trees import forest
     trees = forest(p.rewrite_trees)
-    sentence = {name: np.full(len(ia), np.nan, np.float32) for name in EMBED_SIGNALS}
+    v5 = p.verifier == "v5"
+    own = {name: np.full(len(ia), np.nan, np.float32) for name in TREE_SIGNALS[p.verifier]}
     prob = np.full(len(ia), np.nan, np.float32)
     asked = np.flatnonzero(ask)
     # in parts, so that only one part's texts and sentence vectors are held at a time
@@ -730,14 +737,17 @@ def rewrite_trees(p: Params, signals: dict[str, np.ndarray], texts: pa.Array | p
         where = np.full(len(texts), -1, np.int64)
         where[needed] = np.arange(len(needed))
         chars = np.log(np.maximum(pc.utf8_length(part).to_numpy(zero_copy_only=False), 1))
-        found = embedding_signals(part.to_pylist(), where[ia[k]], where[ib[k]], trees.word_vectors)
-        for name in EMBED_SIGNALS:
-            sentence[name][k] = found[name]
-        la, lb = chars[where[ia[k]]], chars[where[ib[k]]]
+        part_texts, pa_k, pb_k = part.to_pylist(), where[ia[k]], where[ib[k]]
+        found = embedding_signals(part_texts, pa_k, pb_k, trees.word_vectors, structure=v5)
+        if v5:
+            found.update(word_signals(part_texts, pa_k, pb_k, trees.word_vectors))
+        for name, values in found.items():
+            own[name][k] = values
+        la, lb = chars[pa_k], chars[pb_k]
         values = {**{n: v[k] for n, v in signals.items()}, **found,
                   "chars_short": np.minimum(la, lb), "chars_long": np.maximum(la, lb)}
         prob[k] = trees.probability(np.column_stack([values[n] for n in trees.features]))
-    return prob, sentence
+    return prob, own
 
 
 def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
@@ -758,20 +768,20 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
     core = np.where(jac >= REORDERED_JACCARD, aligned, ordered) if prof.v2 else aligned
     nothing = np.full(len(ia), np.nan, np.float32)
     columns = {"ordered": ordered, "anchors": nothing, "figures": nothing, "loose": nothing, "rewrite": nothing,
-               **dict.fromkeys(EMBED_SIGNALS, nothing)}
+               **dict.fromkeys(TREE_SIGNALS["v5"], nothing)}
     rule = np.where(both, "copy", "estimate").astype(object)
     if prof.anchors:
         anchors, figures, loose = rewrite_signals(prof, ia, ib)
         signals = {"ordered": core, "loose": loose, "anchors": anchors, "figures": figures, "containment": con,
                    "jaccard": jac}
         columns.update(anchors=anchors, figures=figures, loose=loose)
-        if p.verifier == "v4":
+        if p.verifier in TREE_SIGNALS:
             signals["aligned"] = aligned
             # the copy rule decides the others; a pair sharing few anchors is no rewrite (every development rewrite
             # pair shares >= 0.2 of them), so the trees are not asked
             ask = both & (core < p.verify_threshold) & (anchors >= REWRITE_MIN_ANCHORS)
-            rewrite, sentence_signals = rewrite_trees(p, signals, docs["text"], ia, ib, ask)
-            columns.update(sentence_signals)
+            rewrite, own = rewrite_trees(p, signals, docs["text"], ia, ib, ask)
+            columns.update(own)
         else:
             rewrite = rewrite_probability(p, signals)
         rule[both & (rewrite > core)] = "rewrite"

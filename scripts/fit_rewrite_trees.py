@@ -1,17 +1,19 @@
-"""Fit verifier v4's rewrite model: gradient-boosted trees over the lexical and sentence-vector signals of a pair.
+"""Fit the rewrite model of verifiers v4 and v5: gradient-boosted trees over the lexical and sentence signals of a pair.
 
 Like scripts/fit_rewrite_model.py (v3), on the quality benchmark's pool ingested with every candidate kept: the
 candidates the copy rule leaves below `verify_threshold` (rewrites of one story against different stories that
 met in the candidate stage: same-event reports, templated Reuters items, follow-ups), ambiguous pairs left out.
-Features: v3's signals, `aligned`, the sentence-vector signals of dedup.embed and both texts' lengths.
+Features (dedup.verify.TREE_FEATURES): v3's signals, `aligned`, the sentence-vector signals of dedup.embed and both
+texts' lengths; v5 adds where the counterpart sentences sit and the shared rare words and names (dedup.embed).
 
 The cut: five models fitted on folds grouped by story (no story in both parts) score the pairs they did not see;
 the margin of the MAX_FALSE-th highest different-story pair is where the shipped model (fitted on all) is made to
 reach `verify_threshold` (its `offset`). So the model adds links only where it is nearly sure, judged on pairs
-it was not fitted on. Needs scikit-learn (`pip install scikit-learn`) at fit time only: the trees ship as arrays
+it was not fitted on. The same held-out margins give each model's rewrites that join their original's connected
+component (the copy rule's links plus the pairs above the cut), the figure docs/rewrites.md quotes. Needs scikit-learn (`pip install scikit-learn`) at fit time only: the trees ship as arrays
 (dedup/data/rewrite_trees-<version>.npz) that dedup.trees walks in NumPy.
 
-    python scripts/fit_rewrite_trees.py --corpora ../shared/corpora [--write]
+    python scripts/fit_rewrite_trees.py --corpora ../shared/corpora [--verifier v5] [--pairs-cache FILE] [--write]
 """
 from __future__ import annotations
 
@@ -28,12 +30,11 @@ from benchmark_quality import Pool, Truth, build_truth, load_pool  # noqa: E402
 from fit_rewrite_model import candidate_signals  # noqa: E402
 
 from dedup import verify  # noqa: E402
-from dedup.embed import EMBED_SIGNALS, embedding_signals  # noqa: E402
+from dedup.embed import embedding_signals, word_signals  # noqa: E402
 from dedup.params import REWRITE_TREES, Params  # noqa: E402
 from dedup.trees import load_forest  # noqa: E402
 
 VECTORS = "glove100-50k-v1"
-FEATURES = (*verify.REWRITE_SIGNALS, "aligned", *EMBED_SIGNALS, "chars_short", "chars_long")
 MAX_FALSE = 10
 TREES = dict(max_iter=300, learning_rate=0.05, max_leaf_nodes=15, random_state=0)
 OUT = Path(__file__).resolve().parent.parent / "dedup" / "data"
@@ -65,15 +66,17 @@ class TrainingSet:
     b: np.ndarray
     copy_linked: np.ndarray  # candidates the copy rule links (bool, by candidate)
     gap: np.ndarray  # the candidates the model is asked about (indices into a, b)
-    x: np.ndarray  # their FEATURES
+    x: np.ndarray  # their features (`features`)
+    features: tuple[str, ...]
     y: np.ndarray  # same story?
     groups: np.ndarray  # their story, for folds that keep a story on one side
     candidates: int
 
 
-def training_set(corpora: Path, pairs_cache: Path | None) -> TrainingSet:
-    """The quality pool ingested with every candidate kept (cached in `pairs_cache`), with the features of the
-    candidates the copy rule leaves below `verify_threshold` (ambiguous pairs and pairs without texts left out)."""
+def training_set(corpora: Path, pairs_cache: Path | None, verifier: str = "v5") -> TrainingSet:
+    """The quality pool ingested with every candidate kept (cached in `pairs_cache`), with the features `verifier`'s
+    trees read of the candidates the copy rule leaves below `verify_threshold` (ambiguous pairs and pairs without
+    texts left out)."""
     p = Params(verifier="v3")
     pool = load_pool(corpora, None)
     truth = build_truth(pool, 2)
@@ -94,14 +97,38 @@ def training_set(corpora: Path, pairs_cache: Path | None) -> TrainingSet:
     col["ordered"] = np.where(col["jaccard"] >= verify.REORDERED_JACCARD, col["aligned"], col["ordered"])
     has = ~np.isnan(np.stack([col[n] for n in col], axis=1)).any(axis=1)
     gap = np.flatnonzero(clear & has & (col["ordered"] < p.verify_threshold))
-    copy_linked = clear & has & (col["ordered"] >= p.verify_threshold)
+    # the caps for short texts (dedup.verify) hold some of the copy rule's links down
+    capped = np.isin(pairs["rule"].to_numpy(zero_copy_only=False), ["brief", "short"])
+    copy_linked = clear & has & (col["ordered"] >= p.verify_threshold) & ~capped
     col = {n: v[gap] for n, v in col.items()}
-    col.update(embedding_signals(pool.texts, a[gap], b[gap], VECTORS))
+    col.update(embedding_signals(pool.texts, a[gap], b[gap], VECTORS, structure=verifier == "v5"))
+    if verifier == "v5":
+        col.update(word_signals(pool.texts, a[gap], b[gap], VECTORS))
     chars = np.log(np.maximum([len(t) for t in pool.texts], 1))
     col["chars_short"] = np.minimum(chars[a[gap]], chars[b[gap]])
     col["chars_long"] = np.maximum(chars[a[gap]], chars[b[gap]])
-    x, yy, groups = np.column_stack([col[n] for n in FEATURES]), y[gap], truth.story[a[gap]]
-    return TrainingSet(pool, truth, p, a, b, copy_linked, gap, x, yy, groups, len(pairs))
+    features = verify.TREE_FEATURES[verifier]
+    x, yy, groups = np.column_stack([col[n] for n in features]), y[gap], truth.story[a[gap]]
+    return TrainingSet(pool, truth, p, a, b, copy_linked, gap, x, features, yy, groups, len(pairs))
+
+
+def component_recall(data: TrainingSet, extra: np.ndarray) -> dict[str, float]:
+    """Share of each model's rewrites in their original's connected component of the copy rule's links plus the
+    model's (`extra`, a mask over data.gap)."""
+    parent = np.arange(len(data.pool.ids))
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+    links = np.concatenate([np.flatnonzero(data.copy_linked), data.gap[extra]])
+    for i, j in zip(data.a[links].tolist(), data.b[links].tolist()):
+        parent[root(i)] = root(j)
+    kinds = np.array([k or "" for k in data.pool.kind])
+    return {kind.removeprefix("rewrite-"): float(np.mean([root(r) == root(int(data.pool.original[r]))
+                                                           for r in np.flatnonzero(kinds == kind)]))
+            for kind in sorted({k for k in kinds if k.startswith("rewrite")})}
 
 
 def main() -> None:
@@ -110,10 +137,11 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpora", type=Path, required=True)
-    parser.add_argument("--write", action="store_true", help=f"write dedup/data/rewrite_trees-{REWRITE_TREES}.npz")
+    parser.add_argument("--verifier", choices=sorted(REWRITE_TREES), default="v5", help="whose trees (default v5)")
+    parser.add_argument("--write", action="store_true", help="write dedup/data/rewrite_trees-<the verifier's>.npz")
     parser.add_argument("--pairs-cache", type=Path, help="keep the pool's candidate pairs in this Parquet file")
     args = parser.parse_args()
-    data = training_set(args.corpora, args.pairs_cache)
+    data = training_set(args.corpora, args.pairs_cache, args.verifier)
     pool, p, a, b, gap = data.pool, data.params, data.a, data.b, data.gap
     x, yy, groups = data.x, data.y, data.groups
     print(f"candidates {data.candidates}, fitted on {len(gap)} below the copy rule ({int(yy.sum())} same story)")
@@ -130,10 +158,12 @@ def main() -> None:
         mine = np.isin(a[gap], np.flatnonzero(kinds == kind)) | np.isin(b[gap], np.flatnonzero(kinds == kind))
         print(f"  {kind}: pairs below the copy rule {int((mine & yy).sum())}, above the cut held-out "
               f"{int((mine & yy & (oof > cut)).sum())}")
+    print("held out, rewrites in their original's component: " + ", ".join(
+        f"{k} {v:.2f}" for k, v in component_recall(data, oof > cut).items()))
     if args.write:
         model = HistGradientBoostingClassifier(**TREES).fit(x, yy)
-        out = OUT / f"rewrite_trees-{REWRITE_TREES}.npz"
-        np.savez_compressed(out, **export(model, FEATURES, offset))
+        out = OUT / f"rewrite_trees-{REWRITE_TREES[args.verifier]}.npz"
+        np.savez_compressed(out, **export(model, data.features, offset))
         shipped = load_forest(out)
         assert np.allclose(shipped.margin(x) - offset, model.decision_function(x))  # the walk is sklearn's
         print(f"wrote {out} ({out.stat().st_size:,} bytes)")

@@ -17,6 +17,7 @@ import pytest
 
 import dedup
 from dedup.params import Params, ParamsError
+from dedup.trees import shipped
 
 RECORDED = Path(__file__).resolve().parent / "contract.json"
 
@@ -33,6 +34,11 @@ PINNED_TOO = {"verifier v3": {"dedup.verify": ["ANCHOR_WEIGHT", "LOOSE_MATCH", "
                                                "REWRITE_MIN_ANCHORS"],
                               "dedup.embed": ["TOKEN", "SENTENCE", "STOP_WORDS", "SIF_A", "CHAIN_COSINES",
                                               "EMBED_SIGNALS"]}}
+# v5: v4's, and its structure and word signals
+PINNED_TOO["verifier v5"] = {
+    "dedup.verify": PINNED_TOO["verifier v4"]["dedup.verify"],
+    "dedup.embed": [*PINNED_TOO["verifier v4"]["dedup.embed"], "STRUCTURE_SIGNALS", "WORD", "WORD_SIGNALS"],
+    "dedup.rewrite_kernels": ["MUTUAL_COSINE", "PLACED_COSINE", "VERBATIM_COSINE", "SOFT_FLOORS"]}
 
 
 def digest(kind: str, version: str | None = None) -> str:
@@ -43,7 +49,7 @@ def digest(kind: str, version: str | None = None) -> str:
 
 
 @pytest.mark.parametrize("kind, version", [("shingler", "v1"), ("verifier", "v2"), ("verifier", "v3"),
-                                           ("verifier", "v4")])
+                                           ("verifier", "v4"), ("verifier", "v5")])
 def test_pinned_constants_change_only_with_their_version(kind: str, version: str) -> None:
     key, now = f"{kind} {version}", digest(kind, version)
     recorded = json.loads(RECORDED.read_text("utf-8"))
@@ -90,15 +96,24 @@ def test_common_stems_change_only_with_their_version() -> None:
     assert recorded.get(key) == now, f"{COMMON_STEMS_FILE.name} changed: give it a new version ({key}: {now})"
 
 
-def test_shipped_model_files_change_only_with_their_version() -> None:
-    """Verifier v4's trees (`rewrite_trees`, which name their word vectors) decide pairs: both files are pinned by
-    the versions an index records."""
+@pytest.mark.parametrize("version", shipped())
+def test_shipped_model_files_change_only_with_their_version(version: str) -> None:
+    """The trees of verifiers v4 and v5 (`rewrite_trees`, which name their word vectors) decide pairs: every
+    shipped trees file and its vectors are pinned by the versions an index records."""
     from dedup.trees import DATA, forest
 
-    version = Params().rewrite_trees
     recorded = json.loads(RECORDED.read_text("utf-8"))
     for key, name in ((f"rewrite_trees {version}", f"rewrite_trees-{version}.npz"),
                       (f"word_vectors {forest(version).word_vectors}",
                        f"word_vectors-{forest(version).word_vectors}.npz")):
         now = hashlib.sha256((DATA / name).read_bytes()).hexdigest()
         assert recorded.get(key) == now, f"{name} changed: give it a new version ({key}: {now})"
+
+
+def test_each_verifier_reads_its_own_trees_unless_told() -> None:
+    """A new index records the trees its verifier reads; trees that read signals a verifier lacks are refused."""
+    from dedup.params import REWRITE_TREES
+
+    assert {v: Params(verifier=v).rewrite_trees for v in REWRITE_TREES} == REWRITE_TREES
+    with pytest.raises(ParamsError, match="does not compute"):
+        Params(verifier="v4", rewrite_trees=REWRITE_TREES["v5"])

@@ -6,6 +6,7 @@ CC BY 3.0; see tests/rewrites/README.md)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from dedup.shingle import anchors, common_stems
 from dedup.sketch import sketch_index
 
 REWRITES = Path(__file__).parent / "rewrites" / "l2r_sample.jsonl"
+REWRITE_TREES_V5 = Params(verifier="v5").rewrite_trees
 
 
 @pytest.fixture(scope="module")
@@ -103,21 +105,31 @@ def test_indexes_made_before_anchors_keep_their_settings() -> None:
     assert p.anchor_bands == 0 and p.verifier == "v2" and p.all_bands == 2 * p.bands
 
 
-def test_v4_links_rewrites_the_copy_rule_misses_with_its_sentence_signals(tmp_path: Path,
-                                                                           rewrites: list[dict]) -> None:
-    """Verifier v4's trees join more rewrites than the copy rule and no different stories; the sentence-vector
-    signals they read are kept in `pairs` for the pairs they were asked about (those the copy rule leaves out)."""
+def test_the_rewrite_trees_link_what_the_copy_rule_misses_with_their_signals_kept(tmp_path: Path,
+                                                                                  rewrites: list[dict]) -> None:
+    """Verifier v4's trees join more rewrites than the copy rule (v2), v5's at least as many as v4's, neither any
+    different stories; the signals of their own they read are kept in `pairs` for the pairs they were asked about
+    (those the copy rule leaves out), and only those a verifier computes."""
+    from dedup.verify import TREE_SIGNALS
+
     table = pa.table({"id": [r["id"] for r in rewrites], "text": [r["text"] for r in rewrites]})
-    dedup.ingest([table], tmp_path / "v4", Params(verifier="v4"))
-    dedup.ingest([table], tmp_path / "v2", Params(verifier="v2"))
+    for verifier in ("v2", "v4", "v5"):
+        dedup.ingest([table], tmp_path / verifier, Params(verifier=verifier))
     story = {r["id"]: r["original_id"] or r["id"] for r in rewrites}
-    pairs = dedup.Index(tmp_path / "v4").sql("SELECT * FROM pairs").to_pylist()
-    asked = [row for row in pairs if row["vec_chain70"] is not None]
-    assert asked and all(row["rewrite"] is not None and row["vec_cover"] is not None for row in asked)
-    assert all(row["vec_cover"] is None for row in pairs if row["rule"] == "copy" and row["linked"])
-    assert all(story[row["doc_a"]] == story[row["doc_b"]] for row in pairs if row["linked"])
-    assert any(row["rule"] == "rewrite" and row["linked"] for row in pairs)
-    assert joined(tmp_path / "v4", rewrites) > joined(tmp_path / "v2", rewrites)
+    # signals every asked pair has (the others are shares of parts a text may lack, e.g. names_share)
+    always = {"v4": TREE_SIGNALS["v4"], "v5": (*TREE_SIGNALS["v4"], "vec_mutual", "vec_shift", "vec_soft50",
+                                               "word_share", "word_share_long", "names")}
+    for verifier in ("v4", "v5"):
+        pairs = dedup.Index(tmp_path / verifier).sql("SELECT * FROM pairs").to_pylist()
+        own, others = TREE_SIGNALS[verifier], set(TREE_SIGNALS["v5"]) - set(TREE_SIGNALS[verifier])
+        asked = [row for row in pairs if row["vec_chain70"] is not None]
+        assert asked and all(row["rewrite"] is not None and row[k] is not None
+                             for row in asked for k in always[verifier])
+        assert all(row[k] is None for row in pairs if row["rule"] == "copy" and row["linked"] for k in own)
+        assert all(row[k] is None for row in pairs for k in others)
+        assert all(story[row["doc_a"]] == story[row["doc_b"]] for row in pairs if row["linked"])
+        assert any(row["rule"] == "rewrite" and row["linked"] for row in pairs)
+    assert joined(tmp_path / "v5", rewrites) >= joined(tmp_path / "v4", rewrites) > joined(tmp_path / "v2", rewrites)
 
 
 def test_sentence_vectors_find_a_paraphrase_in_order(rewrites: list[dict]) -> None:
@@ -134,10 +146,68 @@ def test_sentence_vectors_find_a_paraphrase_in_order(rewrites: list[dict]) -> No
             texts += [by_id[r["original_id"]]["text"], r["text"], other["text"]]
             ia += [len(texts) - 3, len(texts) - 2]
             ib += [len(texts) - 2, len(texts) - 1]
-    s = embedding_signals(texts, np.array(ia), np.array(ib), forest(REWRITE_TREES).word_vectors)
+    s = embedding_signals(texts, np.array(ia), np.array(ib), forest(REWRITE_TREES["v4"]).word_vectors)
     same, other = s["vec_chain70"][0::2], s["vec_chain70"][1::2]
     assert len(same) >= 3 and (same > other + 0.3).all()
     assert (s["vec_cover"][0::2] > s["vec_cover"][1::2]).all()
+
+
+def test_structure_signals_see_the_order_of_a_rewrites_sentences(rewrites: list[dict]) -> None:
+    """A rewrite's sentences find mutual counterparts at the same places in its original; the same sentences
+    in reverse order keep their counterparts but lose the order and the places; another article has neither."""
+    from dedup.embed import SENTENCE, embedding_signals
+    from dedup.trees import forest
+
+    by_id = {r["id"]: r for r in rewrites}
+    texts, ia, ib = [], [], []
+    for r in rewrites:
+        if r["role"] == "rewrite" and r["model"].startswith("GPT-4o"):
+            original = by_id[r["original_id"]]["text"]
+            other = next(o for o in rewrites if o["role"] == "original" and o["id"] != r["original_id"])
+            reversed_ = " ".join(reversed(re.split(SENTENCE, r["text"])))
+            texts += [original, r["text"], reversed_, other["text"]]
+            ia += [len(texts) - 4] * 3
+            ib += [len(texts) - 3, len(texts) - 2, len(texts) - 1]
+    s = embedding_signals(texts, np.array(ia), np.array(ib), forest(REWRITE_TREES_V5).word_vectors, structure=True)
+    same, backwards, other = (slice(0, None, 3), slice(1, None, 3), slice(2, None, 3))
+    assert len(s["vec_mutual"][same]) >= 3
+    assert (s["vec_mutual"][same] > s["vec_mutual"][other] + 0.2).all()
+    # reversed: the same counterparts (cover), out of order and out of place
+    assert np.allclose(s["vec_cover"][same], s["vec_cover"][backwards], atol=0.05)
+    assert (s["vec_monotone"][same] > s["vec_monotone"][backwards] + 0.3).all()
+    assert (s["vec_shift"][same] + 0.1 < s["vec_shift"][backwards]).all()
+    assert (s["vec_soft50"][same] > s["vec_soft50"][backwards]).all()
+
+
+def test_word_signals_are_the_shared_information_of_the_two_word_sets(rewrites: list[dict]) -> None:
+    """word_signals (a compiled merge of sorted word ids) equals the same shares computed from Python sets."""
+    from dedup.embed import WORD, word_signals, word_vectors
+    from dedup.trees import forest
+
+    version = forest(REWRITE_TREES_V5).word_vectors
+    wv = word_vectors(version)
+    unknown = float(wv.info.max()) + 1.0
+    texts = [r["text"] for r in rewrites]
+    ia, ib = np.triu_indices(len(texts), 1)
+    got = word_signals(texts, ia, ib, version)
+
+    def bag(text: str) -> dict[str, float]:
+        words = set(re.findall(WORD, text.lower())) - wv.stop
+        return {w: float(wv.info[wv.index[w]]) if w in wv.index else unknown for w in words}
+    bags = [bag(t) for t in texts]
+    for k, (i, j) in enumerate(zip(ia.tolist(), ib.tolist())):
+        light, heavy = sorted((bags[i], bags[j]), key=lambda b: sum(b.values()))
+        common = sum(v for w, v in light.items() if w in heavy)
+        names = [w for w, v in light.items() if v == unknown]
+        assert got["word_share"][k] == pytest.approx(common / sum(light.values()), abs=1e-5)
+        assert got["word_share_long"][k] == pytest.approx(common / sum(heavy.values()), abs=1e-5)
+        assert got["names"][k] == len(names) + sum(v == unknown for v in heavy.values())
+        if names:
+            assert got["names_share"][k] == pytest.approx(sum(w in heavy for w in names) / len(names), abs=1e-5)
+    # a rewrite keeps more of its original's rarer words than another story does
+    story = [r["original_id"] or r["id"] for r in rewrites]
+    same = np.array([story[i] == story[j] for i, j in zip(ia, ib)])
+    assert np.median(got["word_share"][same]) > np.median(got["word_share"][~same]) + 0.2
 
 
 def test_the_forest_walk_follows_thresholds_and_missing_values() -> None:

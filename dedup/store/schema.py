@@ -8,6 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dedup.embed import STRUCTURE_SIGNALS, WORD_SIGNALS
+
 # Sort order of each table's files after `compact` (buckets: lookups by (band, bucket) read few row groups).
 COMPACT_ORDER: dict[str, list[str]] = {
     "documents": ["doc_id"], "signatures": ["doc_id"], "buckets": ["band", "bucket", "doc_id"],
@@ -35,6 +37,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         # verifier v4: the sentence-vector signals of its rewrite model (dedup.embed)
         ("vec_cover", pa.float32()), ("vec_cover_long", pa.float32()), ("vec_chain70", pa.float32()),
         ("vec_chain60", pa.float32()),
+        # verifier v5: where the sentences' counterparts sit, and the shared rare words and names (dedup.embed)
+        *((name, pa.float32()) for name in (*STRUCTURE_SIGNALS, *WORD_SIGNALS)),
     ]),
     "clusters": pa.schema([
         ("doc_id", pa.string()), ("cluster_id", pa.int64()), ("size", pa.int32()),
