@@ -255,8 +255,8 @@ def windows_benchmark(args: argparse.Namespace, gen: Generator, cache: Path, wor
     run_ingest(gen.corpus(1000, args.copy_share, cache, prefix="w"), fresh(work / "idx_warm_up"), window=args.window)
     print(f"# time windows: archive of {args.archive_size:,} over {args.archive_days} days, window "
           f"{args.window} days, night of {args.night:,}\n", flush=True)
-    empty = show("night into an empty windowed index", run_ingest(night, fresh(work / "w_empty"),
-                                                                window=args.window), args.night)
+    empty_index = fresh(work / "w_empty")
+    empty = show("night into an empty windowed index", run_ingest(night, empty_index, window=args.window), args.night)
     built = {"archive_size": args.archive_size, "archive_days": args.archive_days, "load_batch": args.load_batch,
              "window": args.window, "copy_share": args.copy_share}
     kept = args.archive / ARCHIVE_NOTE if args.archive else None
@@ -268,6 +268,14 @@ def windows_benchmark(args: argparse.Namespace, gen: Generator, cache: Path, wor
         if json.loads(kept.read_text()) != built:
             sys.exit(f"{args.archive}: built as {kept.read_text().strip()}, not {json.dumps(built)}: give another "
                      "--archive")
+        # the archive keeps the parameters it was made with (a verifier, trees): a night into it compares with the
+        # empty index's only if this dedup makes new indexes the same way
+        made, now = (json.loads((d / "manifest.json").read_text())["params"] for d in (args.archive, empty_index))
+        if made != now:
+            diff = "; ".join(f"{k}: {made.get(k)!r} there, {now.get(k)!r} now" for k in sorted(set(made) | set(now))
+                             if made.get(k) != now.get(k))
+            sys.exit(f"{args.archive}: made with other parameters than a new index of this dedup ({diff}): its night "
+                     "would not compare with the empty index's; give another --archive")
         archive = copy_index(args.archive, fresh(work / "w_archive"))
         print(f"archive: a copy of {args.archive}, not loaded again", flush=True)
     else:
