@@ -207,10 +207,17 @@ def test_sigkill_at_many_points_never_corrupts(nights: dict, tmp_path: Path) -> 
         reset()
 
     attempt = 0
-    while kills < MIN_KILLS or attempt < len(delays):
+    while kills < MIN_KILLS or attempt < len(delays) or not outcomes["post"]:
         assert attempt < 2 * KILLS, "the runs keep finishing before the kill"
-        # every planned point first; then more random points if some runs finished before their kill
-        delay = delays[attempt] if attempt < len(delays) else rng.uniform(0, duration)
+        # every planned point first; then more random points if some runs finished before their kill, and points
+        # past the reference run's commit while no run has got there (a killed run can be slower than the
+        # reference, whose commit comes a few tenths of a second before its end)
+        if attempt < len(delays):
+            delay = delays[attempt]
+        elif not outcomes["post"]:
+            delay = rng.uniform(held_to, 1.5 * duration)
+        else:
+            delay = rng.uniform(0, duration)
         attempt += 1
         w = nxt
         started = w.go()
