@@ -719,16 +719,28 @@ TREE_SIGNALS = {"v4": EMBED_SIGNALS, "v5": (*EMBED_SIGNALS, *STRUCTURE_SIGNALS, 
 TREE_FEATURES["v6"], TREE_SIGNALS["v6"] = TREE_FEATURES["v5"], TREE_SIGNALS["v5"]
 
 
+def tree_inputs(texts: list[str], ia: np.ndarray, ib: np.ndarray, signals: dict[str, np.ndarray], verifier: str,
+                word_vectors: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(the trees' own signals, every input the trees may read) of the pairs (ia, ib) of `texts`, given their
+    lexical `signals`: the sentence signals and (v5, v6) the word overlap of dedup.embed, and the two texts'
+    lengths (log characters; short reports need more evidence). Ingest and scripts/fit_rewrite_trees.py both
+    assemble them here, so the trees are fitted on what they read."""
+    from dedup.embed import embedding_signals, word_signals
+    structure = verifier != "v4"  # v5 and v6 read where the sentences sit and the words shared
+    own = embedding_signals(texts, ia, ib, word_vectors, structure=structure)
+    if structure:
+        own.update(word_signals(texts, ia, ib, word_vectors))
+    chars = np.log(np.maximum(np.array([len(t) for t in texts], np.int64), 1))
+    la, lb = chars[ia], chars[ib]
+    return own, {**signals, **own, "chars_short": np.minimum(la, lb), "chars_long": np.maximum(la, lb)}
+
+
 def rewrite_trees(p: Params, signals: dict[str, np.ndarray], texts: pa.Array | pa.ChunkedArray, ia: np.ndarray,
                   ib: np.ndarray, ask: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The rewrite probability of verifiers v4 to v6 for the pairs `ask` selects (NaN elsewhere), and the signals
-    of its own it read (TREE_SIGNALS): the trees `p.rewrite_trees` over the lexical signals, `aligned`, the sentence
-    signals and (v5, v6) the word overlap of dedup.embed, and the two texts' lengths (log characters; short reports
-    need more evidence)."""
-    from dedup.embed import embedding_signals, word_signals
+    of its own it read (TREE_SIGNALS): the trees `p.rewrite_trees` over `tree_inputs`."""
     from dedup.trees import forest
     trees = forest(p.rewrite_trees)
-    v5 = p.verifier != "v4"  # v5 and v6 read where the sentences sit and the words shared
     own = {name: np.full(len(ia), np.nan, np.float32) for name in TREE_SIGNALS[p.verifier]}
     prob = np.full(len(ia), np.nan, np.float32)
     asked = np.flatnonzero(ask)
@@ -736,19 +748,12 @@ def rewrite_trees(p: Params, signals: dict[str, np.ndarray], texts: pa.Array | p
     for start in range(0, len(asked), REWRITE_PART):
         k = asked[start:start + REWRITE_PART]
         needed = np.unique(np.concatenate([ia[k], ib[k]]))
-        part = texts.take(pa.array(needed))
         where = np.full(len(texts), -1, np.int64)
         where[needed] = np.arange(len(needed))
-        chars = np.log(np.maximum(pc.utf8_length(part).to_numpy(zero_copy_only=False), 1))
-        part_texts, pa_k, pb_k = part.to_pylist(), where[ia[k]], where[ib[k]]
-        found = embedding_signals(part_texts, pa_k, pb_k, trees.word_vectors, structure=v5)
-        if v5:
-            found.update(word_signals(part_texts, pa_k, pb_k, trees.word_vectors))
-        for name, values in found.items():
-            own[name][k] = values
-        la, lb = chars[pa_k], chars[pb_k]
-        values = {**{n: v[k] for n, v in signals.items()}, **found,
-                  "chars_short": np.minimum(la, lb), "chars_long": np.maximum(la, lb)}
+        found, values = tree_inputs(texts.take(pa.array(needed)).to_pylist(), where[ia[k]], where[ib[k]],
+                                    {n: v[k] for n, v in signals.items()}, p.verifier, trees.word_vectors)
+        for name, v in found.items():
+            own[name][k] = v
         prob[k] = trees.probability(np.column_stack([values[n] for n in trees.features]))
     return prob, own
 

@@ -33,7 +33,6 @@ from benchmark_quality import Pool, Truth, build_truth, load_pool  # noqa: E402
 from fit_rewrite_model import candidate_signals  # noqa: E402
 
 from dedup import verify  # noqa: E402
-from dedup.embed import embedding_signals, word_signals  # noqa: E402
 from dedup.params import REWRITE_TREES, Params  # noqa: E402
 from dedup.trees import load_forest  # noqa: E402
 
@@ -108,18 +107,12 @@ def training_set(corpora: Path, pairs_cache: Path | None, verifier: str = "v5") 
     _, held = verify.short_caps(np.minimum(words[a], words[b]), col["aligned"], col["jaccard"], p.brief_words)
     copy = clear & has & (col["ordered"] >= p.verify_threshold)
     copy_linked, held_copy = copy & ~held, np.flatnonzero(copy & held)
-    chars = np.log(np.maximum([len(t) for t in pool.texts], 1))
     features = verify.TREE_FEATURES[verifier]
 
     def features_of(rows: np.ndarray) -> np.ndarray:
-        """The trees' features of these candidates, as dedup.verify.rewrite_trees assembles them."""
-        own = {n: v[rows] for n, v in col.items()}
-        own.update(embedding_signals(pool.texts, a[rows], b[rows], VECTORS, structure=verifier != "v4"))
-        if verifier != "v4":
-            own.update(word_signals(pool.texts, a[rows], b[rows], VECTORS))
-        own["chars_short"] = np.minimum(chars[a[rows]], chars[b[rows]])
-        own["chars_long"] = np.maximum(chars[a[rows]], chars[b[rows]])
-        return np.column_stack([own[n] for n in features])
+        _, inputs = verify.tree_inputs(pool.texts, a[rows], b[rows], {n: v[rows] for n, v in col.items()}, verifier,
+                                       VECTORS)
+        return np.column_stack([inputs[n] for n in features])
 
     return TrainingSet(pool, truth, p, a, b, copy_linked, gap, features_of(gap), features, y[gap], truth.story[a[gap]],
                        len(pairs), held[gap], held_copy, features_of(held_copy))
