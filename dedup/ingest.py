@@ -257,7 +257,8 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
                 t = time.perf_counter()
                 inputs_now = read_touched_inputs(con, w.current_files("documents"), w.current_files("clusters"),
                                                  w.current_files("pairs"), staged.indexed, sorted(staged.replaced),
-                                                 pairs_before, w.params.verify_threshold)
+                                                 pairs_before, w.params.verify_threshold,
+                                                 [str(w.root / f) for f in w.staged["documents"]])
                 clusters = recluster(inputs_now, w.params, w.manifest.next_cluster_id, engine.partition)
                 s.clusters = stage_clusters(w, con, inputs_now, clusters)
                 if clusters.events:

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import xxhash
 from click.testing import CliRunner
 
 from dedup.cli import main
-from dedup.integrity import file_checksum
+from dedup.integrity import _READ, _xxh3, file_checksum
 from dedup.store import MANIFEST, read_manifest
 
 from conftest import ARTICLES, SEED_COPY, load_articles
@@ -59,6 +60,18 @@ def test_every_file_has_a_checksum_and_check_passes(idx: Path) -> None:
     code, out, err = run("check", "--index", str(idx), "--json")
     r = json.loads(out)
     assert code == 0 and r["ok"] and r["files"] == r["files_with_checksum"] == len(listed) and not r["problems"]
+
+
+def test_checksum_covers_every_byte_of_a_file_longer_than_one_read(tmp_path: Path) -> None:
+    # the hash is fed a block at a time from one reused buffer: a file of several blocks and a part, made of the
+    # sample's articles, must hash as its whole content does, and a byte flipped in its last block must show
+    data = b"".join(f.read_bytes() for f in sorted(ARTICLES.rglob("*.jsonl")))
+    blob = (data * (-(-5 * _READ // 2 // len(data))))[:5 * _READ // 2 + 123]
+    path = tmp_path / "blob.bin"
+    path.write_bytes(blob)
+    assert len(blob) > 2 * _READ and _xxh3(path) == xxhash.xxh3_64(blob).hexdigest()
+    path.write_bytes(blob[:-1] + bytes([blob[-1] ^ 1]))
+    assert _xxh3(path) != xxhash.xxh3_64(blob).hexdigest()
 
 
 def test_flipped_bytes_in_a_bucket_file_are_found_and_not_carried_forward(idx: Path, tmp_path: Path) -> None:

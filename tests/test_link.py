@@ -13,6 +13,7 @@ import pytest
 import dedup
 import dedup.engines.local
 from dedup import link
+from dedup.batch.plan import Appended
 from dedup.link import Numbering, _count, candidate_pairs
 from dedup.store import whole_documents
 
@@ -108,3 +109,14 @@ def test_count_keeps_pairs_with_enough_bands_whichever_end_it_groups_by(wide_end
         assert len(got) == len(got_a)
         assert got == {k: v.count(0) for k, v in want.items() if len(v) >= min_bands}
         assert any(len(v) >= 3 for v in want.values())
+
+
+def test_a_batch_numbered_after_the_index_gets_the_numbers_of_one_numbering_of_both() -> None:
+    ids = [r["id"] for r in load_articles()]
+    index, batch = pa.array(ids[:len(ids) * 2 // 3]), pa.array(ids[len(ids) * 2 // 3:])
+    whole, appended = Numbering(pa.concat_arrays([index, batch])), Appended(Numbering(index), batch)
+    asked = pa.array([*ids[::-3], "not-indexed", ids[0] + "x", ""])
+    assert len(appended) == len(whole) and appended.ids.equals(whole.ids)
+    assert appended.find(asked).tolist() == whole.find(asked).tolist()
+    assert (appended.find(asked)[:-3] >= 0).all() and appended.find(asked)[-3:].tolist() == [-1, -1, -1]
+    assert appended.numbers(pa.array(ids)).tolist() == list(range(len(ids)))

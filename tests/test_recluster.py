@@ -116,3 +116,43 @@ def test_documents_reached_through_a_chain_or_a_dropped_pair_are_reclustered(tmp
     size = {r["doc_id"]: r["size"] for r in dedup.Index(idx).sql("SELECT doc_id, size FROM clusters").to_pylist()}
     assert size["A"] == size["B"] == 1 and size["C"] == size["D"] == 2
     assert part >= 4
+
+
+def test_a_night_linked_only_within_itself_reads_only_its_own_documents(tmp_path: Path) -> None:
+    """A night whose pairs stay among its own new documents (an article and a cut of it) reads the documents files
+    it wrote and no `clusters` row; a night that links into the index reads every file and the clusters. Both
+    recluster as a full recluster."""
+    records = all_records()
+    art = next(r for r in records if r["source"] == "bbc" and "~" not in r["id"] and len(words(r["text"])) >= 300)
+    fill = [r for r in records if r["source"] == "reuters"][:30]
+    idx = tmp_path / "idx"
+    ingest_checked(fill, idx, tmp_path)
+    read: list[dict] = []
+    real = rc.fetch
+
+    def spy(con: duckdb.DuckDBPyConnection, sql: str, parameters: dict | None = None) -> object:
+        if "touched_ids" in sql:
+            read.append(parameters or {})
+        return real(con, sql, parameters)
+
+    def night(docs: list[dict]) -> tuple[set[str], set[str]]:
+        """(names of the documents files the recluster read, of the night's own)."""
+        before = set(read_manifest(idx).tables["documents"])
+        read.clear()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(rc, "fetch", spy)
+            ingest_checked(docs, idx, tmp_path)
+        assert len(read) == 1
+        return ({Path(f).name for f in read[0]["d"]},
+                {Path(f).name for f in set(read_manifest(idx).tables["documents"]) - before})
+
+    w = words(art["text"])
+    cut = dict(art, id="cut-of-" + art["id"], text=" ".join(w[:int(len(w) * 0.8)]))
+    files, own = night([art, cut])
+    assert files == own and "c" not in read[0]
+    size = {r["doc_id"]: r["size"] for r in dedup.Index(idx).sql("SELECT doc_id, size FROM clusters").to_pylist()}
+    assert size[art["id"]] == size[cut["id"]] == 2
+    files, own = night([dict(fill[0], id="copy-of-" + fill[0]["id"])])
+    assert files == {Path(f).name for f in read_manifest(idx).tables["documents"]} and "c" in read[0]
+    size = {r["doc_id"]: r["size"] for r in dedup.Index(idx).sql("SELECT doc_id, size FROM clusters").to_pylist()}
+    assert size[fill[0]["id"]] == 2
