@@ -14,6 +14,7 @@ from datasketch import LeanMinHash
 
 import dedup
 import dedup.batch.stage
+from dedup.store import arrow
 from dedup.sketch import sketch_batch
 
 from conftest import ARTICLES, SEED_COPY, SEED_ORIGINAL
@@ -187,3 +188,37 @@ def test_texts_are_stored_in_pieces_under_the_string_array_limit(articles: list[
     assert len(pieces) == 1 and pieces[0].num_chunks >= 40 * 2_000 // 5_000
     stored = {r["doc_id"]: r["text"] for r in dedup.Index(tmp_path / "idx").table("documents").to_pylist()}
     assert stored == {r["id"]: r["text"] for r in rows}
+
+
+def test_rows_of_reads_only_row_groups_whose_id_range_can_hold_the_ids(sample_index: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sample's documents written in id order, four files of two row groups: texts fetched by id are those of
+    the index, and a row group whose doc_id statistics exclude every id asked is not read at all."""
+    docs = dedup.Index(sample_index).sql("SELECT doc_id, text FROM documents ORDER BY doc_id")
+    n = docs.num_rows
+    paths = []
+    for k in range(4):
+        paths.append(str(tmp_path / f"{k}.parquet"))
+        pq.write_table(docs.slice(k * n // 4, (k + 1) * n // 4 - k * n // 4), paths[-1], row_group_size=-(-n // 8))
+    read: set[str] = set()  # a row group read is named by its first id
+    real = pq.ParquetFile.read_row_group
+
+    def spy(self: pq.ParquetFile, i: int, *args: object, **kw: object) -> pa.Table:
+        read.add(self.metadata.row_group(i).column(0).statistics.min)
+        return real(self, i, *args, **kw)
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    groups = [(st.min, st.max) for f in paths for g in range(pq.ParquetFile(f).num_row_groups)
+              for st in [pq.ParquetFile(f).metadata.row_group(g).column(0).statistics]]
+    assert len(groups) == 8
+    ids = docs["doc_id"].to_pylist()
+    texts = dict(zip(ids, docs["text"].to_pylist()))
+    # five neighbours (one or two row groups), ids from everywhere (all eight), none of the index's (none)
+    for asked, most in ((ids[n // 3:n // 3 + 5], 2), (ids[::7] + ["zzz-not-indexed", ""], 8),
+                        (["zzz-not-indexed", ""], 0)):
+        read.clear()
+        got = arrow.rows_of(paths, ["text"], pa.array(asked))
+        assert sorted(zip(got["doc_id"].to_pylist(), got["text"].to_pylist())) == \
+            sorted((i, texts[i]) for i in set(asked) if i in texts)
+        assert read == {lo for lo, hi in groups if any(lo <= a <= hi for a in asked)}
+        assert len(read) <= most and (most == 0 or len(read) >= most // 4)

@@ -3,6 +3,7 @@ from Parquet files."""
 
 from __future__ import annotations
 
+import bisect
 from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
@@ -40,11 +41,24 @@ def rows_of(paths: list[str], columns: list[str], ids: pa.Array, threads: int = 
         rest = f.read_row_group(task[1], columns=columns)
         return pa.table([*found.columns, *rest.columns], names=["doc_id", *columns]).filter(mask)
 
+    wanted = sorted(ids.to_pylist())
     tasks = []  # (bytes, path, row group)
     for path in paths:
         meta = pq.ParquetFile(path).metadata
-        tasks += [(meta.row_group(g).total_byte_size, path, g) for g in range(meta.num_row_groups)]
+        at = next(c for c in range(meta.num_columns) if meta.schema.column(c).path == "doc_id")
+        tasks += [(meta.row_group(g).total_byte_size, path, g) for g in range(meta.num_row_groups)
+                  if _may_hold(meta.row_group(g).column(at).statistics, wanted)]
     tasks.sort(key=lambda t: -t[0])
     with ThreadPoolExecutor(max_workers=threads) as ex:
         found = [t for t in ex.map(one, [(path, g) for _, path, g in tasks]) if t is not None]
     return pa.concat_tables(found) if found else pq.read_schema(paths[0]).empty_table().select(["doc_id", *columns])
+
+
+def _may_hold(stats: pq.Statistics | None, wanted: list[str]) -> bool:
+    """Whether a row group whose doc_id statistics are `stats` can hold one of the sorted ids `wanted`: where ids
+    grow with time, as the benchmark's do, a night's texts are looked for in the window's files only (reading
+    the ids of every file of a 2M archive cost 0.2 CPU s)."""
+    if stats is None or not stats.has_min_max:
+        return True
+    k = bisect.bisect_left(wanted, stats.min)
+    return k < len(wanted) and wanted[k] <= stats.max
