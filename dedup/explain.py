@@ -178,8 +178,8 @@ class _VerifierView:
     the verifier would count them as counterparts."""
 
     def __init__(self, verifier: str):
-        # v3 to v5 read sentences as v2 does (their copy rule); their rewrite models' signals come from `decide`
-        self.verifier = "v2" if verifier in ("v3", "v4", "v5") else verifier
+        # v3 to v6 read sentences as v2 does (their copy rule); their rewrite models' signals come from `decide`
+        self.verifier = "v2" if verifier in ("v3", "v4", "v5", "v6") else verifier
 
     def passages(self, text: str) -> list[Passage]:
         """The text cut where the verifier ends a sentence (at a boundary once the sentence holds
@@ -250,12 +250,12 @@ def _decide(text_a: str, text_b: str, bands: int, p: Params) -> Verdict:
     return Verdict(float(out["score"]), bool(out["linked"]), out["rule"], signals if "rewrite" in signals else {})
 
 def _rewrite_rule(v: Verdict, p: Params) -> str:
-    """What the rewrite model (v3's regression, v4's and v5's trees) made of the pair."""
+    """What the rewrite model (v3's regression, the trees of v4 to v6) made of the pair."""
     parts = ", ".join(f"{k} {v.signals[k]:.2f}" for k in (*verify.REWRITE_SIGNALS, *verify.TREE_SIGNALS["v5"])
                       if k in v.signals)
     cmp = "≥" if v.signals["rewrite"] >= p.verify_threshold else "<"
-    model = {"v4": "trees (anchors, figures, loose order, sentence vectors)",
-             "v5": "trees (anchors, figures, loose order, sentence vectors and where they sit, shared words and names)"
+    sits = "trees (anchors, figures, loose order, sentence vectors and where they sit, shared words and names)"
+    model = {"v4": "trees (anchors, figures, loose order, sentence vectors)", "v5": sits, "v6": sits
              }.get(p.verifier, "(anchors, figures, loose order)")
     return (f"rewrite model {model}: probability {v.signals['rewrite']:.2f} {cmp} "
             f"verify_threshold {p.verify_threshold} from {parts}")
@@ -294,13 +294,13 @@ def _rule(verifier: str, w: WholeScores, score: float, linked: bool, p: Params) 
             base += f" (in any order {aligned:.2f}: some passages match out of order)"
     else:
         base = f"score = aligned {aligned:.2f} (verifier v1: any order)"
+    capped = f"{'the copy rule' if p.verifier == 'v6' else 'score'} capped at {verify.KEEP_SCORE}, not linked"
     if shorter < p.brief_words and (aligned < verify.BRIEF_ALIGNED or jaccard < verify.BRIEF_JACCARD):
         return (f"brief (shorter text {shorter} words < {p.brief_words}) that is not near-identical "
-                f"(needs aligned ≥ {verify.BRIEF_ALIGNED} and jaccard ≥ {verify.BRIEF_JACCARD}): "
-                f"score capped at {verify.KEEP_SCORE}, not linked")
+                f"(needs aligned ≥ {verify.BRIEF_ALIGNED} and jaccard ≥ {verify.BRIEF_JACCARD}): {capped}")
     if shorter < verify.SHORT_WORDS and (aligned < verify.SHORT_ALIGNED or jaccard < verify.SHORT_JACCARD):
         return (f"short text ({shorter} words < {verify.SHORT_WORDS}) needs aligned ≥ {verify.SHORT_ALIGNED} "
-                f"and jaccard ≥ {verify.SHORT_JACCARD}: score capped at {verify.KEEP_SCORE}, not linked")
+                f"and jaccard ≥ {verify.SHORT_JACCARD}: {capped}")
     return f"{base}; {score:.2f} {cmp} verify_threshold {p.verify_threshold}: {'linked' if linked else 'not linked'}"
 
 

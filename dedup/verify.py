@@ -25,7 +25,8 @@ Scores per pair (all in [0, 1]):
   REORDERED_JACCARD: paragraphs moved) or `aligned` (v1), except for *briefs* (the shorter text under
   `brief_words` words): a two-sentence dividend notice aligns with every other notice of its template, so a brief
   must be near-identical (aligned ≥ 0.95 and content-word Jaccard ≥ 0.8) or its score is capped at 0.2; a short
-  text (under 100 words) needs aligned ≥ 0.8 and Jaccard ≥ 0.3;
+  text (under 100 words) needs aligned ≥ 0.8 and Jaccard ≥ 0.3 (v6 caps only the copy rule's score: its rewrite
+  trees may still link a short pair, see `verify_pairs`);
 - the pair is `linked` when score ≥ `verify_threshold`.
 """
 
@@ -391,7 +392,7 @@ class Profiles:
     def __init__(self, texts: pa.Array | pa.ChunkedArray | list[str | None], verifier: str = "v2",
                  common_stems: str = ""):
         self.v2 = verifier != "v1"  # OCR classes in the profiles, lost digits forgiven in scoring (v2, v3)
-        self.anchors = verifier in ("v3", "v4", "v5")  # anchors marked (v3: the common words of `common_stems` are not)
+        self.anchors = verifier in ("v3", "v4", "v5", "v6")  # anchors marked (v3: the common words of `common_stems` are not)
         common = common_stems if self.anchors else ""
         if self.anchors and not common:
             raise ValueError(f"verifier {verifier} needs the version of its common stems")
@@ -707,25 +708,39 @@ def rewrite_probability(p: Params, signals: dict[str, np.ndarray]) -> np.ndarray
 
 
 REWRITE_SIGNALS = ("ordered", "loose", "anchors", "figures", "containment", "jaccard")
-REWRITE_MIN_ANCHORS = 0.2  # v4, v5: pairs sharing a smaller share of their anchors are not asked to the trees
-REWRITE_PART = 20_000  # v4, v5: pairs whose sentence vectors are computed together
+REWRITE_MIN_ANCHORS = 0.2  # v4 to v6: pairs sharing a smaller share of their anchors are not asked to the trees
+REWRITE_PART = 20_000  # v4 to v6: pairs whose sentence vectors are computed together
 # the signals each verifier's trees may read (a trees file names those it reads)
 TREE_FEATURES = {"v4": (*REWRITE_SIGNALS, "aligned", *EMBED_SIGNALS, "chars_short", "chars_long")}
 TREE_FEATURES["v5"] = (*TREE_FEATURES["v4"], *STRUCTURE_SIGNALS, *WORD_SIGNALS)
 # the signals of the trees' own (stored in `pairs` for the pairs they were asked about)
 TREE_SIGNALS = {"v4": EMBED_SIGNALS, "v5": (*EMBED_SIGNALS, *STRUCTURE_SIGNALS, *WORD_SIGNALS)}
+# v6 reads v5's signals and trees; the caps for short texts hold down its copy rule only (see verify_pairs)
+TREE_FEATURES["v6"], TREE_SIGNALS["v6"] = TREE_FEATURES["v5"], TREE_SIGNALS["v5"]
+
+
+def tree_inputs(texts: list[str], ia: np.ndarray, ib: np.ndarray, signals: dict[str, np.ndarray], verifier: str,
+                word_vectors: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(the trees' own signals, every input the trees may read) of the pairs (ia, ib) of `texts`, given their
+    lexical `signals`: the sentence signals and (v5, v6) the word overlap of dedup.embed, and the two texts'
+    lengths (log characters; short reports need more evidence). Ingest and scripts/fit_rewrite_trees.py both
+    assemble them here, so the trees are fitted on what they read."""
+    from dedup.embed import embedding_signals, word_signals
+    structure = verifier != "v4"  # v5 and v6 read where the sentences sit and the words shared
+    own = embedding_signals(texts, ia, ib, word_vectors, structure=structure)
+    if structure:
+        own.update(word_signals(texts, ia, ib, word_vectors))
+    chars = np.log(np.maximum(np.array([len(t) for t in texts], np.int64), 1))
+    la, lb = chars[ia], chars[ib]
+    return own, {**signals, **own, "chars_short": np.minimum(la, lb), "chars_long": np.maximum(la, lb)}
 
 
 def rewrite_trees(p: Params, signals: dict[str, np.ndarray], texts: pa.Array | pa.ChunkedArray, ia: np.ndarray,
                   ib: np.ndarray, ask: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The rewrite probability of verifiers v4 and v5 for the pairs `ask` selects (NaN elsewhere), and the signals
-    of its own it read (TREE_SIGNALS): the trees `p.rewrite_trees` over the lexical signals, `aligned`, the sentence
-    signals and (v5) the word overlap of dedup.embed, and the two texts' lengths (log characters; short reports
-    need more evidence)."""
-    from dedup.embed import embedding_signals, word_signals
+    """The rewrite probability of verifiers v4 to v6 for the pairs `ask` selects (NaN elsewhere), and the signals
+    of its own it read (TREE_SIGNALS): the trees `p.rewrite_trees` over `tree_inputs`."""
     from dedup.trees import forest
     trees = forest(p.rewrite_trees)
-    v5 = p.verifier == "v5"
     own = {name: np.full(len(ia), np.nan, np.float32) for name in TREE_SIGNALS[p.verifier]}
     prob = np.full(len(ia), np.nan, np.float32)
     asked = np.flatnonzero(ask)
@@ -733,21 +748,31 @@ def rewrite_trees(p: Params, signals: dict[str, np.ndarray], texts: pa.Array | p
     for start in range(0, len(asked), REWRITE_PART):
         k = asked[start:start + REWRITE_PART]
         needed = np.unique(np.concatenate([ia[k], ib[k]]))
-        part = texts.take(pa.array(needed))
         where = np.full(len(texts), -1, np.int64)
         where[needed] = np.arange(len(needed))
-        chars = np.log(np.maximum(pc.utf8_length(part).to_numpy(zero_copy_only=False), 1))
-        part_texts, pa_k, pb_k = part.to_pylist(), where[ia[k]], where[ib[k]]
-        found = embedding_signals(part_texts, pa_k, pb_k, trees.word_vectors, structure=v5)
-        if v5:
-            found.update(word_signals(part_texts, pa_k, pb_k, trees.word_vectors))
-        for name, values in found.items():
-            own[name][k] = values
-        la, lb = chars[pa_k], chars[pb_k]
-        values = {**{n: v[k] for n, v in signals.items()}, **found,
-                  "chars_short": np.minimum(la, lb), "chars_long": np.maximum(la, lb)}
+        found, values = tree_inputs(texts.take(pa.array(needed)).to_pylist(), where[ia[k]], where[ib[k]],
+                                    {n: v[k] for n, v in signals.items()}, p.verifier, trees.word_vectors)
+        for name, v in found.items():
+            own[name][k] = v
         prob[k] = trees.probability(np.column_stack([values[n] for n in trees.features]))
     return prob, own
+
+
+def short_caps(shorter: np.ndarray, aligned: np.ndarray, jac: np.ndarray, brief_words: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(brief, held): the pairs whose shorter text (`shorter` whitespace words) the caps for short texts hold
+    down, and of those the briefs. Briefs (a few sentences) align too easily with other items of their template,
+    so they must be near-identical; a short text must have most of its sentences aligned."""
+    brief = (shorter < brief_words) & ((aligned < BRIEF_ALIGNED) | (jac < BRIEF_JACCARD))
+    return brief, brief | ((shorter < SHORT_WORDS) & ((aligned < SHORT_ALIGNED) | (jac < SHORT_JACCARD)))
+
+
+def _hold(score: np.ndarray, held: np.ndarray, brief: np.ndarray, rule: np.ndarray) -> np.ndarray:
+    """`score` capped at KEEP_SCORE where the caps for short texts hold it down (`held`), which `rule` then names
+    ("brief", else "short") where the cap changed it."""
+    capped = held & (score > KEEP_SCORE)
+    rule[capped] = np.where(brief[capped], "brief", "short")
+    return np.where(held, np.minimum(score, KEEP_SCORE), score)
 
 
 def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
@@ -757,7 +782,13 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
     A document stored without text (`--no-store-text`) can only be judged by the MinHash estimate. Verifier v3
     links a pair when the copy rule (v2: sentences in order) or the rewrite model says so: `score` is the larger
     of the two, and `rule` names the one that decided ("copy", "rewrite"; "brief" and "short" where the caps for
-    short texts held the score down; "estimate" without texts)."""
+    short texts held the score down; "estimate" without texts).
+
+    The caps for short texts hold templated briefs apart, whose sentences align with every other item of their
+    template. Up to v5 they hold down the pair's score whatever decided it; v6 holds down only the copy rule's
+    and asks the trees about the pairs it held down, since the trees were fitted on short pairs too and their cut
+    was chosen with them (scripts/fit_rewrite_trees.py: on held-out folds no different-story pair the caps held
+    down scored above it)."""
     ia, ib = positions(cands["doc_a"], docs["doc_id"]), positions(cands["doc_b"], docs["doc_id"])
     est = jaccard_estimate(cands["bands"].to_numpy(zero_copy_only=False), p).astype(np.float32)
     has_text = docs["text"].is_valid().to_numpy(zero_copy_only=False)
@@ -770,6 +801,9 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
     columns = {"ordered": ordered, "anchors": nothing, "figures": nothing, "loose": nothing, "rewrite": nothing,
                **dict.fromkeys(TREE_SIGNALS["v5"], nothing)}
     rule = np.where(both, "copy", "estimate").astype(object)
+    brief, held = short_caps(np.minimum(prof.words[ia], prof.words[ib]), aligned, jac, p.brief_words)
+    brief, held = brief & both, held & both
+    copy_only = p.verifier == "v6"  # the caps hold down the copy rule only
     if prof.anchors:
         anchors, figures, loose = rewrite_signals(prof, ia, ib)
         signals = {"ordered": core, "loose": loose, "anchors": anchors, "figures": figures, "containment": con,
@@ -779,22 +813,19 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
             signals["aligned"] = aligned
             # the copy rule decides the others; a pair sharing few anchors is no rewrite (every development rewrite
             # pair shares >= 0.2 of them), so the trees are not asked
-            ask = both & (core < p.verify_threshold) & (anchors >= REWRITE_MIN_ANCHORS)
+            ask = both & ((core < p.verify_threshold) | (held & copy_only)) & (anchors >= REWRITE_MIN_ANCHORS)
             rewrite, own = rewrite_trees(p, signals, docs["text"], ia, ib, ask)
             columns.update(own)
         else:
             rewrite = rewrite_probability(p, signals)
+        if copy_only:  # after the trees read the copy rule's own score
+            core = _hold(core, held, brief, rule)
         rule[both & (rewrite > core)] = "rewrite"
         core = np.fmax(core, rewrite)
         columns["rewrite"] = rewrite
     score = np.where(both, core, est).astype(np.float32)
-    # briefs (a few sentences) align too easily with other items of the same template: they must be near-identical
-    shorter = np.minimum(prof.words[ia], prof.words[ib])
-    brief = both & (shorter < p.brief_words) & ((aligned < BRIEF_ALIGNED) | (jac < BRIEF_JACCARD))
-    short = both & (shorter < SHORT_WORDS) & ((aligned < SHORT_ALIGNED) | (jac < SHORT_JACCARD))
-    capped = (brief | short) & (score > KEEP_SCORE)
-    rule[capped] = np.where(brief[capped], "brief", "short")
-    score = np.where(brief | short, np.minimum(score, KEEP_SCORE), score)
+    if not copy_only:
+        score = _hold(score, held, brief, rule)
     out = {
         "doc_a": cands["doc_a"], "doc_b": cands["doc_b"], "jaccard_est": est,
         "jaccard": np.where(both, jac, np.nan).astype(np.float32),

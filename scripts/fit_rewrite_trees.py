@@ -1,19 +1,22 @@
-"""Fit the rewrite model of verifiers v4 and v5: gradient-boosted trees over the lexical and sentence signals of a pair.
+"""Fit the rewrite model of verifiers v4 to v6: gradient-boosted trees over the lexical and sentence signals of a pair.
 
 Like scripts/fit_rewrite_model.py (v3), on the quality benchmark's pool ingested with every candidate kept: the
 candidates the copy rule leaves below `verify_threshold` (rewrites of one story against different stories that
 met in the candidate stage: same-event reports, templated Reuters items, follow-ups), ambiguous pairs left out.
 Features (dedup.verify.TREE_FEATURES): v3's signals, `aligned`, the sentence-vector signals of dedup.embed and both
-texts' lengths; v5 adds where the counterpart sentences sit and the shared rare words and names (dedup.embed).
+texts' lengths; v5 and v6 add where the counterpart sentences sit and the shared rare words and names
+(dedup.embed).
 
 The cut: five models fitted on folds grouped by story (no story in both parts) score the pairs they did not see;
 the margin of the MAX_FALSE-th highest different-story pair is where the shipped model (fitted on all) is made to
 reach `verify_threshold` (its `offset`). So the model adds links only where it is nearly sure, judged on pairs
 it was not fitted on. The same held-out margins give each model's rewrites that join their original's connected
-component (the copy rule's links plus the pairs above the cut), the figure docs/rewrites.md quotes. Needs scikit-learn (`pip install scikit-learn`) at fit time only: the trees ship as arrays
+component (the copy rule's links plus the pairs above the cut, less those the caps for short texts hold down:
+up to v5 every such pair; v6 (v5's trees) holds down only the copy rule's and asks the trees about those too), the
+figure docs/rewrites.md quotes. Needs scikit-learn (`pip install scikit-learn`) at fit time only: the trees ship as arrays
 (dedup/data/rewrite_trees-<version>.npz) that dedup.trees walks in NumPy.
 
-    python scripts/fit_rewrite_trees.py --corpora ../shared/corpora [--verifier v5] [--pairs-cache FILE] [--write]
+    python scripts/fit_rewrite_trees.py --corpora ../shared/corpora [--verifier v6] [--pairs-cache FILE] [--write]
 """
 from __future__ import annotations
 
@@ -30,7 +33,6 @@ from benchmark_quality import Pool, Truth, build_truth, load_pool  # noqa: E402
 from fit_rewrite_model import candidate_signals  # noqa: E402
 
 from dedup import verify  # noqa: E402
-from dedup.embed import embedding_signals, word_signals  # noqa: E402
 from dedup.params import REWRITE_TREES, Params  # noqa: E402
 from dedup.trees import load_forest  # noqa: E402
 
@@ -71,6 +73,9 @@ class TrainingSet:
     y: np.ndarray  # same story?
     groups: np.ndarray  # their story, for folds that keep a story on one side
     candidates: int
+    held: np.ndarray  # gap pairs the caps for short texts hold down (bool, by gap pair)
+    held_copy: np.ndarray  # candidates the copy rule would link but the caps hold down (v6 asks the trees)
+    x_held_copy: np.ndarray  # their features
 
 
 def training_set(corpora: Path, pairs_cache: Path | None, verifier: str = "v5") -> TrainingSet:
@@ -98,23 +103,24 @@ def training_set(corpora: Path, pairs_cache: Path | None, verifier: str = "v5") 
     has = ~np.isnan(np.stack([col[n] for n in col], axis=1)).any(axis=1)
     gap = np.flatnonzero(clear & has & (col["ordered"] < p.verify_threshold))
     # the caps for short texts (dedup.verify) hold some of the copy rule's links down
-    capped = np.isin(pairs["rule"].to_numpy(zero_copy_only=False), ["brief", "short"])
-    copy_linked = clear & has & (col["ordered"] >= p.verify_threshold) & ~capped
-    col = {n: v[gap] for n, v in col.items()}
-    col.update(embedding_signals(pool.texts, a[gap], b[gap], VECTORS, structure=verifier == "v5"))
-    if verifier == "v5":
-        col.update(word_signals(pool.texts, a[gap], b[gap], VECTORS))
-    chars = np.log(np.maximum([len(t) for t in pool.texts], 1))
-    col["chars_short"] = np.minimum(chars[a[gap]], chars[b[gap]])
-    col["chars_long"] = np.maximum(chars[a[gap]], chars[b[gap]])
+    words = verify.Profiles(pool.texts, "v3", p.common_stems).words
+    _, held = verify.short_caps(np.minimum(words[a], words[b]), col["aligned"], col["jaccard"], p.brief_words)
+    copy = clear & has & (col["ordered"] >= p.verify_threshold)
+    copy_linked, held_copy = copy & ~held, np.flatnonzero(copy & held)
     features = verify.TREE_FEATURES[verifier]
-    x, yy, groups = np.column_stack([col[n] for n in features]), y[gap], truth.story[a[gap]]
-    return TrainingSet(pool, truth, p, a, b, copy_linked, gap, x, features, yy, groups, len(pairs))
+
+    def features_of(rows: np.ndarray) -> np.ndarray:
+        _, inputs = verify.tree_inputs(pool.texts, a[rows], b[rows], {n: v[rows] for n, v in col.items()}, verifier,
+                                       VECTORS)
+        return np.column_stack([inputs[n] for n in features])
+
+    return TrainingSet(pool, truth, p, a, b, copy_linked, gap, features_of(gap), features, y[gap], truth.story[a[gap]],
+                       len(pairs), held[gap], held_copy, features_of(held_copy))
 
 
-def component_recall(data: TrainingSet, extra: np.ndarray) -> dict[str, float]:
+def component_recall(data: TrainingSet, extra: np.ndarray, extra_copy: np.ndarray) -> dict[str, float]:
     """Share of each model's rewrites in their original's connected component of the copy rule's links plus the
-    model's (`extra`, a mask over data.gap)."""
+    model's (`extra`, a mask over data.gap; `extra_copy`, over data.held_copy)."""
     parent = np.arange(len(data.pool.ids))
 
     def root(x: int) -> int:
@@ -122,7 +128,7 @@ def component_recall(data: TrainingSet, extra: np.ndarray) -> dict[str, float]:
             parent[x] = parent[parent[x]]
             x = parent[x]
         return x
-    links = np.concatenate([np.flatnonzero(data.copy_linked), data.gap[extra]])
+    links = np.concatenate([np.flatnonzero(data.copy_linked), data.gap[extra], data.held_copy[extra_copy]])
     for i, j in zip(data.a[links].tolist(), data.b[links].tolist()):
         parent[root(i)] = root(j)
     kinds = np.array([k or "" for k in data.pool.kind])
@@ -137,7 +143,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpora", type=Path, required=True)
-    parser.add_argument("--verifier", choices=sorted(REWRITE_TREES), default="v5", help="whose trees (default v5)")
+    parser.add_argument("--verifier", choices=sorted(REWRITE_TREES), default="v6", help="whose trees (default v6)")
     parser.add_argument("--write", action="store_true", help="write dedup/data/rewrite_trees-<the verifier's>.npz")
     parser.add_argument("--pairs-cache", type=Path, help="keep the pool's candidate pairs in this Parquet file")
     args = parser.parse_args()
@@ -146,9 +152,15 @@ def main() -> None:
     x, yy, groups = data.x, data.y, data.groups
     print(f"candidates {data.candidates}, fitted on {len(gap)} below the copy rule ({int(yy.sum())} same story)")
     oof = np.zeros(len(gap))
+    # the pairs v6 also asks (the copy rule's links the caps hold down), scored by the fold that did not see their
+    # story
+    oof_copy = np.zeros(len(data.held_copy))
+    copy_story = data.truth.story[a[data.held_copy]]
     for fit_part, held in GroupKFold(5).split(x, yy, groups):
         fold = HistGradientBoostingClassifier(**TREES).fit(x[fit_part], yy[fit_part])
         oof[held] = fold.decision_function(x[held])
+        unseen = ~np.isin(copy_story, groups[fit_part])
+        oof_copy[unseen] = fold.decision_function(data.x_held_copy[unseen])
     cut = np.sort(oof[~yy])[::-1][MAX_FALSE]
     offset = float(np.log(p.verify_threshold / (1 - p.verify_threshold)) - cut) + 1e-6
     print(f"cut (margin of the {MAX_FALSE + 1}th different-story pair, held-out folds) {cut:.3f}: "
@@ -158,8 +170,16 @@ def main() -> None:
         mine = np.isin(a[gap], np.flatnonzero(kinds == kind)) | np.isin(b[gap], np.flatnonzero(kinds == kind))
         print(f"  {kind}: pairs below the copy rule {int((mine & yy).sum())}, above the cut held-out "
               f"{int((mine & yy & (oof > cut)).sum())}")
-    print("held out, rewrites in their original's component: " + ", ".join(
-        f"{k} {v:.2f}" for k, v in component_recall(data, oof > cut).items()))
+    same_copy = data.truth.story[a[data.held_copy]] == data.truth.story[b[data.held_copy]]
+    print(f"the copy rule's links the caps hold down: {len(same_copy)} ({int(same_copy.sum())} same story); above "
+          f"the cut held-out: same story {int((same_copy & (oof_copy > cut)).sum())}, different "
+          f"{int((~same_copy & (oof_copy > cut)).sum())}; gap pairs above the cut the caps hold down: same story "
+          f"{int((data.held & yy & (oof > cut)).sum())}, different {int((data.held & ~yy & (oof > cut)).sum())}")
+    # up to v5 the caps hold the trees' links down too; v6 asks the trees about the copy rule's held links
+    v6 = args.verifier == "v6"
+    recall = component_recall(data, (oof > cut) & (v6 | ~data.held), v6 & (oof_copy > cut))
+    print(f"held out, rewrites in their original's component ({args.verifier}): " + ", ".join(
+        f"{k} {v:.2f}" for k, v in recall.items()))
     if args.write:
         model = HistGradientBoostingClassifier(**TREES).fit(x, yy)
         out = OUT / f"rewrite_trees-{REWRITE_TREES[args.verifier]}.npz"

@@ -39,6 +39,10 @@ PINNED_TOO["verifier v5"] = {
     "dedup.verify": PINNED_TOO["verifier v4"]["dedup.verify"],
     "dedup.embed": [*PINNED_TOO["verifier v4"]["dedup.embed"], "STRUCTURE_SIGNALS", "WORD", "WORD_SIGNALS"],
     "dedup.rewrite_kernels": ["MUTUAL_COSINE", "PLACED_COSINE", "VERBATIM_COSINE", "SOFT_FLOORS"]}
+# v6: v5's, and the caps for short texts, which hold down only its copy rule
+PINNED_TOO["verifier v6"] = {**PINNED_TOO["verifier v5"], "dedup.verify": [
+    *PINNED_TOO["verifier v5"]["dedup.verify"], "BRIEF_ALIGNED", "BRIEF_JACCARD", "SHORT_WORDS", "SHORT_ALIGNED",
+    "SHORT_JACCARD"]}
 
 
 def digest(kind: str, version: str | None = None) -> str:
@@ -49,7 +53,8 @@ def digest(kind: str, version: str | None = None) -> str:
 
 
 @pytest.mark.parametrize("kind, version", [("shingler", "v1"), ("verifier", "v2"), ("verifier", "v3"),
-                                           ("verifier", "v4"), ("verifier", "v5")])
+                                           ("verifier", "v4"), ("verifier", "v5"),
+                                           ("verifier", "v6")])
 def test_pinned_constants_change_only_with_their_version(kind: str, version: str) -> None:
     key, now = f"{kind} {version}", digest(kind, version)
     recorded = json.loads(RECORDED.read_text("utf-8"))
@@ -98,7 +103,7 @@ def test_common_stems_change_only_with_their_version() -> None:
 
 @pytest.mark.parametrize("version", shipped())
 def test_shipped_model_files_change_only_with_their_version(version: str) -> None:
-    """The trees of verifiers v4 and v5 (`rewrite_trees`, which name their word vectors) decide pairs: every
+    """The trees of verifiers v4 to v6 (`rewrite_trees`, which name their word vectors) decide pairs: every
     shipped trees file and its vectors are pinned by the versions an index records."""
     from dedup.trees import DATA, forest
 

@@ -107,19 +107,21 @@ def test_indexes_made_before_anchors_keep_their_settings() -> None:
 
 def test_the_rewrite_trees_link_what_the_copy_rule_misses_with_their_signals_kept(tmp_path: Path,
                                                                                   rewrites: list[dict]) -> None:
-    """Verifier v4's trees join more rewrites than the copy rule (v2), v5's at least as many as v4's, neither any
-    different stories; the signals of their own they read are kept in `pairs` for the pairs they were asked about
-    (those the copy rule leaves out), and only those a verifier computes."""
+    """Verifier v4's trees join more rewrites than the copy rule (v2), v5's at least as many as v4's, and v6 (v5's
+    trees, which the caps for short texts no longer hold down) more than v5, none any different stories; the
+    signals of their own they read are kept in `pairs` for the pairs they were asked about (those the copy rule
+    leaves out), and only those a verifier computes."""
     from dedup.verify import TREE_SIGNALS
 
     table = pa.table({"id": [r["id"] for r in rewrites], "text": [r["text"] for r in rewrites]})
-    for verifier in ("v2", "v4", "v5"):
+    for verifier in ("v2", "v4", "v5", "v6"):
         dedup.ingest([table], tmp_path / verifier, Params(verifier=verifier))
     story = {r["id"]: r["original_id"] or r["id"] for r in rewrites}
     # signals every asked pair has (the others are shares of parts a text may lack, e.g. names_share)
     always = {"v4": TREE_SIGNALS["v4"], "v5": (*TREE_SIGNALS["v4"], "vec_mutual", "vec_shift", "vec_soft50",
                                                "word_share", "word_share_long", "names")}
-    for verifier in ("v4", "v5"):
+    always["v6"] = always["v5"]
+    for verifier in ("v4", "v5", "v6"):
         pairs = dedup.Index(tmp_path / verifier).sql("SELECT * FROM pairs").to_pylist()
         own, others = TREE_SIGNALS[verifier], set(TREE_SIGNALS["v5"]) - set(TREE_SIGNALS[verifier])
         asked = [row for row in pairs if row["vec_chain70"] is not None]
@@ -130,6 +132,29 @@ def test_the_rewrite_trees_link_what_the_copy_rule_misses_with_their_signals_kep
         assert all(story[row["doc_a"]] == story[row["doc_b"]] for row in pairs if row["linked"])
         assert any(row["rule"] == "rewrite" and row["linked"] for row in pairs)
     assert joined(tmp_path / "v5", rewrites) >= joined(tmp_path / "v4", rewrites) > joined(tmp_path / "v2", rewrites)
+    assert joined(tmp_path / "v6", rewrites) > joined(tmp_path / "v5", rewrites)
+
+
+def test_v6_links_short_rewrites_that_v5_holds_down(rewrites: list[dict]) -> None:
+    """Rewrites under 100 words that the trees judge rewrites: v5's caps for short texts hold their score at
+    KEEP_SCORE (rule "short"), v6 holds only the copy rule's and links them by the trees (rule "rewrite"); no pair
+    of different stories is linked by either."""
+    from dedup.verify import KEEP_SCORE, verify_pairs
+
+    docs = pa.table({"doc_id": [r["id"] for r in rewrites], "text": [r["text"] for r in rewrites]})
+    story = {r["id"]: r["original_id"] or r["id"] for r in rewrites}
+    ids = list(story)
+    a, b = zip(*[(x, y) for i, x in enumerate(ids) for y in ids[i + 1:]])
+    cands = pa.table({"doc_a": a, "doc_b": b, "bands": pa.array([3] * len(a), pa.int32())})
+    v5, v6 = (verify_pairs(cands, docs, Params(verifier=v)).to_pylist() for v in ("v5", "v6"))
+    lifted = [(o, n) for o, n in zip(v5, v6) if n["linked"] and not o["linked"]]
+    assert len(lifted) >= 3
+    for old, new in lifted:
+        assert story[new["doc_a"]] == story[new["doc_b"]]
+        assert old["rule"] in ("short", "brief") and old["score"] == pytest.approx(KEEP_SCORE)
+        assert new["rule"] == "rewrite" and new["rewrite"] == old["rewrite"] >= 0.7
+        assert min(len(docs["text"][ids.index(x)].as_py().split()) for x in (new["doc_a"], new["doc_b"])) < 100
+    assert all(story[r["doc_a"]] == story[r["doc_b"]] for rows in (v5, v6) for r in rows if r["linked"])
 
 
 def test_sentence_vectors_find_a_paraphrase_in_order(rewrites: list[dict]) -> None:

@@ -37,7 +37,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         # verifier v4: the sentence-vector signals of its rewrite model (dedup.embed)
         ("vec_cover", pa.float32()), ("vec_cover_long", pa.float32()), ("vec_chain70", pa.float32()),
         ("vec_chain60", pa.float32()),
-        # verifier v5: where the sentences' counterparts sit, and the shared rare words and names (dedup.embed)
+        # verifiers v5, v6: where the sentences' counterparts sit, and the shared rare words and names (dedup.embed)
         *((name, pa.float32()) for name in (*STRUCTURE_SIGNALS, *WORD_SIGNALS)),
     ]),
     "clusters": pa.schema([
