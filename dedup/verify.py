@@ -38,7 +38,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from dedup.bands import jaccard_estimate
 from dedup.chunked import run_chunked
