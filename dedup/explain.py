@@ -137,7 +137,7 @@ class Verdict(NamedTuple):
     score: float
     linked: bool
     rule: str                  # the verifier's `rule` column: copy, rewrite, brief, short
-    signals: dict[str, float]  # the rewrite model's signals and probability (v3 to v5; empty before v3)
+    signals: dict[str, float]  # the rewrite model's signals and probability (v3 to v6; empty before v3)
 
 
 class PassageScores(NamedTuple):

@@ -1,4 +1,4 @@
-"""The rewrite model of verifiers v4 and v5: gradient-boosted trees, shipped as plain arrays and evaluated in NumPy.
+"""The rewrite model of verifiers v4 to v6: gradient-boosted trees, shipped as plain arrays and evaluated in NumPy.
 
 Fitted by scripts/fit_rewrite_trees.py (scikit-learn, at fit time only) and stored as
 `dedup/data/rewrite_trees-<version>.npz`: every node of every tree (feature, threshold, children, the side
