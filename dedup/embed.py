@@ -1,10 +1,10 @@
-"""Sentence vectors and word overlap, for the rewrite models of verifiers v4 and v5.
+"""Sentence vectors and word overlap, for the rewrite models of verifiers v4 to v6.
 
 An LLM paraphrase replaces most of a sentence's words with others of the same meaning; sentence vectors (the
 SIF-weighted mean of GloVe word vectors, Arora et al. 2017) stay close where stems do not. Alone they cannot tell a
 rewrite from another outlet's report on the same event (both are "about" the same thing), so the model reads them
 beside the lexical signals: what they add is that the rewrite's sentences find their counterparts *in order*.
-Verifier v5 adds where the counterparts sit (STRUCTURE_SIGNALS): a rewrite follows its original one sentence
+Verifiers v5 and v6 add where the counterparts sit (STRUCTURE_SIGNALS): a rewrite follows its original one sentence
 after another over the whole text, at the same relative places, while another outlet's report on the same event
 shares the lead's facts but not the body's order; and how much of each text's rarer words, and of its words outside
 the vocabulary (mostly names), the other holds (WORD_SIGNALS).

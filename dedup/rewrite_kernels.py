@@ -1,4 +1,4 @@
-"""The compiled loops of verifiers v4 and v5: sentence-vector, structure and word-overlap signals per pair (dedup.embed),
+"""The compiled loops of verifiers v4 to v6: sentence-vector, structure and word-overlap signals per pair (dedup.embed),
 the forest walk (dedup.trees)."""
 from __future__ import annotations
 
@@ -13,17 +13,28 @@ SOFT_FLOORS = (0.5, 0.4, 0.6)
 
 
 @numba.njit(cache=True, nogil=True)
-def _chain_table(sim: np.ndarray, weights: np.ndarray, by_row: bool, cosine: float) -> np.ndarray:
-    """best[x, y]: the heaviest in-order chain (a longest common subsequence in which two sentences match when
-    their cosine reaches `cosine`) within the first x rows and y columns, weighing a match by its row's weight
-    (by_row) or its column's."""
-    n, m = sim.shape
+def _heaviest(gain: np.ndarray) -> np.ndarray:
+    """best[x, y]: the heaviest in-order alignment (a longest common subsequence in which matching row x with
+    column y gains gain[x, y]) within the first x rows and y columns."""
+    n, m = gain.shape
     best = np.zeros((n + 1, m + 1))
     for x in range(n):
         for y in range(m):
-            take = best[x, y] + ((weights[x] if by_row else weights[y]) if sim[x, y] >= cosine else 0.0)
-            best[x + 1, y + 1] = max(best[x, y + 1], best[x + 1, y], take)
+            best[x + 1, y + 1] = max(best[x, y + 1], best[x + 1, y], best[x, y] + gain[x, y])
     return best
+
+
+@numba.njit(cache=True, nogil=True)
+def _chain_table(sim: np.ndarray, weights: np.ndarray, by_row: bool, cosine: float) -> np.ndarray:
+    """`_heaviest` where two sentences match when their cosine reaches `cosine`, a match weighing its row's
+    weight (by_row) or its column's."""
+    n, m = sim.shape
+    gain = np.zeros((n, m))
+    for x in range(n):
+        for y in range(m):
+            if sim[x, y] >= cosine:
+                gain[x, y] = weights[x] if by_row else weights[y]
+    return _heaviest(gain)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -57,12 +68,12 @@ def _soft(sim: np.ndarray, wa: np.ndarray, wb: np.ndarray, floor: float) -> floa
     """The best in-order alignment's total of (cosine - floor) * (both sentences' weight), over both texts'
     weight: every close pair counts by how close it is, not only those past a cut."""
     n, m = sim.shape
-    soft = np.zeros((n + 1, m + 1))
+    gain = np.zeros((n, m))
     for x in range(n):
         for y in range(m):
-            gain = (sim[x, y] - floor) * (wa[x] + wb[y]) if sim[x, y] > floor else 0.0
-            soft[x + 1, y + 1] = max(soft[x, y + 1], soft[x + 1, y], soft[x, y] + gain)
-    return soft[n, m] / (wa.sum() + wb.sum())
+            if sim[x, y] > floor:
+                gain[x, y] = (sim[x, y] - floor) * (wa[x] + wb[y])
+    return _heaviest(gain)[n, m] / (wa.sum() + wb.sum())
 
 
 @numba.njit(cache=True, nogil=True)
