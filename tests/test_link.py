@@ -44,15 +44,18 @@ def reference(files: list[str], part: list[str], min_bands: int, bands: int) -> 
         GROUP BY ALL HAVING count(*) >= {min_bands}""", {"f": files, "p": part}).fetchall()}
 
 
+@pytest.mark.parametrize("room", [link.MATCH_ROOM, 50])
 @pytest.mark.parametrize("whole", [True, False])
 @pytest.mark.parametrize("min_bands", [1, 2, 3])
 def test_merge_join_equals_sql_join(many_files: tuple[list[str], pa.Array, int], min_bands: int, whole: bool,
-                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+                                    room: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Files written by ingest hold whole documents and are counted file by file; files without that mark (as
     older compactions wrote them) are counted together. Both must give the pairs of the plain SQL join, and the
     same count of shared whole-text bands. A part's own matches are counted in two threads, each taking the
-    pairs of a range of documents (as a large batch's are)."""
+    pairs of a range of documents (as a large batch's are). With room for 50 matches, the merge of a file stops
+    and goes on many times (as a large file's does)."""
     monkeypatch.setattr(link, "COUNT_SPLIT", 1)
+    monkeypatch.setattr(link, "MATCH_ROOM", room)
     files, ids, params = many_files
     bands = params.bands
     assert len(files) >= 10 and all(whole_documents(f) for f in files if pq.read_metadata(f).num_rows)
