@@ -572,6 +572,55 @@ def _score_kernel(lo, hi, t, so, ds, nums, dt, do, ia, ib, lost_digit, aligned, 
             aligned[k], ordered[k] = max(al1, al2), max(or1, or2)
 
 
+@numba.njit(cache=True, nogil=True)
+def _may_align(t, so, nums, sa0, sa1, dt, b0, b1, need) -> bool:
+    """Whether `_alignment` of sentences sa0..sa1 against the document whose distinct tokens are dt[b0:b1] may
+    reach an aligned share of `need`. A bound from the words each sentence shares with the other *document*: one of
+    wa words has a counterpart only with Dice >= SENT_MATCH and a size that passes `_alignment`'s test, so it
+    shares at least SENT_MATCH / (2 - SENT_MATCH) of its words (a third) with the other document."""
+    total = so[sa1] - so[sa0]
+    reach = (need - 1e-6) * total  # the bound errs towards "may": a pair it keeps is scored as before
+    if reach <= 0:
+        return True
+    other = dt[b0:b1]
+    matched = 0
+    for s in range(sa0, sa1):
+        size = so[s + 1] - so[s]
+        wa = size - nums[s]
+        shared = 0
+        for x in range(so[s], so[s] + wa):  # its words: numbers (top bit) sort after them and do not count
+            at = np.searchsorted(other, t[x])
+            if at < other.shape[0] and other[at] == t[x]:
+                shared += 1
+        if wa and shared * (2.0 - SENT_MATCH) >= SENT_MATCH * wa - 1e-9:
+            matched += size
+            if matched >= reach:
+                return True
+    return False
+
+
+@numba.njit(cache=True, nogil=True)
+def _may_keep_kernel(lo, hi, t, so, ds, nums, dt, do, ia, ib, need, out):
+    """out[k]: whether pair k's `aligned` may reach `need` (`_may_align` in the direction `_score_kernel` takes)."""
+    for k in range(lo, hi):
+        a, b = ia[k], ib[k]
+        words_a, words_b = so[ds[a + 1]] - so[ds[a]], so[ds[b + 1]] - so[ds[b]]
+        out[k] = ((words_a <= words_b and _may_align(t, so, nums, ds[a], ds[a + 1], dt, do[b], do[b + 1], need))
+                  or (words_b <= words_a and _may_align(t, so, nums, ds[b], ds[b + 1], dt, do[a], do[a + 1], need)))
+
+
+def copy_may_keep(profiles: Profiles, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+    """Mask of the pairs (ia[k], ib[k]) whose copy-rule score may reach KEEP_SCORE: `aligned` bounds it (`ordered`
+    counts a subset of the aligned sentences), and `_may_align` bounds `aligned` from the words each sentence
+    shares with the other document, in a fraction of `score_pairs`' time. The others score below KEEP_SCORE."""
+    out = np.zeros(len(ia), np.bool_)
+    if len(ia):
+        p = profiles
+        run_chunked(_may_keep_kernel, len(ia), p.tokens, p.sent_offsets, p.doc_sents, p.numbers, p.doc_tokens,
+                    p.doc_offsets, ia.astype(np.int64), ib.astype(np.int64), KEEP_SCORE, out)
+    return out
+
+
 @numba.njit(cache=True, nogil=True, inline="always")
 def _weight(x: np.uint64) -> int:
     """Weight of a v3 token in the rewrite signals: anchors and numbers, which a rewrite keeps, count ANCHOR_WEIGHT
@@ -653,9 +702,10 @@ def _loose_order(t, so, sa0, sa1, sb0, sb1) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def _rewrite_kernel(lo, hi, t, so, ds, dt, do, ia, ib, anchors, figures, loose):
+def _rewrite_kernel(lo, hi, t, so, ds, dt, do, ia, ib, kept, min_anchors, anchors, figures, loose):
     """The rewrite signals of pairs lo..hi-1: `anchors`, `figures` (each the share of the fewer a document has that
-    the other has too) and `loose` (`_loose_order`, from the document with fewer content words)."""
+    the other has too) and `loose` (`_loose_order`, from the document with fewer content words), the dearest, only
+    for the pairs `kept` or sharing at least `min_anchors` (NaN for the others)."""
     for k in range(lo, hi):
         a, b = ia[k], ib[k]
         _, shared_anchors, shared_numbers = _shared_weight(dt, do[a], do[a + 1], do[b], do[b + 1])
@@ -665,6 +715,9 @@ def _rewrite_kernel(lo, hi, t, so, ds, dt, do, ia, ib, anchors, figures, loose):
         anchors[k] = shared_anchors / fewer if fewer else 0.0
         fewer = min(numbers_a, numbers_b)
         figures[k] = shared_numbers / fewer if fewer else 0.0
+        if not kept[k] and anchors[k] < min_anchors:
+            loose[k] = np.nan
+            continue
         sa0, sa1, sb0, sb1 = ds[a], ds[a + 1], ds[b], ds[b + 1]
         words_a, words_b = so[sa1] - so[sa0], so[sb1] - so[sb0]
         if words_a > words_b:
@@ -675,14 +728,18 @@ def _rewrite_kernel(lo, hi, t, so, ds, dt, do, ia, ib, anchors, figures, loose):
             loose[k] = max(_loose_order(t, so, sa0, sa1, sb0, sb1), _loose_order(t, so, sb0, sb1, sa0, sa1))
 
 
-def rewrite_signals(profiles: Profiles, ia: np.ndarray, ib: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(anchors, figures, loose) for each pair (ia[k], ib[k]) of documents profiled by verifier v3."""
+def rewrite_signals(profiles: Profiles, ia: np.ndarray, ib: np.ndarray, kept: np.ndarray | None = None,
+                    min_anchors: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(anchors, figures, loose) for each pair (ia[k], ib[k]) of documents profiled by verifier v3; with `kept` (a
+    mask), `loose` only for those pairs and the ones sharing at least `min_anchors` of their anchors (NaN for the
+    others: its alignment of every sentence against every other is most of the cost)."""
     n = len(ia)
     anchors, figures, loose = (np.zeros(n, dtype=np.float32) for _ in range(3))
     if n:
         p = profiles
         run_chunked(_rewrite_kernel, n, p.tokens, p.sent_offsets, p.doc_sents, p.doc_tokens, p.doc_offsets,
-                    ia.astype(np.int64), ib.astype(np.int64), anchors, figures, loose)
+                    ia.astype(np.int64), ib.astype(np.int64), np.ones(n, np.bool_) if kept is None else kept,
+                    min_anchors, anchors, figures, loose)
     return anchors, figures, loose
 
 
@@ -774,9 +831,25 @@ def _hold(score: np.ndarray, held: np.ndarray, brief: np.ndarray, rule: np.ndarr
     return np.where(held, np.minimum(score, KEEP_SCORE), score)
 
 
-def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
+def _unstored(prof: Profiles, ia: np.ndarray, ib: np.ndarray, both: np.ndarray, p: Params) -> np.ndarray:
+    """Mask of the pairs (both texts profiled) that certainly score below KEEP_SCORE: the copy rule cannot reach it
+    (`copy_may_keep`) and, with trees, the pair shares too few anchors for them to be asked (the test of
+    `verify_pairs`, on the same values). v3's regression may lift any pair: none."""
+    out = np.zeros(len(ia), np.bool_)
+    if p.verifier == "v3":
+        return out
+    out[both] = ~copy_may_keep(prof, ia[both], ib[both])
+    if p.verifier in TREE_SIGNALS:
+        low = np.flatnonzero(out)
+        anchors = rewrite_signals(prof, ia[low], ib[low], np.zeros(len(low), np.bool_), np.inf)[0]
+        out[low] = ~(anchors >= REWRITE_MIN_ANCHORS)
+    return out
+
+
+def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool = False) -> pa.Table:
     """Score candidate pairs (doc_a, doc_b, bands: whole-text bands shared) using `docs` (doc_id, text) and
-    decide which are linked.
+    decide which are linked. With `stored_only`, the pairs that certainly score below KEEP_SCORE (`_unstored`),
+    which `pairs` does not store, are left out unscored: most chance candidates, at a fraction of their cost.
 
     A document stored without text (`--no-store-text`) can only be judged by the MinHash estimate. Verifier v3
     links a pair when the copy rule (v2: sentences in order) or the rewrite model says so: `score` is the larger
@@ -789,11 +862,14 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
     was chosen with them (scripts/fit_rewrite_trees.py: on held-out folds no different-story pair the caps held
     down scored above it)."""
     ia, ib = positions(cands["doc_a"], docs["doc_id"]), positions(cands["doc_b"], docs["doc_id"])
-    est = jaccard_estimate(cands["bands"].to_numpy(zero_copy_only=False), p).astype(np.float32)
     has_text = docs["text"].is_valid().to_numpy(zero_copy_only=False)
     prof = Profiles(docs["text"], p.verifier, p.common_stems)
-    aligned, ordered, jac, con = score_pairs(prof, ia, ib)
     both = has_text[ia] & has_text[ib]
+    if stored_only:
+        scored = ~_unstored(prof, ia, ib, both, p)
+        cands, ia, ib, both = cands.filter(scored), ia[scored], ib[scored], both[scored]
+    est = jaccard_estimate(cands["bands"].to_numpy(zero_copy_only=False), p).astype(np.float32)
+    aligned, ordered, jac, con = score_pairs(prof, ia, ib)
     # v2: sentences must keep their order, unless the two texts hold nearly the same words (paragraphs moved)
     core = np.where(jac >= REORDERED_JACCARD, aligned, ordered) if prof.v2 else aligned
     nothing = np.full(len(ia), np.nan, np.float32)
@@ -804,7 +880,9 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params) -> pa.Table:
     brief, held = brief & both, held & both
     copy_only = p.verifier == "v6"  # the caps hold down the copy rule only
     if prof.anchors:
-        anchors, figures, loose = rewrite_signals(prof, ia, ib)
+        # stored only: `loose` for the pairs the copy rule keeps or the trees may be asked about (v3 reads it for all)
+        kept = core >= KEEP_SCORE - 1e-6 if stored_only and p.verifier in TREE_SIGNALS else None
+        anchors, figures, loose = rewrite_signals(prof, ia, ib, kept, REWRITE_MIN_ANCHORS - 1e-6)
         signals = {"ordered": core, "loose": loose, "anchors": anchors, "figures": figures, "containment": con,
                    "jaccard": jac}
         columns.update(anchors=anchors, figures=figures, loose=loose)

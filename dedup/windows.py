@@ -69,6 +69,13 @@ def within(dates: np.ndarray, a: np.ndarray, b: np.ndarray, window_days: int) ->
     return np.abs(dates[a] - dates[b]) <= window_days * DAY
 
 
+def near(dates: np.ndarray, docs: np.ndarray, span: Span, window_days: int) -> np.ndarray:
+    """Mask of the document numbers `docs` dated within the window of some date of `span`: only those can pair with
+    a document dated in it (a file whose span meets a part's holds others too, ~10 % of a night's archive rows)."""
+    at = dates[docs]
+    return (at >= span[0] - window_days * DAY) & (at <= span[1] + window_days * DAY)
+
+
 @dataclass(frozen=True)
 class Retention:
     """The cutoffs `dedup retire` recorded, applied to a batch's documents as if they had been in the index when

@@ -44,15 +44,18 @@ def reference(files: list[str], part: list[str], min_bands: int, bands: int) -> 
         GROUP BY ALL HAVING count(*) >= {min_bands}""", {"f": files, "p": part}).fetchall()}
 
 
+@pytest.mark.parametrize("room", [link.MATCH_ROOM, 50])
 @pytest.mark.parametrize("whole", [True, False])
 @pytest.mark.parametrize("min_bands", [1, 2, 3])
 def test_merge_join_equals_sql_join(many_files: tuple[list[str], pa.Array, int], min_bands: int, whole: bool,
-                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+                                    room: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Files written by ingest hold whole documents and are counted file by file; files without that mark (as
     older compactions wrote them) are counted together. Both must give the pairs of the plain SQL join, and the
     same count of shared whole-text bands. A part's own matches are counted in two threads, each taking the
-    pairs of a range of documents (as a large batch's are)."""
+    pairs of a range of documents (as a large batch's are). With room for 50 matches, the merge of a file stops
+    and goes on many times (as a large file's does)."""
     monkeypatch.setattr(link, "COUNT_SPLIT", 1)
+    monkeypatch.setattr(link, "MATCH_ROOM", room)
     files, ids, params = many_files
     bands = params.bands
     assert len(files) >= 10 and all(whole_documents(f) for f in files if pq.read_metadata(f).num_rows)
@@ -91,7 +94,8 @@ def test_numbering_finds_every_id_and_refuses_strangers() -> None:
 @pytest.mark.parametrize("wide_end", ["smaller", "larger"])
 def test_count_keeps_pairs_with_enough_bands_whichever_end_it_groups_by(wide_end: str) -> None:
     """Matches (smaller document, 2 × larger + lead flag) are grouped by the end spanning fewer numbers; both
-    ways must count exactly the pairs a plain Counter finds, with their whole-text bands."""
+    ways must count exactly the pairs a plain Counter finds, with their whole-text bands, and in the same order
+    whether a group's partners are marked in an array or sorted."""
     rng = np.random.default_rng(5 if wide_end == "smaller" else 6)
     n = 20_000
     if wide_end == "smaller":  # a batch (high numbers) against an older file (numbers all over the index)
@@ -105,6 +109,7 @@ def test_count_keeps_pairs_with_enough_bands_whichever_end_it_groups_by(wide_end
         want.setdefault((x, y), []).append(f)
     for min_bands in (1, 2, 3):
         got_a, got_b, got_w = _count(a, b, min_bands)
+        assert all(np.array_equal(x, y) for x, y in zip((got_a, got_b, got_w), _count(a, b, min_bands, 0)))
         got = {(x, y): w for x, y, w in zip(got_a.tolist(), got_b.tolist(), got_w.tolist())}
         assert len(got) == len(got_a)
         assert got == {k: v.count(0) for k, v in want.items() if len(v) >= min_bands}

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from dedup.batch.stage import BucketRun
 from dedup.link import Numbering, Rows, candidate_pairs, merge_runs
 from dedup.params import Params
-from dedup.windows import Span, meets, within
+from dedup.windows import Span, meets, near, within
 
 
 @dataclass
@@ -30,6 +30,7 @@ class LinkPart:
     files: list[str]     # the part's bucket files
     others: list[str]    # the files it is merged with
     held: bool = False   # linked from `LinkPlan.held`, the rows kept as its files were written
+    span: Span | None = None  # with a window: the first and last date of its documents
 
 
 @dataclass
@@ -128,7 +129,7 @@ class LinkPlanner:
             later = [i for rest in groups[g + 1:] for i in rest]
             others = [f for f in old if spans.get(f) is not None and meets(spans[f], lo, hi, self.window_days)]
             others += [self.files[i] for i in later if meets(self.spans[i], lo, hi, self.window_days)]
-            parts.append(LinkPart([self.files[i] for i in group], others))
+            parts.append(LinkPart([self.files[i] for i in group], others, span=(lo, hi)))
         return parts
 
 
@@ -159,7 +160,11 @@ class Dates:
 
 
 def part_candidates(plan: LinkPlan, part: LinkPart, p: Params, threads: int) -> pa.Table:
-    """Candidate pairs (doc_a, doc_b, bands) of one part: documents sharing at least `min_bands` bands."""
+    """Candidate pairs (doc_a, doc_b, bands) of one part: documents sharing at least `min_bands` bands; with a
+    window, the other files' rows of documents outside the part's window are left out before they are merged."""
+    dates, span = plan.dates, part.span
     return candidate_pairs(plan.part_rows(part, p), part.others, plan.numbering, p.bands, p.all_bands, p.min_bands,
-                           threads=threads, keep=None if plan.dates is None else
-                           lambda a, b: within(plan.dates, a, b, p.window_days))  # type: ignore[arg-type]
+                           threads=threads, keep=None if dates is None else
+                           lambda a, b: within(dates, a, b, p.window_days),
+                           rows=None if dates is None or span is None else
+                           lambda docs: near(dates, docs, span, p.window_days))

@@ -58,6 +58,6 @@ def scored_pairs(cands: pa.Table, documents_files: list[str], p: Params, batch: 
 def score_group(cands: pa.Table, docs: pa.Table, p: Params, batch: int) -> pa.Table:
     """The `pairs` rows of candidates (doc_a, doc_b, bands) given the texts of their documents (doc_id, text):
     those scoring at least KEEP_SCORE."""
-    pairs = verify_pairs(cands, docs, p)
+    pairs = verify_pairs(cands, docs, p, stored_only=True)
     pairs = pairs.filter(pc.greater_equal(pairs["score"], KEEP_SCORE))
     return pairs.append_column("batch", pa.array([batch] * pairs.num_rows, pa.int32()))

@@ -47,7 +47,7 @@ from dedup.batch.stage import BucketRun, Sketched, admitted_sketches, matchable
 from dedup.cluster import _average_linkage
 from dedup.engines.local import LocalEngine, Linked, Progress
 from dedup.errors import InputError
-from dedup.link import _count, _matches, _merge, _self_merge
+from dedup.link import _count, _matches, _self_merge
 from dedup.params import Params
 from dedup.progress import InputMeter
 from dedup.readers import (FieldMap, Record, Rejection, RemoteFile, read_file, supported, unsupported_file,
@@ -481,7 +481,7 @@ def _meet_task(p: Params) -> Callable[[Batches], Batches]:
         offsets = np.searchsorted(band[fresh], np.arange(p.all_bands + 1)).astype(np.int64)
         part = (offsets, bucket[fresh], docs[fresh])
         own = _self_merge(*part, p.bands)
-        other = _matches(_merge, *part, band[~fresh], bucket[~fresh], docs[~fresh], p.bands)
+        other = _matches(*part, band[~fresh], bucket[~fresh], docs[~fresh], p.bands)
         a, b = np.concatenate([own[0], other[0]]), np.concatenate([own[1], other[1]])
         x, y = keys[a], keys[b >> 1]
         yield pa.RecordBatch.from_pydict({"a": np.minimum(x, y), "b": np.maximum(x, y), "whole": (b & 1) == 0})
