@@ -44,9 +44,8 @@ def reference(files: list[str], part: list[str], min_bands: int, bands: int) -> 
         GROUP BY ALL HAVING count(*) >= {min_bands}""", {"f": files, "p": part}).fetchall()}
 
 
-@pytest.mark.parametrize("room", [link.MATCH_ROOM, 50])
-@pytest.mark.parametrize("whole", [True, False])
-@pytest.mark.parametrize("min_bands", [1, 2, 3])
+@pytest.mark.parametrize(("min_bands", "whole", "room"), [(m, w, link.MATCH_ROOM) for m in (1, 2, 3)
+                                                            for w in (True, False)] + [(3, True, 50), (1, False, 50)])
 def test_merge_join_equals_sql_join(many_files: tuple[list[str], pa.Array, int], min_bands: int, whole: bool,
                                     room: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Files written by ingest hold whole documents and are counted file by file; files without that mark (as
