@@ -73,8 +73,9 @@ def test_hostile_text_is_escaped_everywhere(report: tuple[Path, Path]) -> None:
         assert shown in page, shown
 
 
-def _browser() -> object:
-    """A headless Chromium driven by the system chromedriver; skipped where there is none, except in CI."""
+def _browser(profile: Path) -> object:
+    """A headless Chromium driven by the system chromedriver, its profile in `profile` (the test's own temporary
+    directory, so runs leave nothing behind); skipped where there is none, except in CI."""
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -86,20 +87,18 @@ def _browser() -> object:
         if os.environ.get("CI") == "true":
             pytest.fail(why)
         pytest.skip(why)
-    import tempfile
-
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
     for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1800",
-                 f"--user-data-dir={tempfile.mkdtemp(prefix='dedup-chromium-')}"]:
+                 f"--user-data-dir={profile}"]:
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(driver), options=opts)
 
 
 def test_report_in_headless_chromium(report: tuple[Path, Path], tmp_path: Path) -> None:
-    browser = _browser()
+    browser = _browser(tmp_path / "chromium")
     try:
         browser.get(report[1].as_uri())
         deadline = time.monotonic() + 60
