@@ -179,7 +179,7 @@ class _VerifierView:
 
     def __init__(self, verifier: str):
         # v3 to v6 read sentences as v2 does (their copy rule); their rewrite models' signals come from `decide`
-        self.verifier = "v2" if verifier in ("v3", "v4", "v5", "v6") else verifier
+        self.verifier = "v2" if verifier in verify.REWRITE_VERIFIERS else verifier
 
     def passages(self, text: str) -> list[Passage]:
         """The text cut where the verifier ends a sentence (at a boundary once the sentence holds
@@ -294,7 +294,7 @@ def _rule(verifier: str, w: WholeScores, score: float, linked: bool, p: Params) 
             base += f" (in any order {aligned:.2f}: some passages match out of order)"
     else:
         base = f"score = aligned {aligned:.2f} (verifier v1: any order)"
-    capped = f"{'the copy rule' if p.verifier == 'v6' else 'score'} capped at {verify.KEEP_SCORE}, not linked"
+    capped = f"{'the copy rule' if p.verifier in verify.COPY_ONLY_CAPS else 'score'} capped at {verify.KEEP_SCORE}, not linked"
     if shorter < p.brief_words and (aligned < verify.BRIEF_ALIGNED or jaccard < verify.BRIEF_JACCARD):
         return (f"brief (shorter text {shorter} words < {p.brief_words}) that is not near-identical "
                 f"(needs aligned ≥ {verify.BRIEF_ALIGNED} and jaccard ≥ {verify.BRIEF_JACCARD}): {capped}")

@@ -301,9 +301,8 @@ def _band_pairs(lo, hi, offsets, keys, docs, whole, start, out_a, out_b):
 
 def _matches(*args) -> tuple[np.ndarray, np.ndarray]:
     """`_merge` of a file with room for its matches: a scratch buffer, twice as large whenever the kernel stops at
-    a band it has no room for, and it goes on from that band (walking the whole file again with room for all cost
-    a third of the merge of a night against its window's archive files); exact copies at the end (slices of the
-    scratch buffers would keep them alive, 16 MB a file)."""
+    a band it has no room for, and it goes on from that band rather than walking the whole file again; exact
+    copies at the end (slices of the scratch buffers would keep them alive, 16 MB a file)."""
     a, b = np.empty(MATCH_ROOM, np.int32), np.empty(MATCH_ROOM, np.int32)
     m, resume = _merge(*args, 0, 0, a, b)
     while resume >= 0:
@@ -320,8 +319,8 @@ def _count(a, b, min_bands, marks_per_match=MARKS_PER_MATCH):
     (b even). Matches are grouped by whichever end spans fewer document numbers (against an older file, the
     batch's end: counting arrays of the batch's size, not of the index's), then each group's partners are
     counted: in an array over the other end's numbers where it spans up to `marks_per_match` times the matches
-    (at most twice the matches' own memory; 3x faster than sorting each group's ~35 partners against a 2M
-    archive's window), else by sorting them."""
+    (at most twice the matches' own memory; marking beats sorting each group's few dozen partners), else by
+    sorting them."""
     if a.shape[0] == 0:
         return np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.int16)
     big = b >> 1

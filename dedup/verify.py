@@ -391,7 +391,7 @@ class Profiles:
     def __init__(self, texts: pa.Array | pa.ChunkedArray | list[str | None], verifier: str = "v2",
                  common_stems: str = ""):
         self.v2 = verifier != "v1"  # OCR classes in the profiles, lost digits forgiven in scoring (v2, v3)
-        self.anchors = verifier in ("v3", "v4", "v5", "v6")  # anchors marked (v3: the common words of `common_stems` are not)
+        self.anchors = verifier in REWRITE_VERIFIERS  # anchors marked (v3: the common words of `common_stems` are not)
         common = common_stems if self.anchors else ""
         if self.anchors and not common:
             raise ValueError(f"verifier {verifier} needs the version of its common stems")
@@ -773,6 +773,10 @@ TREE_FEATURES["v5"] = (*TREE_FEATURES["v4"], *STRUCTURE_SIGNALS, *WORD_SIGNALS)
 TREE_SIGNALS = {"v4": EMBED_SIGNALS, "v5": (*EMBED_SIGNALS, *STRUCTURE_SIGNALS, *WORD_SIGNALS)}
 # v6 reads v5's signals and trees; the caps for short texts hold down its copy rule only (see verify_pairs)
 TREE_FEATURES["v6"], TREE_SIGNALS["v6"] = TREE_FEATURES["v5"], TREE_SIGNALS["v5"]
+# the verifiers with a rewrite model beside the copy rule (their profiles mark anchors), and those whose caps for
+# short texts hold down only the copy rule's score
+REWRITE_VERIFIERS = ("v3", *TREE_SIGNALS)
+COPY_ONLY_CAPS = ("v6",)
 
 
 def tree_inputs(texts: list[str], ia: np.ndarray, ib: np.ndarray, signals: dict[str, np.ndarray], verifier: str,
@@ -878,7 +882,7 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
     rule = np.where(both, "copy", "estimate").astype(object)
     brief, held = short_caps(np.minimum(prof.words[ia], prof.words[ib]), aligned, jac, p.brief_words)
     brief, held = brief & both, held & both
-    copy_only = p.verifier == "v6"  # the caps hold down the copy rule only
+    copy_only = p.verifier in COPY_ONLY_CAPS
     if prof.anchors:
         # stored only: `loose` for the pairs the copy rule keeps or the trees may be asked about (v3 reads it for all)
         kept = core >= KEEP_SCORE - 1e-6 if stored_only and p.verifier in TREE_SIGNALS else None

@@ -176,8 +176,8 @@ def main() -> None:
           f"{int((~same_copy & (oof_copy > cut)).sum())}; gap pairs above the cut the caps hold down: same story "
           f"{int((data.held & yy & (oof > cut)).sum())}, different {int((data.held & ~yy & (oof > cut)).sum())}")
     # up to v5 the caps hold the trees' links down too; v6 asks the trees about the copy rule's held links
-    v6 = args.verifier == "v6"
-    recall = component_recall(data, (oof > cut) & (v6 | ~data.held), v6 & (oof_copy > cut))
+    copy_only = args.verifier in verify.COPY_ONLY_CAPS
+    recall = component_recall(data, (oof > cut) & (copy_only | ~data.held), copy_only & (oof_copy > cut))
     print(f"held out, rewrites in their original's component ({args.verifier}): " + ", ".join(
         f"{k} {v:.2f}" for k, v in recall.items()))
     if args.write:
