@@ -33,6 +33,10 @@ STRUCTURE_SIGNALS = ("vec_mutual", "vec_shift", "vec_late_chain", "vec_heavy_cha
                      "vec_heavy_late", "vec_leads")
 WORD = r"[a-z]+"  # v5's words: letters only (figures are the copy rule's and the anchors' business)
 WORD_SIGNALS = ("word_share", "word_share_long", "names_share", "names")
+# v7: the sentence signals again, over a paraphrase encoder's vectors of the same sentences (sentence_ratio, the
+# same either way, left out)
+PARAPHRASE_SIGNALS = tuple("para_" + n.removeprefix("vec_") for n in (*EMBED_SIGNALS, *STRUCTURE_SIGNALS)
+                           if n != "sentence_ratio")
 
 
 @dataclass(frozen=True)
@@ -65,15 +69,19 @@ class Sentences:
     weights: np.ndarray
 
 
-def sentences(text: str, wv: WordVectors) -> Sentences:
+def _known(text: str, wv: WordVectors) -> list[tuple[str, list[int]]]:
+    """Each sentence of the lower-cased text that has a word with a vector, and those words' numbers."""
     get = wv.index.get
+    found = ((s, [i for i in map(get, re.findall(TOKEN, s)) if i is not None]) for s in re.split(SENTENCE, text.lower()))
+    return [(s.strip(), known) for s, known in found if known]
+
+
+def sentences(text: str, wv: WordVectors) -> Sentences:
     ids: list[int] = []
     starts: list[int] = []
-    for sentence in re.split(SENTENCE, text.lower()):
-        known = [i for i in map(get, re.findall(TOKEN, sentence)) if i is not None]
-        if known:
-            starts.append(len(ids))
-            ids += known
+    for _, known in _known(text, wv):
+        starts.append(len(ids))
+        ids += known
     dims = wv.vectors.shape[1]
     if not ids:
         return Sentences(np.zeros((0, dims), np.float32), np.zeros(0))
@@ -138,3 +146,37 @@ def word_signals(texts: Sequence[str | None], ia: np.ndarray, ib: np.ndarray, ve
     has = np.array([t is not None for t in texts])
     out[~(has[ia] & has[ib])] = np.nan
     return {name: out[:, k].astype(np.float32) for k, name in enumerate(WORD_SIGNALS)}
+
+
+def paraphrase_signals(texts: Sequence[str | None], ia: np.ndarray, ib: np.ndarray, encoder: str,
+                       version: str) -> dict[str, np.ndarray]:
+    """PARAPHRASE_SIGNALS of each pair: EMBED_SIGNALS and STRUCTURE_SIGNALS over the sentence vectors of the
+    paraphrase encoder `encoder` (dedup.paraphrase) instead of GloVe's, for the same sentences with the same
+    weights (word vectors `version`). A transformer reads a sentence's words in context, so a paraphrase that
+    replaces most of them stays close where averaged word vectors drift towards any text on the topic. A
+    sentence's vector depends on that sentence alone (dedup.paraphrase), so a pair's signals do not depend on what
+    else is verified with it. NaN without texts."""
+    from dedup.paraphrase import encoder as load_encoder
+    from dedup.rewrite_kernels import pair_signals, structure_signals
+
+    wv = word_vectors(version)
+    docs, local = np.unique(np.concatenate([ia, ib]), return_inverse=True)
+    found = [_known(texts[d], wv) if texts[d] is not None else [] for d in docs.tolist()]
+    offsets = np.zeros(len(docs) + 1, np.int64)
+    offsets[1:] = np.cumsum([len(f) for f in found])
+    sentences = [s for f in found for s, _ in f]
+    weights = np.array([float(wv.info[np.array(known)].sum()) for f in found for _, known in f])
+    first = np.full((len(ia), len(EMBED_SIGNALS)), np.nan)
+    more = np.full((len(ia), len(STRUCTURE_SIGNALS)), np.nan)
+    if len(ia) and offsets[-1]:
+        # a sentence that recurs (a copy's kept sentences, a dateline) is encoded once
+        distinct, at = np.unique(np.array(sentences, dtype=object), return_inverse=True)
+        v = load_encoder(encoder).encode(distinct.tolist())[at]
+        pair_signals(v, weights, offsets, local[:len(ia)], local[len(ia):], *CHAIN_COSINES, first)
+        structure_signals(v, weights, offsets, local[:len(ia)], local[len(ia):], more)
+    out = np.hstack([first, more])
+    has = np.array([t is not None for t in texts])
+    out[~(has[ia] & has[ib])] = np.nan
+    names = (*EMBED_SIGNALS, *STRUCTURE_SIGNALS)
+    return {"para_" + n.removeprefix("vec_"): out[:, k].astype(np.float32) for k, n in enumerate(names)
+            if n != "sentence_ratio"}

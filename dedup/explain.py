@@ -245,18 +245,23 @@ def _decide(text_a: str, text_b: str, bands: int, p: Params) -> Verdict:
     """(score, linked) exactly as ingest decides them."""
     cands = pa.table({"doc_a": ["a"], "doc_b": ["b"], "bands": pa.array([bands], pa.int32())})
     out = verify.verify_pairs(cands, pa.table({"doc_id": ["a", "b"], "text": [text_a, text_b]}), p).to_pylist()[0]
-    signals = {k: out[k] for k in ("rewrite", *verify.REWRITE_SIGNALS, *verify.TREE_SIGNALS["v5"])
-               if out.get(k) is not None}
+    signals = {k: out[k] for k in ("rewrite", *verify.REWRITE_SIGNALS, *verify.TREE_SIGNALS["v5"], "rewrite_first",
+                                   *verify.PARAPHRASE_SIGNALS) if out.get(k) is not None}
     return Verdict(float(out["score"]), bool(out["linked"]), out["rule"], signals if "rewrite" in signals else {})
 
 def _rewrite_rule(v: Verdict, p: Params) -> str:
-    """What the rewrite model (v3's regression, the trees of v4 to v6) made of the pair."""
-    parts = ", ".join(f"{k} {v.signals[k]:.2f}" for k in (*verify.REWRITE_SIGNALS, *verify.TREE_SIGNALS["v5"])
-                      if k in v.signals)
+    """What the rewrite model (v3's regression, the trees of v4 to v7) made of the pair."""
+    parts = ", ".join(f"{k} {v.signals[k]:.2f}" for k in (*verify.REWRITE_SIGNALS, *verify.TREE_SIGNALS["v5"],
+                                                          *verify.PARAPHRASE_SIGNALS) if k in v.signals)
     cmp = "≥" if v.signals["rewrite"] >= p.verify_threshold else "<"
     sits = "trees (anchors, figures, loose order, sentence vectors and where they sit, shared words and names)"
-    model = {"v4": "trees (anchors, figures, loose order, sentence vectors)", "v5": sits, "v6": sits
+    model = {"v4": "trees (anchors, figures, loose order, sentence vectors)", "v5": sits, "v6": sits, "v7": sits
              }.get(p.verifier, "(anchors, figures, loose order)")
+    if "para_cover" in v.signals:
+        from dedup.trees import forest
+        model += (f", probability {v.signals['rewrite_first']:.2f}, at least their floor "
+                  f"{forest(p.paraphrase_trees).floor:.3f}, so second trees that also read a paraphrase encoder's "
+                  f"sentence vectors decided")
     return (f"rewrite model {model}: probability {v.signals['rewrite']:.2f} {cmp} "
             f"verify_threshold {p.verify_threshold} from {parts}")
 

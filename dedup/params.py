@@ -20,18 +20,20 @@ FORMAT_VERSION = 2
 
 SHINGLE_KINDS = ("pair", "stem", "char", "word")
 SHINGLERS = ("v1",)  # see dedup.shingle: its stop words and pair window decide every shingle, hence the buckets
-VERIFIERS = ("v1", "v2", "v3", "v4", "v5", "v6")  # see dedup.verify: v2 reads OCR look-alikes alike and wants sentences
+VERIFIERS = ("v1", "v2", "v3", "v4", "v5", "v6", "v7")  # see dedup.verify: v2 reads OCR look-alikes alike and wants sentences
 # in order; v3 adds the rewrite model (anchors, figures, a looser in-order alignment); v4 replaces v3's regression by
 # gradient-boosted trees (`rewrite_trees`) over the same signals and sentence-vector ones (dedup.embed); v5's trees
 # also read where the counterpart sentences sit and the texts' shared rare words and names (dedup.embed); v6 reads
-# v5's trees, but the caps for short texts hold down only the copy rule, not the trees (dedup.verify)
+# v5's trees, but the caps for short texts hold down only the copy rule, not the trees (dedup.verify); v7 asks second
+# trees (`paraphrase_trees`) about the pairs v6's trees rank near their cut, over a paraphrase encoder's sentence
+# vectors as well (dedup.paraphrase)
 
 # Values of parameters an index made before they existed was made with (its manifest does not name them).
 LEGACY = {"anchor_bands": 0, "anchor_rows": 2, "common_stems": "", "rewrite_model": (), "rewrite_trees": "",
-          "window_days": 0, "period_days": 0, "retired_before": "", "purged_before": ""}
+          "paraphrase_trees": "", "window_days": 0, "period_days": 0, "retired_before": "", "purged_before": ""}
 # Parameters a manifest names only when set: an index without a time window or a retirement keeps the manifest it
 # had before they existed, so an older dedup still reads it (and refuses one with them, as unknown parameters).
-UNLESS_SET = ("window_days", "period_days", "retired_before", "purged_before")
+UNLESS_SET = ("paraphrase_trees", "window_days", "period_days", "retired_before", "purged_before")
 # The cutoffs `dedup retire` records (only it moves them); a caller's Params leaving them unset agrees with any index.
 RETENTION = ("retired_before", "purged_before")
 
@@ -40,7 +42,9 @@ RETENTION = ("retired_before", "purged_before")
 REWRITE_MODEL = (-10.3819, 7.2248, -1.3328, 2.7644, 3.6038, -0.7686, 3.3507)
 # The trees each verifier reads unless told otherwise (dedup/data/rewrite_trees-<version>.npz, written by
 # scripts/fit_rewrite_trees.py); an index records the ones it was made with.
-REWRITE_TREES = {"v4": "l2r-dev-v1", "v5": "l2r-dev-v2", "v6": "l2r-dev-v2"}
+REWRITE_TREES = {"v4": "l2r-dev-v1", "v5": "l2r-dev-v2", "v6": "l2r-dev-v2", "v7": "l2r-dev-v2"}
+# v7's second trees (the same kind of file; it also names the encoder and the first trees' floor it was fitted above)
+PARAPHRASE_TREES = {"v7": "l2r-dev-v3"}
 
 
 class ParamsError(DedupError, ValueError):
@@ -94,9 +98,10 @@ class Params:
     brief_words: int = 60
     verify_threshold: float = 0.7
     cluster_threshold: float = 0.3
-    verifier: str = "v6"
+    verifier: str = "v7"
     rewrite_model: tuple[float, ...] = REWRITE_MODEL
-    rewrite_trees: str = ""  # v4 to v6: the verifier's own (REWRITE_TREES) unless set
+    rewrite_trees: str = ""  # v4 to v7: the verifier's own (REWRITE_TREES) unless set
+    paraphrase_trees: str = ""  # v7: the verifier's own (PARAPHRASE_TREES) unless set
     # Time window (dedup.windows): pairs only of documents dated at most `window_days` apart (0 = no window), and
     # bucket files cut into periods of `period_days` (the window's length unless set) so a night reads few of them.
     window_days: int = 0
@@ -174,6 +179,22 @@ class Params:
             if unknown:
                 raise ParamsError(f"rewrite_trees {self.rewrite_trees!r} read signals verifier {self.verifier} does not "
                                   f"compute ({', '.join(unknown)})")
+        if self.paraphrase_trees and self.verifier not in PARAPHRASE_TREES:
+            raise ParamsError(f"paraphrase_trees is read by verifier {', '.join(PARAPHRASE_TREES)} only, not by "
+                              f"{self.verifier}")
+        if self.verifier in PARAPHRASE_TREES:
+            from dedup.trees import forest
+            from dedup.verify import PARAPHRASE_FEATURES
+            if not self.paraphrase_trees:
+                object.__setattr__(self, "paraphrase_trees", PARAPHRASE_TREES[self.verifier])
+            try:
+                second = forest(self.paraphrase_trees)
+            except ValueError as e:
+                raise ParamsError(str(e)) from None
+            unknown = [f for f in second.features if f not in PARAPHRASE_FEATURES]
+            if unknown or not second.encoder:
+                raise ParamsError(f"paraphrase_trees {self.paraphrase_trees!r} are not second trees of verifier "
+                                  f"{self.verifier} ({', '.join(unknown) or 'no encoder named'})")
         if not 0.0 < self.verify_threshold <= 1.0:
             raise ParamsError(f"verify_threshold must be in (0, 1], got {self.verify_threshold}")
         if self.window_days < 0 or self.period_days < 0:

@@ -1,10 +1,12 @@
-"""The rewrite model of verifiers v4 to v6: gradient-boosted trees, shipped as plain arrays and evaluated in NumPy.
+"""The rewrite models of verifiers v4 to v7: gradient-boosted trees, shipped as plain arrays and evaluated in NumPy.
 
 Fitted by scripts/fit_rewrite_trees.py (scikit-learn, at fit time only) and stored as
 `dedup/data/rewrite_trees-<version>.npz`: every node of every tree (feature, threshold, children, the side
 missing values take, the leaf value), the features' names, the version of the word vectors its sentence signals
 were made with, and `offset`, which moves the margin so that the model's chosen cut lands on
-`verify_threshold` (the fit script picks the cut that lets at most a few different stories through).
+`verify_threshold` (the fit script picks the cut that lets at most a few different stories through). v7's second
+trees also name the paraphrase encoder their sentence signals were made with and `floor`, the first trees'
+probability from which a pair is theirs to decide.
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ class Forest:
     roots: np.ndarray  # int64 per tree
     baseline: float
     offset: float
+    encoder: str = ""  # second trees (v7): the paraphrase encoder (dedup.paraphrase)
+    floor: float = float("nan")  # second trees: they decide the pairs the first trees give at least this probability
 
     def margin(self, x: np.ndarray) -> np.ndarray:
         """Raw score (log-odds + offset) of each row of x (rows, len(features))."""
@@ -58,7 +62,8 @@ def load_forest(path: Path) -> Forest:
     with np.load(path) as d:
         return Forest(tuple(str(d["features"]).split(",")), str(d["word_vectors"]), d["feature"], d["threshold"],
                       d["left"], d["right"], d["missing_left"], d["value"], d["roots"], float(d["baseline"]),
-                      float(d["offset"]))
+                      float(d["offset"]), str(d["encoder"]) if "encoder" in d else "",
+                      float(d["floor"]) if "floor" in d else float("nan"))
 
 
 def shipped() -> list[str]:

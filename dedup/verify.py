@@ -33,7 +33,9 @@ Scores per pair (all in [0, 1]):
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
@@ -41,12 +43,15 @@ import pyarrow as pa
 
 from dedup.bands import jaccard_estimate
 from dedup.chunked import run_chunked
-from dedup.embed import EMBED_SIGNALS, STRUCTURE_SIGNALS, WORD_SIGNALS
+from dedup.embed import EMBED_SIGNALS, PARAPHRASE_SIGNALS, STRUCTURE_SIGNALS, WORD_SIGNALS
 from dedup.normalize import (char_fold_table, fast_fold, fold_batch, unfoldable, utf8_buffers, utf8_decode,
                              word_char)
 from dedup.params import Params
 from dedup.shingle import NO_ANCHORS, STOPWORDS, common_stems, hash_set, in_set
 from dedup.store import positions
+
+if TYPE_CHECKING:
+    from dedup.trees import Forest
 
 SENT_MATCH = 0.5
 REORDERED_JACCARD = 0.9  # v2: texts this alike in content words are one text, whatever the order of paragraphs
@@ -764,58 +769,101 @@ def rewrite_probability(p: Params, signals: dict[str, np.ndarray]) -> np.ndarray
 
 
 REWRITE_SIGNALS = ("ordered", "loose", "anchors", "figures", "containment", "jaccard")
-REWRITE_MIN_ANCHORS = 0.2  # v4 to v6: pairs sharing a smaller share of their anchors are not asked to the trees
-REWRITE_PART = 20_000  # v4 to v6: pairs whose sentence vectors are computed together
+REWRITE_MIN_ANCHORS = 0.2  # v4 to v7: pairs sharing a smaller share of their anchors are not asked to the trees
+REWRITE_PART = 20_000  # v4 to v7: pairs whose sentence vectors are computed together
 # the signals each verifier's trees may read (a trees file names those it reads)
 TREE_FEATURES = {"v4": (*REWRITE_SIGNALS, "aligned", *EMBED_SIGNALS, "chars_short", "chars_long")}
 TREE_FEATURES["v5"] = (*TREE_FEATURES["v4"], *STRUCTURE_SIGNALS, *WORD_SIGNALS)
 # the signals of the trees' own (stored in `pairs` for the pairs they were asked about)
 TREE_SIGNALS = {"v4": EMBED_SIGNALS, "v5": (*EMBED_SIGNALS, *STRUCTURE_SIGNALS, *WORD_SIGNALS)}
-# v6 reads v5's signals and trees; the caps for short texts hold down its copy rule only (see verify_pairs)
+# v6 reads v5's signals and trees; the caps for short texts hold down its copy rule only (see verify_pairs); so
+# does v7's first opinion
 TREE_FEATURES["v6"], TREE_SIGNALS["v6"] = TREE_FEATURES["v5"], TREE_SIGNALS["v5"]
+TREE_FEATURES["v7"], TREE_SIGNALS["v7"] = TREE_FEATURES["v5"], TREE_SIGNALS["v5"]
+# v7's second trees may read the first's inputs and the paraphrase encoder's sentence signals
+PARAPHRASE_FEATURES = (*TREE_FEATURES["v7"], *PARAPHRASE_SIGNALS)
 # the verifiers with a rewrite model beside the copy rule (their profiles mark anchors), and those whose caps for
 # short texts hold down only the copy rule's score
 REWRITE_VERIFIERS = ("v3", *TREE_SIGNALS)
-COPY_ONLY_CAPS = ("v6",)
+COPY_ONLY_CAPS = ("v6", "v7")
 
 
 def tree_inputs(texts: list[str], ia: np.ndarray, ib: np.ndarray, signals: dict[str, np.ndarray], verifier: str,
                 word_vectors: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(the trees' own signals, every input the trees may read) of the pairs (ia, ib) of `texts`, given their
-    lexical `signals`: the sentence signals and (v5, v6) the word overlap of dedup.embed, and the two texts'
+    lexical `signals`: the sentence signals and (v5 to v7) the word overlap of dedup.embed, and the two texts'
     lengths (log characters; short reports need more evidence). Ingest and scripts/fit_rewrite_trees.py both
     assemble them here, so the trees are fitted on what they read."""
     from dedup.embed import embedding_signals, word_signals
-    structure = verifier != "v4"  # v5 and v6 read where the sentences sit and the words shared
+    structure = verifier != "v4"  # v5 to v7 read where the sentences sit and the words shared
     own = embedding_signals(texts, ia, ib, word_vectors, structure=structure)
     if structure:
         own.update(word_signals(texts, ia, ib, word_vectors))
+    return own, {**signals, **own, **_lengths(texts, ia, ib)}
+
+
+def _lengths(texts: list[str], ia: np.ndarray, ib: np.ndarray) -> dict[str, np.ndarray]:
+    """The two texts' lengths (log characters), shorter and longer."""
     chars = np.log(np.maximum(np.array([len(t) for t in texts], np.int64), 1))
-    la, lb = chars[ia], chars[ib]
-    return own, {**signals, **own, "chars_short": np.minimum(la, lb), "chars_long": np.maximum(la, lb)}
+    return {"chars_short": np.minimum(chars[ia], chars[ib]), "chars_long": np.maximum(chars[ia], chars[ib])}
 
 
-def rewrite_trees(p: Params, signals: dict[str, np.ndarray], texts: pa.Array | pa.ChunkedArray, ia: np.ndarray,
-                  ib: np.ndarray, ask: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The rewrite probability of verifiers v4 to v6 for the pairs `ask` selects (NaN elsewhere), and the signals
-    of its own it read (TREE_SIGNALS): the trees `p.rewrite_trees` over `tree_inputs`."""
-    from dedup.trees import forest
-    trees = forest(p.rewrite_trees)
-    own = {name: np.full(len(ia), np.nan, np.float32) for name in TREE_SIGNALS[p.verifier]}
+def paraphrase_inputs(texts: list[str], ia: np.ndarray, ib: np.ndarray, inputs: dict[str, np.ndarray],
+                      encoder: str, word_vectors: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(the paraphrase signals, every input v7's second trees may read) of the pairs (ia, ib) of `texts`, given
+    what the first trees read of them (`inputs`, lengths aside). Ingest and the fit script both assemble them here."""
+    from dedup.embed import paraphrase_signals
+    own = paraphrase_signals(texts, ia, ib, encoder, word_vectors)
+    return own, {**inputs, **_lengths(texts, ia, ib), **own}
+
+
+def _ask(trees: Forest, names: tuple[str, ...], signals: dict[str, np.ndarray], texts: pa.Array | pa.ChunkedArray,
+         ia: np.ndarray, ib: np.ndarray, ask: np.ndarray, inputs: Callable) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """`trees`' probability for the pairs `ask` selects (NaN elsewhere), and the signals `names` of their own that
+    `inputs(texts, ia, ib, signals)` computed for them, in parts, so that only one part's texts and sentence
+    vectors are held at a time."""
+    own = {name: np.full(len(ia), np.nan, np.float32) for name in names}
     prob = np.full(len(ia), np.nan, np.float32)
     asked = np.flatnonzero(ask)
-    # in parts, so that only one part's texts and sentence vectors are held at a time
     for start in range(0, len(asked), REWRITE_PART):
         k = asked[start:start + REWRITE_PART]
         needed = np.unique(np.concatenate([ia[k], ib[k]]))
         where = np.full(len(texts), -1, np.int64)
         where[needed] = np.arange(len(needed))
-        found, values = tree_inputs(texts.take(pa.array(needed)).to_pylist(), where[ia[k]], where[ib[k]],
-                                    {n: v[k] for n, v in signals.items()}, p.verifier, trees.word_vectors)
+        found, values = inputs(texts.take(pa.array(needed)).to_pylist(), where[ia[k]], where[ib[k]],
+                               {n: v[k] for n, v in signals.items()})
         for name, v in found.items():
             own[name][k] = v
         prob[k] = trees.probability(np.column_stack([values[n] for n in trees.features]))
     return prob, own
+
+
+def rewrite_trees(p: Params, signals: dict[str, np.ndarray], texts: pa.Array | pa.ChunkedArray, ia: np.ndarray,
+                  ib: np.ndarray, ask: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The rewrite probability of verifiers v4 to v7 (v7: its first opinion) for the pairs `ask` selects (NaN
+    elsewhere), and the signals of its own it read (TREE_SIGNALS): the trees `p.rewrite_trees` over
+    `tree_inputs`."""
+    from dedup.trees import forest
+    trees = forest(p.rewrite_trees)
+    return _ask(trees, TREE_SIGNALS[p.verifier], signals, texts, ia, ib, ask,
+                lambda t, ja, jb, s: tree_inputs(t, ja, jb, s, p.verifier, trees.word_vectors))
+
+
+def paraphrase_trees(p: Params, inputs: dict[str, np.ndarray], texts: pa.Array | pa.ChunkedArray, ia: np.ndarray,
+                     ib: np.ndarray, ask: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """v7's second opinion, for the pairs `ask` selects (NaN elsewhere): the probability of the trees
+    `p.paraphrase_trees` over what the first trees read (`inputs`) and the paraphrase encoder's sentence signals,
+    and those signals. The encoder runs a transformer over every sentence, so only the pairs the first trees rank
+    near or above their cut are asked."""
+    from dedup.trees import forest
+    trees = forest(p.paraphrase_trees)
+    return _ask(trees, PARAPHRASE_SIGNALS, inputs, texts, ia, ib, ask,
+                lambda t, ja, jb, s: paraphrase_inputs(t, ja, jb, s, trees.encoder, trees.word_vectors))
+
+
+def _floor(p: Params) -> float:
+    from dedup.trees import forest
+    return forest(p.paraphrase_trees).floor
 
 
 def short_caps(shorter: np.ndarray, aligned: np.ndarray, jac: np.ndarray, brief_words: int
@@ -878,7 +926,8 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
     core = np.where(jac >= REORDERED_JACCARD, aligned, ordered) if prof.v2 else aligned
     nothing = np.full(len(ia), np.nan, np.float32)
     columns = {"ordered": ordered, "anchors": nothing, "figures": nothing, "loose": nothing, "rewrite": nothing,
-               **dict.fromkeys(TREE_SIGNALS["v5"], nothing)}
+               **dict.fromkeys(TREE_SIGNALS["v5"], nothing), "rewrite_first": nothing,
+               **dict.fromkeys(PARAPHRASE_SIGNALS, nothing)}
     rule = np.where(both, "copy", "estimate").astype(object)
     brief, held = short_caps(np.minimum(prof.words[ia], prof.words[ib]), aligned, jac, p.brief_words)
     brief, held = brief & both, held & both
@@ -897,6 +946,12 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
             ask = both & ((core < p.verify_threshold) | (held & copy_only)) & (anchors >= REWRITE_MIN_ANCHORS)
             rewrite, own = rewrite_trees(p, signals, docs["text"], ia, ib, ask)
             columns.update(own)
+            if p.paraphrase_trees:
+                # v7: the pairs below the copy rule the first trees rank near or above their cut are the second's
+                second = ask & (core < p.verify_threshold) & (rewrite >= _floor(p))
+                decided, para = paraphrase_trees(p, {**signals, **own}, docs["text"], ia, ib, second)
+                columns.update(para, rewrite_first=rewrite)
+                rewrite = np.where(second, decided, rewrite)
         else:
             rewrite = rewrite_probability(p, signals)
         if copy_only:  # after the trees read the copy rule's own score

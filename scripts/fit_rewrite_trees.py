@@ -1,4 +1,4 @@
-"""Fit the rewrite model of verifiers v4 to v6: gradient-boosted trees over the lexical and sentence signals of a pair.
+"""Fit the rewrite models of verifiers v4 to v7: gradient-boosted trees over the lexical and sentence signals of a pair.
 
 Like scripts/fit_rewrite_model.py (v3), on the quality benchmark's pool ingested with every candidate kept: the
 candidates the copy rule leaves below `verify_threshold` (rewrites of one story against different stories that
@@ -13,10 +13,15 @@ reach `verify_threshold` (its `offset`). So the model adds links only where it i
 it was not fitted on. The same held-out margins give each model's rewrites that join their original's connected
 component (the copy rule's links plus the pairs above the cut, less those the caps for short texts hold down:
 up to v5 every such pair; v6 (v5's trees) holds down only the copy rule's and asks the trees about those too), the
-figure docs/rewrites.md quotes. Needs scikit-learn (`pip install scikit-learn`) at fit time only: the trees ship as arrays
+figure docs/rewrites.md quotes.
+
+v7 reads v6's trees first; its second trees (`second`) are fitted on the pairs those rank highest on held-out folds
+(above the SECOND_FLOOR-th different-story pair), over the same inputs and the paraphrase encoder's sentence
+signals (dedup.paraphrase), their cut chosen the same way; the file records the encoder and the floor as the
+shipped first trees' probability. Needs scikit-learn (`pip install scikit-learn`) at fit time only: the trees ship as arrays
 (dedup/data/rewrite_trees-<version>.npz) that dedup.trees walks in NumPy.
 
-    python scripts/fit_rewrite_trees.py --corpora ../shared/corpora [--verifier v6] [--pairs-cache FILE] [--write]
+    python scripts/fit_rewrite_trees.py --corpora ../shared/corpora [--verifier v7] [--pairs-cache FILE] [--write]
 """
 from __future__ import annotations
 
@@ -33,17 +38,22 @@ from benchmark_quality import Pool, Truth, build_truth, load_pool  # noqa: E402
 from fit_rewrite_model import candidate_signals  # noqa: E402
 
 from dedup import verify  # noqa: E402
-from dedup.params import REWRITE_TREES, Params  # noqa: E402
-from dedup.trees import load_forest  # noqa: E402
+from dedup.params import PARAPHRASE_TREES, REWRITE_TREES, Params  # noqa: E402
+from dedup.paraphrase import ENCODER  # noqa: E402
+from dedup.trees import forest, load_forest  # noqa: E402
 
 VECTORS = "glove100-50k-v1"
 MAX_FALSE = 10
+# v7: the second trees decide the pairs whose held-out first margin beats that of the SECOND_FLOOR-th highest
+# different-story pair (1,555 of the pool's 127,045 pairs below the copy rule, 1,055 of its 1,137 same-story ones)
+SECOND_FLOOR = 500
 TREES = dict(max_iter=300, learning_rate=0.05, max_leaf_nodes=15, random_state=0)
 OUT = Path(__file__).resolve().parent.parent / "dedup" / "data"
 
 
-def export(model, features: tuple[str, ...], offset: float) -> dict[str, np.ndarray]:
-    """The fitted trees as flat node arrays (see dedup.trees.Forest)."""
+def export(model, features: tuple[str, ...], offset: float, **more) -> dict[str, np.ndarray]:
+    """The fitted trees as flat node arrays (see dedup.trees.Forest), with `more` (v7's second trees: encoder,
+    floor)."""
     trees = [predictors[0].nodes for predictors in model._predictors]
     starts = np.cumsum([0] + [len(t) for t in trees[:-1]])
     nodes = np.concatenate(trees)
@@ -55,7 +65,7 @@ def export(model, features: tuple[str, ...], offset: float) -> dict[str, np.ndar
             "left": (nodes["left"] + shift).astype(np.int64), "right": (nodes["right"] + shift).astype(np.int64),
             "missing_left": nodes["missing_go_to_left"].astype(bool), "value": nodes["value"].astype(np.float64),
             "roots": starts.astype(np.int64), "baseline": np.array(float(np.ravel(model._baseline_prediction)[0])),
-            "offset": np.array(offset)}
+            "offset": np.array(offset), **{k: np.array(v) for k, v in more.items()}}
 
 
 @dataclass(frozen=True)
@@ -143,7 +153,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpora", type=Path, required=True)
-    parser.add_argument("--verifier", choices=sorted(REWRITE_TREES), default="v6", help="whose trees (default v6)")
+    parser.add_argument("--verifier", choices=sorted(REWRITE_TREES), default="v7",
+                        help="whose trees (default v7: v6's trees, then --write writes its second trees)")
     parser.add_argument("--write", action="store_true", help="write dedup/data/rewrite_trees-<the verifier's>.npz")
     parser.add_argument("--pairs-cache", type=Path, help="keep the pool's candidate pairs in this Parquet file")
     args = parser.parse_args()
@@ -178,14 +189,57 @@ def main() -> None:
     # up to v5 the caps hold the trees' links down too; v6 asks the trees about the copy rule's held links
     copy_only = args.verifier in verify.COPY_ONLY_CAPS
     recall = component_recall(data, (oof > cut) & (copy_only | ~data.held), copy_only & (oof_copy > cut))
-    print(f"held out, rewrites in their original's component ({args.verifier}): " + ", ".join(
+    alone = " (the first trees alone)" if args.verifier in PARAPHRASE_TREES else ""
+    print(f"held out, rewrites in their original's component ({args.verifier}{alone}): " + ", ".join(
         f"{k} {v:.2f}" for k, v in recall.items()))
-    if args.write:
+    if args.verifier in PARAPHRASE_TREES:
+        second(data, oof, oof_copy > cut, args.write)
+    elif args.write:
         model = HistGradientBoostingClassifier(**TREES).fit(x, yy)
         out = OUT / f"rewrite_trees-{REWRITE_TREES[args.verifier]}.npz"
         np.savez_compressed(out, **export(model, data.features, offset))
         shipped = load_forest(out)
         assert np.allclose(shipped.margin(x) - offset, model.decision_function(x))  # the walk is sklearn's
+        print(f"wrote {out} ({out.stat().st_size:,} bytes)")
+
+
+def second(data: TrainingSet, oof: np.ndarray, copy_links: np.ndarray, write: bool) -> None:
+    """v7's second trees: fitted on the pairs whose held-out first margin (`oof`) reaches the floor, over the first
+    trees' inputs and the paraphrase encoder's sentence signals (dedup.verify.paraphrase_inputs); their cut is
+    chosen on held-out folds as the first's was. `copy_links`: the copy rule's links the caps hold down that the
+    first trees lift (held-out), which v7 leaves to them."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import GroupKFold
+
+    y, groups = data.y, data.groups
+    floor = np.sort(oof[~y])[::-1][SECOND_FLOOR]
+    zone = np.flatnonzero(oof > floor)
+    first = forest(REWRITE_TREES["v7"])
+    inputs = {n: data.x[zone, j] for j, n in enumerate(data.features)}
+    ia, ib = data.a[data.gap[zone]], data.b[data.gap[zone]]
+    _, values = verify.paraphrase_inputs(data.pool.texts, ia, ib, inputs, ENCODER, VECTORS)
+    features = verify.PARAPHRASE_FEATURES
+    x = np.column_stack([values[n] for n in features])
+    yz = y[zone]
+    print(f"second trees: {len(zone)} pairs from the floor (margin {floor:.3f}), {int(yz.sum())} same story")
+    m2 = np.zeros(len(zone))
+    for fit_part, held in GroupKFold(5).split(x, yz, groups[zone]):
+        m2[held] = HistGradientBoostingClassifier(**TREES).fit(x[fit_part], yz[fit_part]).decision_function(x[held])
+    cut = np.sort(m2[~yz])[::-1][MAX_FALSE]
+    links = np.zeros(len(y), bool)
+    links[zone] = m2 > cut
+    recall = component_recall(data, links, copy_links)
+    print(f"cut {cut:.3f}; held out, rewrites in their original's component (v7): " + ", ".join(
+        f"{k} {v:.2f}" for k, v in recall.items()))
+    if write:
+        model = HistGradientBoostingClassifier(**TREES).fit(x, yz)
+        threshold = data.params.verify_threshold
+        offset = float(np.log(threshold / (1 - threshold)) - cut) + 1e-6
+        out = OUT / f"rewrite_trees-{PARAPHRASE_TREES['v7']}.npz"
+        np.savez_compressed(out, **export(model, features, offset, encoder=ENCODER,
+                                          floor=float(1 / (1 + np.exp(-(floor + first.offset))))))
+        shipped = load_forest(out)
+        assert np.allclose(shipped.margin(x) - offset, model.decision_function(x))
         print(f"wrote {out} ({out.stat().st_size:,} bytes)")
 
 

@@ -43,6 +43,10 @@ PINNED_TOO["verifier v5"] = {
 PINNED_TOO["verifier v6"] = {**PINNED_TOO["verifier v5"], "dedup.verify": [
     *PINNED_TOO["verifier v5"]["dedup.verify"], "BRIEF_ALIGNED", "BRIEF_JACCARD", "SHORT_WORDS", "SHORT_ALIGNED",
     "SHORT_JACCARD"]}
+# v7: v6's, and the paraphrase signals its second trees read (the encoder and the trees are pinned by their files)
+PINNED_TOO["verifier v7"] = {**PINNED_TOO["verifier v6"],
+                             "dedup.embed": [*PINNED_TOO["verifier v6"]["dedup.embed"], "PARAPHRASE_SIGNALS"],
+                             "dedup.paraphrase": ["MAX_TOKENS"]}
 
 
 def digest(kind: str, version: str | None = None) -> str:
@@ -54,7 +58,7 @@ def digest(kind: str, version: str | None = None) -> str:
 
 @pytest.mark.parametrize("kind, version", [("shingler", "v1"), ("verifier", "v2"), ("verifier", "v3"),
                                            ("verifier", "v4"), ("verifier", "v5"),
-                                           ("verifier", "v6")])
+                                           ("verifier", "v6"), ("verifier", "v7")])
 def test_pinned_constants_change_only_with_their_version(kind: str, version: str) -> None:
     key, now = f"{kind} {version}", digest(kind, version)
     recorded = json.loads(RECORDED.read_text("utf-8"))
@@ -103,14 +107,17 @@ def test_common_stems_change_only_with_their_version() -> None:
 
 @pytest.mark.parametrize("version", shipped())
 def test_shipped_model_files_change_only_with_their_version(version: str) -> None:
-    """The trees of verifiers v4 to v6 (`rewrite_trees`, which name their word vectors) decide pairs: every
-    shipped trees file and its vectors are pinned by the versions an index records."""
+    """The trees of verifiers v4 to v7 (`rewrite_trees`, `paraphrase_trees`, which name their word vectors and
+    v7's second trees their paraphrase encoder) decide pairs: every shipped trees file, its vectors and its
+    encoder are pinned by the versions an index records."""
     from dedup.trees import DATA, forest
 
     recorded = json.loads(RECORDED.read_text("utf-8"))
+    trees = forest(version)
     for key, name in ((f"rewrite_trees {version}", f"rewrite_trees-{version}.npz"),
-                      (f"word_vectors {forest(version).word_vectors}",
-                       f"word_vectors-{forest(version).word_vectors}.npz")):
+                      (f"word_vectors {trees.word_vectors}", f"word_vectors-{trees.word_vectors}.npz"),
+                      *([(f"paraphrase_encoder {trees.encoder}", f"paraphrase-{trees.encoder}.npz")]
+                        if trees.encoder else [])):
         now = hashlib.sha256((DATA / name).read_bytes()).hexdigest()
         assert recorded.get(key) == now, f"{name} changed: give it a new version ({key}: {now})"
 
@@ -122,3 +129,16 @@ def test_each_verifier_reads_its_own_trees_unless_told() -> None:
     assert {v: Params(verifier=v).rewrite_trees for v in REWRITE_TREES} == REWRITE_TREES
     with pytest.raises(ParamsError, match="does not compute"):
         Params(verifier="v4", rewrite_trees=REWRITE_TREES["v5"])
+
+
+def test_v7_reads_its_second_trees_and_no_other_verifier_does() -> None:
+    """v7 records the second trees it reads (they name the paraphrase encoder); first trees are no second ones,
+    and a verifier without second trees refuses them."""
+    from dedup.params import PARAPHRASE_TREES
+
+    assert Params(verifier="v7").paraphrase_trees == PARAPHRASE_TREES["v7"]
+    assert Params(verifier="v6").paraphrase_trees == ""
+    with pytest.raises(ParamsError, match="not second trees"):
+        Params(verifier="v7", paraphrase_trees=Params(verifier="v7").rewrite_trees)
+    with pytest.raises(ParamsError, match="verifier v7 only"):
+        Params(verifier="v6", paraphrase_trees=PARAPHRASE_TREES["v7"])

@@ -131,3 +131,18 @@ def test_cli_errors_are_one_line(sample_index: Path) -> None:
     assert out.returncode == 2 and "no-such-id" in out.stderr and "Traceback" not in out.stderr
     both = _cli("explain", "--index", str(sample_index), SEED_ORIGINAL)
     assert both.returncode == 2 and "ID_B or --text-file" in both.stderr
+
+
+def test_a_rewrite_the_second_trees_linked_is_explained_by_both_opinions(tmp_path: Path) -> None:
+    """v7: for a real LLM rewrite whose pair its second trees decided, the explanation gives the first trees'
+    probability and floor, the paraphrase signals, and the stored score and decision."""
+    fixture = ROOT / "tests" / "rewrites" / "l2r_sample.jsonl"
+    dedup.ingest([fixture], tmp_path / "idx")
+    second = dedup.Index(tmp_path / "idx").sql(
+        "SELECT doc_a, doc_b, score FROM pairs WHERE para_cover IS NOT NULL AND linked AND rule = 'rewrite' "
+        "ORDER BY doc_a, doc_b").to_pylist()
+    assert second
+    e = explain(str(tmp_path / "idx"), second[0]["doc_a"], second[0]["doc_b"])
+    v = e.verification
+    assert v.linked and v.stored_score == pytest.approx(v.score, abs=1e-6) == pytest.approx(second[0]["score"])
+    assert "second trees" in v.rule and "at least their floor" in v.rule and "para_chain60" in v.rule

@@ -253,3 +253,32 @@ def test_the_forest_walk_follows_thresholds_and_missing_values() -> None:
     expected = -0.4 + np.array([1.0 + 0.25, 1.0 + 0.5, -1.0 + 2.0, 1.0 + 2.0, 1.0 + 0.5])
     assert np.allclose(f.margin(x), expected)
     assert np.allclose(f.probability(x), 1 / (1 + np.exp(-expected)))
+
+
+def test_v7_second_trees_link_rewrites_the_first_rank_below_their_cut(rewrites: list[dict]) -> None:
+    """v7 asks its second trees, which also read the paraphrase encoder's sentence vectors, about the pairs below
+    the copy rule that v6's trees rank near or above their cut: on the fixture's real rewrites (every pair a
+    candidate) they link rewrites v6 leaves apart, and no different stories. The first opinion and the paraphrase
+    signals are kept in `pairs` for exactly the pairs the second trees decided."""
+    from dedup.embed import PARAPHRASE_SIGNALS
+    from dedup.trees import forest
+    from dedup.verify import verify_pairs
+
+    docs = pa.table({"doc_id": [r["id"] for r in rewrites], "text": [r["text"] for r in rewrites]})
+    story = {r["id"]: r["original_id"] or r["id"] for r in rewrites}
+    ids = list(story)
+    a, b = zip(*[(x, y) for i, x in enumerate(ids) for y in ids[i + 1:]])
+    cands = pa.table({"doc_a": a, "doc_b": b, "bands": pa.array([3] * len(a), pa.int32())})
+    v6, v7 = (verify_pairs(cands, docs, Params(verifier=v)).to_pylist() for v in ("v6", "v7"))
+    floor = forest(Params(verifier="v7").paraphrase_trees).floor
+    second = [n for n in v7 if n["para_cover"] is not None]
+    assert second and all(n["rewrite_first"] >= floor and n["ordered"] < 0.7 for n in second)
+    assert all(n[k] is not None for n in second for k in ("para_cover", "para_chain60", "para_mutual", "para_leads"))
+    assert all(n[k] is None for n in v7 if n["para_cover"] is None for k in PARAPHRASE_SIGNALS)
+    # the first opinion is v6's
+    assert all(o["rewrite"] == pytest.approx(n["rewrite_first"]) for o, n in zip(v6, v7)
+               if n["rewrite_first"] is not None)
+    assert all(story[r["doc_a"]] == story[r["doc_b"]] for rows in (v6, v7) for r in rows if r["linked"])
+    lifted = [n for o, n in zip(v6, v7) if n["linked"] and not o["linked"]]
+    assert len(lifted) >= 5 and all(n["rule"] == "rewrite" and n["rewrite_first"] < 0.7 for n in lifted)
+    assert sum(n["linked"] for n in v7) > sum(o["linked"] for o in v6)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dedup.embed import STRUCTURE_SIGNALS, WORD_SIGNALS
+from dedup.embed import PARAPHRASE_SIGNALS, STRUCTURE_SIGNALS, WORD_SIGNALS
 
 # Sort order of each table's files after `compact` (buckets: lookups by (band, bucket) read few row groups).
 COMPACT_ORDER: dict[str, list[str]] = {
@@ -39,6 +39,9 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("vec_chain60", pa.float32()),
         # verifiers v5, v6: where the sentences' counterparts sit, and the shared rare words and names (dedup.embed)
         *((name, pa.float32()) for name in (*STRUCTURE_SIGNALS, *WORD_SIGNALS)),
+        # verifier v7: the first trees' probability, and the paraphrase encoder's sentence signals its second trees
+        # read (dedup.embed), for the pairs the second trees decide
+        ("rewrite_first", pa.float32()), *((name, pa.float32()) for name in PARAPHRASE_SIGNALS),
     ]),
     "clusters": pa.schema([
         ("doc_id", pa.string()), ("cluster_id", pa.int64()), ("size", pa.int32()),
