@@ -10,10 +10,14 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dedup.errors import DedupError
+
+if TYPE_CHECKING:
+    from dedup.trees import Forest
 
 FORMAT_NAME = "dedup-index"
 FORMAT_VERSION = 2
@@ -165,16 +169,10 @@ class Params:
         if self.verifier == "v3" and not (self.common_stems and len(self.rewrite_model) == len(REWRITE_MODEL)):
             raise ParamsError(f"verifier v3 needs common_stems and a rewrite_model of {len(REWRITE_MODEL)} numbers")
         if self.verifier in REWRITE_TREES:
-            from dedup.trees import forest
             from dedup.verify import TREE_FEATURES
             if not self.common_stems:
                 raise ParamsError(f"verifier {self.verifier} needs common_stems")
-            if not self.rewrite_trees:
-                object.__setattr__(self, "rewrite_trees", REWRITE_TREES[self.verifier])
-            try:
-                trees = forest(self.rewrite_trees)
-            except ValueError as e:
-                raise ParamsError(str(e)) from None
+            trees = self._trees("rewrite_trees", REWRITE_TREES)
             unknown = [f for f in trees.features if f not in TREE_FEATURES[self.verifier]]
             if unknown:
                 raise ParamsError(f"rewrite_trees {self.rewrite_trees!r} read signals verifier {self.verifier} does not "
@@ -183,14 +181,8 @@ class Params:
             raise ParamsError(f"paraphrase_trees is read by verifier {', '.join(PARAPHRASE_TREES)} only, not by "
                               f"{self.verifier}")
         if self.verifier in PARAPHRASE_TREES:
-            from dedup.trees import forest
             from dedup.verify import PARAPHRASE_FEATURES
-            if not self.paraphrase_trees:
-                object.__setattr__(self, "paraphrase_trees", PARAPHRASE_TREES[self.verifier])
-            try:
-                second = forest(self.paraphrase_trees)
-            except ValueError as e:
-                raise ParamsError(str(e)) from None
+            second = self._trees("paraphrase_trees", PARAPHRASE_TREES)
             unknown = [f for f in second.features if f not in PARAPHRASE_FEATURES]
             if unknown or not second.encoder:
                 raise ParamsError(f"paraphrase_trees {self.paraphrase_trees!r} are not second trees of verifier "
@@ -209,6 +201,16 @@ class Params:
         if self.purged_before and not self.purged_before <= self.retired_before:
             raise ParamsError(f"purged_before {self.purged_before!r} needs retired_before at or after it, got "
                               f"{self.retired_before!r}")
+
+    def _trees(self, name: str, defaults: dict[str, str]) -> Forest:
+        """The shipped trees the parameter `name` names, set to the verifier's own (`defaults`) unless given."""
+        from dedup.trees import forest
+        if not getattr(self, name):
+            object.__setattr__(self, name, defaults[self.verifier])
+        try:
+            return forest(getattr(self, name))
+        except ValueError as e:
+            raise ParamsError(str(e)) from None
 
     @property
     def all_bands(self) -> int:

@@ -135,17 +135,22 @@ def test_the_rewrite_trees_link_what_the_copy_rule_misses_with_their_signals_kep
     assert joined(tmp_path / "v6", rewrites) > joined(tmp_path / "v5", rewrites)
 
 
+def every_pair(rewrites: list[dict]) -> tuple[pa.Table, pa.Table, dict[str, str]]:
+    """(every pair of the fixture's texts as candidates, the texts, each text's story)."""
+    docs = pa.table({"doc_id": [r["id"] for r in rewrites], "text": [r["text"] for r in rewrites]})
+    story = {r["id"]: r["original_id"] or r["id"] for r in rewrites}
+    ids = list(story)
+    a, b = zip(*[(x, y) for i, x in enumerate(ids) for y in ids[i + 1:]])
+    return pa.table({"doc_a": a, "doc_b": b, "bands": pa.array([3] * len(a), pa.int32())}), docs, story
+
+
 def test_v6_links_short_rewrites_that_v5_holds_down(rewrites: list[dict]) -> None:
     """Rewrites under 100 words that the trees judge rewrites: v5's caps for short texts hold their score at
     KEEP_SCORE (rule "short"), v6 holds only the copy rule's and links them by the trees (rule "rewrite"); no pair
     of different stories is linked by either."""
     from dedup.verify import KEEP_SCORE, verify_pairs
 
-    docs = pa.table({"doc_id": [r["id"] for r in rewrites], "text": [r["text"] for r in rewrites]})
-    story = {r["id"]: r["original_id"] or r["id"] for r in rewrites}
-    ids = list(story)
-    a, b = zip(*[(x, y) for i, x in enumerate(ids) for y in ids[i + 1:]])
-    cands = pa.table({"doc_a": a, "doc_b": b, "bands": pa.array([3] * len(a), pa.int32())})
+    cands, docs, story = every_pair(rewrites)
     v5, v6 = (verify_pairs(cands, docs, Params(verifier=v)).to_pylist() for v in ("v5", "v6"))
     lifted = [(o, n) for o, n in zip(v5, v6) if n["linked"] and not o["linked"]]
     assert len(lifted) >= 3
@@ -153,7 +158,7 @@ def test_v6_links_short_rewrites_that_v5_holds_down(rewrites: list[dict]) -> Non
         assert story[new["doc_a"]] == story[new["doc_b"]]
         assert old["rule"] in ("short", "brief") and old["score"] == pytest.approx(KEEP_SCORE)
         assert new["rule"] == "rewrite" and new["rewrite"] == old["rewrite"] >= 0.7
-        assert min(len(docs["text"][ids.index(x)].as_py().split()) for x in (new["doc_a"], new["doc_b"])) < 100
+        assert min(len(docs["text"][list(story).index(x)].as_py().split()) for x in (new["doc_a"], new["doc_b"])) < 100
     assert all(story[r["doc_a"]] == story[r["doc_b"]] for rows in (v5, v6) for r in rows if r["linked"])
 
 
@@ -264,11 +269,7 @@ def test_v7_second_trees_link_rewrites_the_first_rank_below_their_cut(rewrites: 
     from dedup.trees import forest
     from dedup.verify import verify_pairs
 
-    docs = pa.table({"doc_id": [r["id"] for r in rewrites], "text": [r["text"] for r in rewrites]})
-    story = {r["id"]: r["original_id"] or r["id"] for r in rewrites}
-    ids = list(story)
-    a, b = zip(*[(x, y) for i, x in enumerate(ids) for y in ids[i + 1:]])
-    cands = pa.table({"doc_a": a, "doc_b": b, "bands": pa.array([3] * len(a), pa.int32())})
+    cands, docs, story = every_pair(rewrites)
     v6, v7 = (verify_pairs(cands, docs, Params(verifier=v)).to_pylist() for v in ("v6", "v7"))
     floor = forest(Params(verifier="v7").paraphrase_trees).floor
     second = [n for n in v7 if n["para_cover"] is not None]
