@@ -301,3 +301,14 @@ def test_a_retired_index_is_honoured_as_locally(spark, tmp_path: Path) -> None:
     ix = dedup.Index(tmp_path / "spark")
     assert set(ix.sql("SELECT DISTINCT doc_id FROM buckets")["doc_id"].to_pylist()) == {"kept1", "kept2"}
     assert ix.sql("SELECT doc_a, doc_b FROM pairs WHERE linked").to_pylist() == [{"doc_a": "kept1", "doc_b": "kept2"}]
+
+
+def test_v7_second_trees_score_alike_on_spark(spark, tmp_path: Path) -> None:
+    """Real LLM rewrites (the L2R fixture) reach v7's second trees, whose paraphrase encoder runs on the executors:
+    the pairs, their paraphrase signals and scores included, are the local engine's, bit for bit."""
+    fixture = Path(__file__).resolve().parent / "rewrites" / "l2r_sample.jsonl"
+    dedup.ingest([fixture], tmp_path / "local")
+    dedup.ingest([fixture], tmp_path / "spark", engine="spark")
+    second = dedup.Index(tmp_path / "local").sql("SELECT count(*) AS n FROM pairs WHERE para_cover IS NOT NULL")
+    assert second["n"][0].as_py() >= 10
+    assert_same_index(tmp_path / "local", tmp_path / "spark")
