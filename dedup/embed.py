@@ -35,8 +35,9 @@ WORD = r"[a-z]+"  # v5's words: letters only (figures are the copy rule's and th
 WORD_SIGNALS = ("word_share", "word_share_long", "names_share", "names")
 # v7: the sentence signals again, over a paraphrase encoder's vectors of the same sentences (sentence_ratio, the
 # same either way, left out)
-PARAPHRASE_SIGNALS = tuple("para_" + n.removeprefix("vec_") for n in (*EMBED_SIGNALS, *STRUCTURE_SIGNALS)
-                           if n != "sentence_ratio")
+_SENTENCE_SIGNALS = (*EMBED_SIGNALS, *STRUCTURE_SIGNALS)
+_PARAPHRASED = tuple(k for k, n in enumerate(_SENTENCE_SIGNALS) if n != "sentence_ratio")
+PARAPHRASE_SIGNALS = tuple("para_" + _SENTENCE_SIGNALS[k].removeprefix("vec_") for k in _PARAPHRASED)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,8 @@ class Sentences:
 def _known(text: str, wv: WordVectors) -> list[tuple[str, list[int]]]:
     """Each sentence of the lower-cased text that has a word with a vector, and those words' numbers."""
     get = wv.index.get
-    found = ((s, [i for i in map(get, re.findall(TOKEN, s)) if i is not None]) for s in re.split(SENTENCE, text.lower()))
+    found = ((s, [i for i in map(get, re.findall(TOKEN, s)) if i is not None])
+             for s in re.split(SENTENCE, text.lower()))
     return [(s.strip(), known) for s, known in found if known]
 
 
@@ -93,29 +95,36 @@ def sentences(text: str, wv: WordVectors) -> Sentences:
     return Sentences((rows[keep] / norms[keep, None]).astype(np.float32), weights[keep])
 
 
+def _sentence_signals(vectors: np.ndarray, weights: np.ndarray, offsets: np.ndarray, la: np.ndarray, lb: np.ndarray,
+                      structure: bool) -> np.ndarray:
+    """EMBED_SIGNALS (and with `structure`, STRUCTURE_SIGNALS) as columns, for each pair (la[k], lb[k]) of documents
+    whose sentences are rows offsets[d]:offsets[d + 1] of the unit `vectors`, weighing `weights`; NaN where either
+    has no sentence."""
+    from dedup.rewrite_kernels import pair_signals, structure_signals
+
+    out = np.full((len(la), len(EMBED_SIGNALS)), np.nan)
+    more = np.full((len(la), len(STRUCTURE_SIGNALS) if structure else 0), np.nan)
+    if len(la) and offsets[-1]:
+        pair_signals(vectors, weights, offsets, la, lb, *CHAIN_COSINES, out)
+        if structure:
+            structure_signals(vectors, weights, offsets, la, lb, more)
+    return np.hstack([out, more])
+
+
 def embedding_signals(texts: Sequence[str | None], ia: np.ndarray, ib: np.ndarray, version: str,
                       structure: bool = False) -> dict[str, np.ndarray]:
     """EMBED_SIGNALS (and with `structure`, STRUCTURE_SIGNALS) of each pair (texts[ia[k]], texts[ib[k]]), the
     lighter text (by sentence weight) first: how much of each text's weight finds a close sentence in the other,
     the in-order chains (and where the counterparts sit). NaN without texts."""
-    from dedup.rewrite_kernels import pair_signals, structure_signals
-
     wv = word_vectors(version)
     docs, local = np.unique(np.concatenate([ia, ib]), return_inverse=True)
-    found = [sentences(texts[d], wv) if texts[d] is not None else None for d in docs.tolist()]
-    parts = [s for s in found if s is not None]
+    found = [sentences(texts[d] or "", wv) for d in docs.tolist()]
     offsets = np.zeros(len(docs) + 1, np.int64)
-    offsets[1:] = np.cumsum([len(s.weights) if s is not None else 0 for s in found])
+    offsets[1:] = np.cumsum([len(s.weights) for s in found])
     names = EMBED_SIGNALS + (STRUCTURE_SIGNALS if structure else ())
-    out = np.full((len(ia), len(names)), np.nan)
-    if len(ia) and parts:
-        vectors = np.concatenate([s.vectors for s in parts])
-        weights = np.concatenate([s.weights for s in parts])
-        pair_signals(vectors, weights, offsets, local[:len(ia)], local[len(ia):], *CHAIN_COSINES, out)
-        if structure:
-            more = np.full((len(ia), len(STRUCTURE_SIGNALS)), np.nan)
-            structure_signals(vectors, weights, offsets, local[:len(ia)], local[len(ia):], more)
-            out[:, len(EMBED_SIGNALS):] = more
+    vectors = np.concatenate([s.vectors for s in found]) if found else np.zeros((0, wv.vectors.shape[1]), np.float32)
+    weights = np.concatenate([s.weights for s in found]) if found else np.zeros(0)
+    out = _sentence_signals(vectors, weights, offsets, local[:len(ia)], local[len(ia):], structure)
     return {name: out[:, k].astype(np.float32) for k, name in enumerate(names)}
 
 
@@ -157,26 +166,18 @@ def paraphrase_signals(texts: Sequence[str | None], ia: np.ndarray, ib: np.ndarr
     sentence's vector depends on that sentence alone (dedup.paraphrase), so a pair's signals do not depend on what
     else is verified with it. NaN without texts."""
     from dedup.paraphrase import encoder as load_encoder
-    from dedup.rewrite_kernels import pair_signals, structure_signals
 
     wv = word_vectors(version)
     docs, local = np.unique(np.concatenate([ia, ib]), return_inverse=True)
     found = [_known(texts[d], wv) if texts[d] is not None else [] for d in docs.tolist()]
     offsets = np.zeros(len(docs) + 1, np.int64)
     offsets[1:] = np.cumsum([len(f) for f in found])
-    sentences = [s for f in found for s, _ in f]
+    said = [s for f in found for s, _ in f]
     weights = np.array([float(wv.info[np.array(known)].sum()) for f in found for _, known in f])
-    first = np.full((len(ia), len(EMBED_SIGNALS)), np.nan)
-    more = np.full((len(ia), len(STRUCTURE_SIGNALS)), np.nan)
-    if len(ia) and offsets[-1]:
+    vectors = np.zeros((0, 1), np.float32)
+    if said:
         # a sentence that recurs (a copy's kept sentences, a dateline) is encoded once
-        distinct, at = np.unique(np.array(sentences, dtype=object), return_inverse=True)
-        v = load_encoder(encoder).encode(distinct.tolist())[at]
-        pair_signals(v, weights, offsets, local[:len(ia)], local[len(ia):], *CHAIN_COSINES, first)
-        structure_signals(v, weights, offsets, local[:len(ia)], local[len(ia):], more)
-    out = np.hstack([first, more])
-    has = np.array([t is not None for t in texts])
-    out[~(has[ia] & has[ib])] = np.nan
-    names = (*EMBED_SIGNALS, *STRUCTURE_SIGNALS)
-    return {"para_" + n.removeprefix("vec_"): out[:, k].astype(np.float32) for k, n in enumerate(names)
-            if n != "sentence_ratio"}
+        distinct, at = np.unique(np.array(said, dtype=object), return_inverse=True)
+        vectors = load_encoder(encoder).encode(distinct.tolist())[at]
+    out = _sentence_signals(vectors, weights, offsets, local[:len(ia)], local[len(ia):], True)
+    return {name: out[:, k].astype(np.float32) for k, name in zip(_PARAPHRASED, PARAPHRASE_SIGNALS)}

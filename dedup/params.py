@@ -24,13 +24,13 @@ FORMAT_VERSION = 2
 
 SHINGLE_KINDS = ("pair", "stem", "char", "word")
 SHINGLERS = ("v1",)  # see dedup.shingle: its stop words and pair window decide every shingle, hence the buckets
-VERIFIERS = ("v1", "v2", "v3", "v4", "v5", "v6", "v7")  # see dedup.verify: v2 reads OCR look-alikes alike and wants sentences
-# in order; v3 adds the rewrite model (anchors, figures, a looser in-order alignment); v4 replaces v3's regression by
-# gradient-boosted trees (`rewrite_trees`) over the same signals and sentence-vector ones (dedup.embed); v5's trees
-# also read where the counterpart sentences sit and the texts' shared rare words and names (dedup.embed); v6 reads
-# v5's trees, but the caps for short texts hold down only the copy rule, not the trees (dedup.verify); v7 asks second
-# trees (`paraphrase_trees`) about the pairs v6's trees rank near their cut, over a paraphrase encoder's sentence
-# vectors as well (dedup.paraphrase)
+VERIFIERS = ("v1", "v2", "v3", "v4", "v5", "v6", "v7")
+# see dedup.verify: v2 reads OCR look-alikes alike and wants sentences in order; v3 adds the rewrite model (anchors,
+# figures, a looser in-order alignment); v4 replaces v3's regression by gradient-boosted trees (`rewrite_trees`) over
+# the same signals and sentence-vector ones (dedup.embed); v5's trees also read where the counterpart sentences sit
+# and the texts' shared rare words and names (dedup.embed); v6 reads v5's trees, but the caps for short texts hold
+# down only the copy rule, not the trees (dedup.verify); v7 asks second trees (`paraphrase_trees`) about the pairs
+# v6's trees rank near their cut, over a paraphrase encoder's sentence vectors as well (dedup.paraphrase)
 
 # Values of parameters an index made before they existed was made with (its manifest does not name them).
 LEGACY = {"anchor_bands": 0, "anchor_rows": 2, "common_stems": "", "rewrite_model": (), "rewrite_trees": "",

@@ -173,7 +173,6 @@ def main() -> None:
         unseen = ~np.isin(copy_story, groups[fit_part])
         oof_copy[unseen] = fold.decision_function(data.x_held_copy[unseen])
     cut = np.sort(oof[~yy])[::-1][MAX_FALSE]
-    offset = float(np.log(p.verify_threshold / (1 - p.verify_threshold)) - cut) + 1e-6
     print(f"cut (margin of the {MAX_FALSE + 1}th different-story pair, held-out folds) {cut:.3f}: "
           f"same-story pairs above it {int((oof[yy] > cut).sum())}/{int(yy.sum())}")
     kinds = np.array([k or "" for k in pool.kind])
@@ -195,15 +194,10 @@ def main() -> None:
     if args.verifier in PARAPHRASE_TREES:
         second(data, oof, oof_copy > cut, args.write)
     elif args.write:
-        model = HistGradientBoostingClassifier(**TREES).fit(x, yy)
-        out = OUT / f"rewrite_trees-{REWRITE_TREES[args.verifier]}.npz"
-        np.savez_compressed(out, **export(model, data.features, offset))
-        shipped = load_forest(out)
-        assert np.allclose(shipped.margin(x) - offset, model.decision_function(x))  # the walk is sklearn's
-        print(f"wrote {out} ({out.stat().st_size:,} bytes)")
+        write(x, yy, data.features, cut, p.verify_threshold, REWRITE_TREES[args.verifier])
 
 
-def second(data: TrainingSet, oof: np.ndarray, copy_links: np.ndarray, write: bool) -> None:
+def second(data: TrainingSet, oof: np.ndarray, copy_links: np.ndarray, save: bool) -> None:
     """v7's second trees: fitted on the pairs whose held-out first margin (`oof`) reaches the floor, over the first
     trees' inputs and the paraphrase encoder's sentence signals (dedup.verify.paraphrase_inputs); their cut is
     chosen on held-out folds as the first's was. `copy_links`: the copy rule's links the caps hold down that the
@@ -231,16 +225,24 @@ def second(data: TrainingSet, oof: np.ndarray, copy_links: np.ndarray, write: bo
     recall = component_recall(data, links, copy_links)
     print(f"cut {cut:.3f}; held out, rewrites in their original's component (v7): " + ", ".join(
         f"{k} {v:.2f}" for k, v in recall.items()))
-    if write:
-        model = HistGradientBoostingClassifier(**TREES).fit(x, yz)
-        threshold = data.params.verify_threshold
-        offset = float(np.log(threshold / (1 - threshold)) - cut) + 1e-6
-        out = OUT / f"rewrite_trees-{PARAPHRASE_TREES['v7']}.npz"
-        np.savez_compressed(out, **export(model, features, offset, encoder=ENCODER,
-                                          floor=float(1 / (1 + np.exp(-(floor + first.offset))))))
-        shipped = load_forest(out)
-        assert np.allclose(shipped.margin(x) - offset, model.decision_function(x))
-        print(f"wrote {out} ({out.stat().st_size:,} bytes)")
+    if save:
+        write(x, yz, features, cut, data.params.verify_threshold, PARAPHRASE_TREES["v7"], encoder=ENCODER,
+              floor=float(1 / (1 + np.exp(-(floor + first.offset)))))
+
+
+def write(x: np.ndarray, y: np.ndarray, features: tuple[str, ...], cut: float, threshold: float, version: str,
+          **more) -> None:
+    """Fit the shipped trees on every pair and write them as `version`, their margin moved so that the held-out
+    `cut` reaches `threshold` (`more`: what second trees record besides)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(**TREES).fit(x, y)
+    offset = float(np.log(threshold / (1 - threshold)) - cut) + 1e-6
+    out = OUT / f"rewrite_trees-{version}.npz"
+    np.savez_compressed(out, **export(model, features, offset, **more))
+    shipped = load_forest(out)
+    assert np.allclose(shipped.margin(x) - offset, model.decision_function(x))  # the walk is sklearn's
+    print(f"wrote {out} ({out.stat().st_size:,} bytes)")
 
 
 if __name__ == "__main__":
