@@ -18,8 +18,8 @@ figure docs/rewrites.md quotes.
 v7 reads v6's trees first; its second trees (`second`) are fitted on the pairs those rank highest on held-out folds
 (above the SECOND_FLOOR-th different-story pair), over the same inputs and the paraphrase encoder's sentence
 signals (dedup.paraphrase), their cut chosen the same way; the file records the encoder and the floor as the
-shipped first trees' probability. Needs scikit-learn (`pip install scikit-learn`) at fit time only: the trees ship as arrays
-(dedup/data/rewrite_trees-<version>.npz) that dedup.trees walks in NumPy.
+shipped first trees' probability. Needs scikit-learn (`pip install -e '.[fit]'`, the version FITTED_WITH) at fit
+time only: the trees ship as arrays (dedup/data/rewrite_trees-<version>.npz) that dedup.trees walks in NumPy.
 
     python scripts/fit_rewrite_trees.py --corpora ../shared/corpora [--verifier v7] [--pairs-cache FILE] [--write]
 """
@@ -48,6 +48,10 @@ MAX_FALSE = 10
 # different-story pair (1,555 of the pool's 127,045 pairs below the copy rule, 1,055 of its 1,137 same-story ones)
 SECOND_FLOOR = 500
 TREES = dict(max_iter=300, learning_rate=0.05, max_leaf_nodes=15, random_state=0)
+# early stopping's validation split (v4 to v6 and v7's first trees: over 10,000 pairs), hence the trees, the floor and
+# the second trees' pairs, depend on scikit-learn's version: this one reproduces rewrite_trees-l2r-dev-v3 bit for bit
+# (pyproject's `fit` extra pins it); l2r-dev-v2 was fitted with an earlier one
+FITTED_WITH = "1.9.1"
 OUT = Path(__file__).resolve().parent.parent / "dedup" / "data"
 
 
@@ -148,6 +152,7 @@ def component_recall(data: TrainingSet, extra: np.ndarray, extra_copy: np.ndarra
 
 
 def main() -> None:
+    import sklearn
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import GroupKFold
 
@@ -158,6 +163,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="write dedup/data/rewrite_trees-<the verifier's>.npz")
     parser.add_argument("--pairs-cache", type=Path, help="keep the pool's candidate pairs in this Parquet file")
     args = parser.parse_args()
+    print(f"scikit-learn {sklearn.__version__} (the shipped trees: {FITTED_WITH})")
     data = training_set(args.corpora, args.pairs_cache, args.verifier)
     pool, p, a, b, gap = data.pool, data.params, data.a, data.b, data.gap
     x, yy, groups = data.x, data.y, data.groups
@@ -225,9 +231,31 @@ def second(data: TrainingSet, oof: np.ndarray, copy_links: np.ndarray, save: boo
     recall = component_recall(data, links, copy_links)
     print(f"cut {cut:.3f}; held out, rewrites in their original's component (v7): " + ", ".join(
         f"{k} {v:.2f}" for k, v in recall.items()))
+    print_losses(data, oof > floor, links)
     if save:
         write(x, yz, features, cut, data.params.verify_threshold, PARAPHRASE_TREES["v7"], encoder=ENCODER,
               floor=float(1 / (1 + np.exp(-(floor + first.offset)))))
+
+
+def print_losses(data: TrainingSet, zone: np.ndarray, links: np.ndarray) -> None:
+    """Where each model's rewrite/original pairs end, held out (`zone`, `links`: masks over data.gap): not a
+    candidate, linked by the copy rule, left out of the fit (ambiguous, held down by the caps, no text), below the
+    floor, below the second trees' cut, linked by them. A rewrite may still join its original's component through
+    another rewrite of it, so these are the direct pairs only: where the next gain must come from."""
+    candidate = {(min(i, j), max(i, j)): k for k, (i, j) in enumerate(zip(data.a.tolist(), data.b.tolist()))}
+    in_gap = dict(zip(data.gap.tolist(), range(len(data.gap))))
+    kinds = np.array([k or "" for k in data.pool.kind])
+    print("direct rewrite/original pairs, held out:")
+    for kind in sorted({k for k in kinds if k.startswith("rewrite")}):
+        fate = dict.fromkeys(("not a candidate", "copy rule", "left out", "below the floor", "below the cut",
+                              "linked"), 0)
+        for r in np.flatnonzero(kinds == kind).tolist():
+            o = int(data.pool.original[r])
+            k = candidate.get((min(r, o), max(r, o)))
+            g = in_gap.get(k) if k is not None else None
+            fate["not a candidate" if k is None else "copy rule" if data.copy_linked[k] else "left out" if g is None
+                 else "linked" if links[g] else "below the cut" if zone[g] else "below the floor"] += 1
+        print(f"  {kind.removeprefix('rewrite-')}: " + ", ".join(f"{n} {c}" for n, c in fate.items()))
 
 
 def write(x: np.ndarray, y: np.ndarray, features: tuple[str, ...], cut: float, threshold: float, version: str,
