@@ -84,7 +84,7 @@ def tables(index: Path, prefix: str) -> dict[str, list[dict]]:
     out = {}
     for name, keys in TABLES.items():
         t: pa.Table = ix.table(name)
-        t = t.drop([c for c in ("at", "batch") if c in t.column_names])
+        t = t.drop([c for c in ("at",) if c in t.column_names])  # when each row was written
         rows = t.to_pylist()
         for r in rows:
             for k in ("file", "detail"):
