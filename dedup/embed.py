@@ -13,7 +13,9 @@ The vectors ship in the package (`dedup/data/word_vectors-<version>.npz`, made b
 from __future__ import annotations
 
 import functools
+import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -26,6 +28,7 @@ STOP_WORDS = 100  # the most frequent words carry no meaning of their own; a sen
 SIF_A = 1e-3  # SIF's smoothing: a word of estimated frequency p weighs SIF_A / (SIF_A + p)
 CHAIN_COSINES = (0.7, 0.6)  # sentences whose vectors are this close count as counterparts in the in-order chain
 DATA = Path(__file__).with_name("data")
+log = logging.getLogger(__name__)
 EMBED_SIGNALS = ("vec_cover", "vec_cover_long", "vec_chain70", "vec_chain60")
 # v5: the order of dedup.rewrite_kernels.structure_signals's output; README's `pairs` table says what each is
 STRUCTURE_SIGNALS = ("vec_mutual", "vec_shift", "vec_late_chain", "vec_heavy_chain", "vec_soft50", "sentence_ratio",
@@ -177,7 +180,12 @@ def paraphrase_signals(texts: Sequence[str | None], ia: np.ndarray, ib: np.ndarr
     vectors = np.zeros((0, 1), np.float32)
     if said:
         # a sentence that recurs (a copy's kept sentences, a dateline) is encoded once
+        started = time.perf_counter()
         distinct, at = np.unique(np.array(said, dtype=object), return_inverse=True)
         vectors = load_encoder(encoder).encode(distinct.tolist())[at]
+        # the encoder can be most of a night's verify time (other outlets' reports of one event reach it): `-v`
+        # says how much it read
+        log.debug("paraphrase encoder: %d pairs, %d texts, %d sentences, %.1f s", len(ia), len(docs),
+                  len(distinct), time.perf_counter() - started)
     out = _sentence_signals(vectors, weights, offsets, local[:len(ia)], local[len(ia):], True)
     return {name: out[:, k].astype(np.float32) for k, name in zip(_PARAPHRASED, PARAPHRASE_SIGNALS)}

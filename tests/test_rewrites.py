@@ -283,3 +283,23 @@ def test_v7_second_trees_link_rewrites_the_first_rank_below_their_cut(rewrites: 
     lifted = [n for o, n in zip(v6, v7) if n["linked"] and not o["linked"]]
     assert len(lifted) >= 5 and all(n["rule"] == "rewrite" and n["rewrite_first"] < 0.7 for n in lifted)
     assert sum(n["linked"] for n in v7) > sum(o["linked"] for o in v6)
+
+
+def test_verbose_ingest_says_what_the_paraphrase_encoder_read(tmp_path: Path) -> None:
+    """v7's encoder can be most of a night's verify time: `-v` logs how many pairs, texts and sentences it read
+    (the pairs it was asked about include every stored pair that carries its signals); the default log does not."""
+    from click.testing import CliRunner
+
+    from dedup.cli import main
+
+    verbose = CliRunner().invoke(main, ["-v", "ingest", str(REWRITES), "--index", str(tmp_path / "v")])
+    assert verbose.exit_code == 0, verbose.stderr
+    read = [tuple(map(int, m.groups())) for m in re.finditer(
+        r"^dedup: paraphrase encoder: (\d+) pairs, (\d+) texts, (\d+) sentences, [\d.]+ s$", verbose.stderr, re.M)]
+    assert read, verbose.stderr
+    pairs, texts, sentences = (sum(column) for column in zip(*read))
+    with dedup.Index(tmp_path / "v") as ix:
+        stored = ix.sql("SELECT count(*) AS n FROM pairs WHERE para_cover IS NOT NULL")["n"][0].as_py()
+    assert 0 < stored <= pairs and 2 <= texts <= 2 * pairs and sentences > texts
+    quiet = CliRunner().invoke(main, ["ingest", str(REWRITES), "--index", str(tmp_path / "q")])
+    assert quiet.exit_code == 0 and "paraphrase encoder" not in quiet.stderr
