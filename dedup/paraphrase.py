@@ -15,6 +15,8 @@ attention over runs of sentences of the same length, and pooling over each sente
 from __future__ import annotations
 
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -81,16 +83,24 @@ class Encoder:
     norm: tuple[np.ndarray, np.ndarray]
     layers: tuple[Layer, ...]
 
-    def encode(self, sentences: Sequence[str]) -> np.ndarray:
-        """float32 (n, 384) unit vectors; a sentence's vector depends on that sentence alone."""
+    def encode(self, sentences: Sequence[str], threads: int | None = None) -> np.ndarray:
+        """float32 (n, 384) unit vectors; a sentence's vector depends on that sentence alone. The chunks run on
+        `threads` threads (default: the cores this process may use), each with a single-threaded BLAS: BLAS's own
+        threads synchronise on every one of these small products and spend ~15 % more CPU for the same vectors
+        (a row's product does not depend on how many threads compute the matrix)."""
+        from threadpoolctl import threadpool_limits
+
         out = np.zeros((len(sentences), DIMS), np.float32)
         if not len(sentences):
             return out
         ids = [np.array(e.ids, np.int64) for e in self.tokenizer.encode_batch(list(sentences))]
         order = np.argsort([len(i) for i in ids], kind="stable")
-        for start in range(0, len(ids), CHUNK):
-            chunk = order[start:start + CHUNK]
-            out[chunk] = self._forward([ids[j] for j in chunk])
+        chunks = [order[start:start + CHUNK] for start in range(0, len(ids), CHUNK)]
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = min(len(chunks), threads or cores)
+        with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:
+            for chunk, vectors in zip(chunks, pool.map(lambda c: self._forward([ids[j] for j in c]), chunks)):
+                out[chunk] = vectors
         return out
 
     def _forward(self, ids: list[np.ndarray]) -> np.ndarray:

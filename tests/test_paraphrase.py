@@ -60,6 +60,10 @@ def test_a_sentence_vector_depends_on_that_sentence_alone(reference: dict[str, n
     twice = enc.encode(sentences[::-1] + sentences)  # more than one chunk, in another order
     assert np.array_equal(twice[len(sentences):], vectors) and np.array_equal(twice[:len(sentences)][::-1], vectors)
     assert np.array_equal(enc.encode(sentences[5:9]), vectors[5:9])
+    # chunks on one thread or on several, BLAS single-threaded or not (a Spark executor's cores differ): the same
+    assert np.array_equal(enc.encode(sentences[::-1] + sentences, threads=1), twice)
+    assert np.array_equal(np.concatenate([enc._forward([np.array(e.ids, np.int64)]) for e in
+                                          enc.tokenizer.encode_batch(sentences)]), vectors)
 
 
 def test_empty_input_and_unknown_version() -> None:
