@@ -15,7 +15,6 @@ attention over runs of sentences of the same length, and pooling over each sente
 from __future__ import annotations
 
 import functools
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,9 +84,10 @@ class Encoder:
 
     def encode(self, sentences: Sequence[str], threads: int | None = None) -> np.ndarray:
         """float32 (n, 384) unit vectors; a sentence's vector depends on that sentence alone. The chunks run on
-        `threads` threads (default: the cores this process may use), each with a single-threaded BLAS: BLAS's own
+        `threads` threads (default: dedup's, numba's thread count), each with a single-threaded BLAS: BLAS's own
         threads synchronise on every one of these small products and spend ~15 % more CPU for the same vectors
         (a row's product does not depend on how many threads compute the matrix)."""
+        import numba
         from threadpoolctl import threadpool_limits
 
         out = np.zeros((len(sentences), DIMS), np.float32)
@@ -96,8 +96,7 @@ class Encoder:
         ids = [np.array(e.ids, np.int64) for e in self.tokenizer.encode_batch(list(sentences))]
         order = np.argsort([len(i) for i in ids], kind="stable")
         chunks = [order[start:start + CHUNK] for start in range(0, len(ids), CHUNK)]
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        workers = min(len(chunks), threads or cores)
+        workers = min(len(chunks), threads or numba.get_num_threads())
         with threadpool_limits(1), ThreadPoolExecutor(workers) as pool:
             for chunk, vectors in zip(chunks, pool.map(lambda c: self._forward([ids[j] for j in c]), chunks)):
                 out[chunk] = vectors
