@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dedup.integrity import Damage, damage
 from dedup.store import TABLES, Snapshot, read_manifest
+from dedup.store.files import file_path, location
 
 # (what is wrong, a query counting the rows where it is): run only when every file is intact
 _CONSISTENCY = [
@@ -57,7 +57,7 @@ def check_index(root: str | os.PathLike, threads: int = 2) -> CheckReport:
     """Compare every listed file with its checksum (files without one are read whole), then the tables with each
     other. Raises `IndexProblem` only if the manifest itself cannot be read."""
     started = time.time()
-    path = Path(root).resolve()
+    path = location(root)
     m = read_manifest(path)
     files = [f for t in TABLES for f in m.tables[t]]
     r = CheckReport(str(path), len(files), sum(f in m.checksums for f in files))
@@ -67,13 +67,13 @@ def check_index(root: str | os.PathLike, threads: int = 2) -> CheckReport:
         if rel in m.checksums or rel in bad:
             continue
         try:  # no checksum to compare with: every page must at least decode
-            f = pq.ParquetFile(path / rel)
+            f = pq.ParquetFile(file_path(path, rel))
             for g in range(f.num_row_groups):
                 f.read_row_group(g)
         except (OSError, pa.ArrowException) as e:
             r.problems.append(Damage(rel, f"unreadable ({e})"))
     if not r.problems:
-        con = Snapshot(path).connect()
+        con = Snapshot(root).connect()
         for what, q in _CONSISTENCY:
             n = con.execute(q).fetchall()[0][0]
             if n:

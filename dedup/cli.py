@@ -337,7 +337,7 @@ def sql_cmd(index: str, query: str, fmt: str, output: str | None, allow_writes: 
     if not statements:
         _fail("no SQL statement given", EXIT_USAGE)
     ix = Index(index, allow_writes=allow_writes)
-    if output and Path(output).resolve().is_relative_to(ix.snapshot.root):
+    if output and isinstance(ix.snapshot.root, Path) and Path(output).resolve().is_relative_to(ix.snapshot.root):
         raise click.UsageError(f"--output {output}: inside the index directory; write it elsewhere")
     results = []
     for i, statement in enumerate(statements, 1):

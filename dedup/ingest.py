@@ -33,7 +33,9 @@ from dedup.errors import InputError
 from dedup.readers import (DEFAULT_MAX_CHARS, FieldMap, Record, Rejection, expand_paths, is_uri,
                            records_from_table, validate)
 from dedup.runtime import collector_paused, libc, prepare_process
-from dedup.store import COMPACT_TMP, Writer
+from dedup.store import Writer
+from dedup.store.remote import is_remote
+from dedup.store.writer import open_writer
 from dedup.windows import Retention
 
 __all__ = ["Summary", "StrictError", "ingest"]
@@ -160,8 +162,7 @@ def _scratch(w: Writer) -> duckdb.DuckDBPyConnection:
     """DuckDB for the batch's look-ups, in bounded memory: it spills its joins inside the index rather than
     growing with the corpus; the order of results is never relied on (staged tables are sorted), and keeping it
     costs memory in large joins."""
-    con = duckdb.connect(config={"temp_directory": str(w.root / COMPACT_TMP), "memory_limit": "512MB",
-                                 "preserve_insertion_order": False})
+    con = w.connect({"temp_directory": str(w.spill_dir), "memory_limit": "512MB", "preserve_insertion_order": False})
     con.execute("SET enable_progress_bar = false")  # DuckDB draws it on stdout, into `--json`
     return con
 
@@ -214,14 +215,16 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
                           f"(ulimit -v, prlimit --as) is {soft / 1e9:.2f} GB; nothing was done")
     started = datetime.now()
     inputs = Inputs.of(sources)  # paths are checked before the index is opened: a missing input creates no index
-    if is_uri(os.fspath(index)):
+    if is_uri(os.fspath(index)) and not is_remote(index):
         raise InputError(f"--index {index}: the index must be a directory on a POSIX filesystem (with --engine spark "
-                         "one that every node mounts at the same path: NFS, Lustre, EFS, a FUSE mount); it commits "
-                         "by atomic rename and locks with flock, which HDFS and object stores do not provide")
+                         "one that every node mounts at the same path: NFS, Lustre, EFS, a FUSE mount) or on S3 "
+                         "(s3://bucket/prefix); a directory index commits by atomic rename and locks with flock, "
+                         "which HDFS does not provide")
     prepare_process()
     libc()
-    with open_engine(engine, spark_master, inputs.files, inputs.unsupported) as engine, \
-            Writer(index, params=params, requested=requested, defer_dated=True) as w:
+    with open_engine(engine, spark_master, inputs.files, inputs.unsupported,
+                     os.fspath(index) if is_remote(index) else None) as engine, \
+            open_writer(index, params=params, requested=requested, defer_dated=True) as w:
         meter = InputMeter(inputs.files)  # URIs listed now
         report = _reporting(progress, meter)
         s = Summary(batch=w.manifest.next_batch, stale_lock=w.stale_holder)
@@ -245,7 +248,7 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
                 pairs_before = w.current_files("pairs")
                 drop_replaced(w, staged.replaced)
                 dates = None if not window else Dates(known.dates, staged.dates, {  # type: ignore[arg-type]
-                    str(w.root / f): w.span(f) for f in w.next_files("buckets")})
+                    w.path(f): w.span(f) for f in w.next_files("buckets")})
                 plan = staged.planner.plan(w.current_files("buckets"), known.numbering, staged.replaced,
                                            staged.indexed, dates)
                 if plan is not None:
@@ -258,7 +261,7 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
                 inputs_now = read_touched_inputs(con, w.current_files("documents"), w.current_files("clusters"),
                                                  w.current_files("pairs"), staged.indexed, sorted(staged.replaced),
                                                  pairs_before, w.params.verify_threshold,
-                                                 [str(w.root / f) for f in w.staged["documents"]])
+                                                 [w.path(f) for f in w.staged["documents"]])
                 clusters = recluster(inputs_now, w.params, w.manifest.next_cluster_id, engine.partition)
                 s.clusters = stage_clusters(w, con, inputs_now, clusters)
                 if clusters.events:

@@ -141,6 +141,8 @@ class SnapshotReader:
         """Connect again to this snapshot's files where they are now; True if a later commit moved some of them
         out of their table folders and all are still there (under superseded/ for the grace period)."""
         snap = self.snapshot
+        if not isinstance(snap.root, Path):  # nothing is moved on an object store
+            return False
         files = [f for t in TABLES for f in snap.manifest.tables[t]]
         in_place = [(snap.root / f).exists() for f in files]
         moved = not all(in_place) and all(here or (snap.root / SUPERSEDED / f).exists()
@@ -232,7 +234,9 @@ class Index(SnapshotReader):
     def stats(self) -> dict:
         m = self.snapshot.manifest
         one = lambda q: self._reading(lambda: self.con.execute(q).fetchall()[0][0])  # noqa: E731
-        size = sum(f.stat().st_size for f in Path(self.snapshot.root).rglob("*") if f.is_file())
+        root = self.snapshot.root
+        size = (sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) if isinstance(root, Path)
+                else sum(i.size for i in root.listing("").values()))
         return {
             "documents": one("SELECT count(*) FROM documents"),
             "clusters": one("SELECT count(DISTINCT cluster_id) FROM clusters WHERE size >= 2"),

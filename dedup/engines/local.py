@@ -222,7 +222,7 @@ class LocalEngine:
             return []
         runs = [run] if dates is None else by_period(run, dates, first, w.params.period_days)
         for r in runs:  # sorted by (band, bucket) as staged
-            r.path = str(w.root / w.stage("buckets", r.table, whole=True, span=r.span))
+            r.path = w.path(w.stage("buckets", r.table, whole=True, span=r.span))
         return runs
 
     def link_and_verify(self, plan: LinkPlan, w: Writer, progress: Progress | None) -> Linked:

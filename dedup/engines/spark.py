@@ -54,7 +54,7 @@ from dedup.readers import (FieldMap, Record, Rejection, RemoteFile, read_file, s
                            unsupported_type)
 from dedup.sketch import Sketches, sketch_index
 from dedup.store import SCHEMAS, Writer
-from dedup.store.files import write_table
+from dedup.store.files import location, write_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -123,7 +123,7 @@ def _sketch_batch(b: pa.RecordBatch, p: Params, signatures: bool, root: str, gen
     if len(linkable):
         rows = bucket_rows(b.column("doc_id").take(pa.array(linkable)), sk.signatures[linkable],
                            sk.lead[linkable] if len(sk.lead) else sk.lead, sk.anchors[linkable], p)
-        rel = write_table(Path(root), "buckets", rows, generation, whole=True)
+        rel = write_table(location(root), "buckets", rows, generation, whole=True)
         files = pc.if_else(pa.array(banded), rel, files)
     sig = sk.signatures if signatures else np.empty((n, 0), np.uint32)
     return pa.RecordBatch.from_pydict({
@@ -252,6 +252,19 @@ class SparkEngine(LocalEngine):
         self.spark.sparkContext.cancelAllJobs()  # the worker thread may be waiting for a job
         super().abort()
 
+    def check_index(self, index: str) -> None:
+        """Refuse, before anything runs, an index URI that Spark's Hadoop filesystems cannot read (which it would
+        only find at the candidate join): `s3://` outside EMR, S3A without its jars."""
+        from py4j.protocol import Py4JJavaError
+
+        jvm = self.spark.sparkContext._jvm
+        try:
+            jvm.org.apache.hadoop.fs.Path(index).getFileSystem(self.spark.sparkContext._jsc.hadoopConfiguration())
+        except Py4JJavaError as e:
+            reason = str(e.java_exception.toString()).split("\n", 1)[0]
+            raise InputError(f"--index {index}: Spark cannot read it ({reason}); give the URI in a scheme the "
+                             "cluster's Hadoop reads (s3a:// with hadoop-aws; s3:// on EMR)") from None
+
     def list_uris(self, files: list[Path | str | RemoteFile], skipped: list[Rejection]) -> None:
         """Replace each URI of `files` by the files below it, listed by Hadoop's FileSystem as `expand_paths`
         lists a local directory (recursively, sorted, hidden names skipped, unsupported files in `skipped`)."""
@@ -371,7 +384,7 @@ class SparkEngine(LocalEngine):
         w.adopt("buckets", [c["values"] for c in counts])
         empty = np.empty(0, np.int32)
         runs = [BucketRun(SCHEMAS["buckets"].empty_table(), empty, empty, empty, c["counts"],
-                          path=str(w.root / c["values"])) for c in counts]
+                          path=w.path(c["values"])) for c in counts]
         return _SparkSketched(**{f.name: getattr(sk, f.name) for f in fields(Sketched)}, runs=runs)
 
     @staticmethod
@@ -388,10 +401,11 @@ class SparkEngine(LocalEngine):
         plan.held = []  # the local engine links its last part from memory; here every part is read as staged
         new = [f for part in plan.parts for f in part.files]
         old = [f for f in w.current_files("buckets") if f not in set(new)]
+        documents = w.hadoop_paths(w.current_files("documents"))
         p, out = w.params, Linked()
         t = time.perf_counter()
         self._stage("link")
-        cands = candidates(self.spark, new, old, w.current_files("documents"), p).persist()
+        cands = candidates(self.spark, w.hadoop_paths(new), w.hadoop_paths(old), documents, p).persist()
         out.candidates = cands.count()
         out.link_seconds = time.perf_counter() - t
         if progress:
@@ -399,7 +413,7 @@ class SparkEngine(LocalEngine):
         t = time.perf_counter()
         if out.candidates:
             self._stage("verify")
-            pairs = verified(self.spark, cands, w.current_files("documents"), p, w.manifest.next_batch).toArrow()
+            pairs = verified(self.spark, cands, documents, p, w.manifest.next_batch).toArrow()
             out.pairs, out.linked = pairs.num_rows, int(pc.sum(pairs["linked"]).as_py() or 0)
             if pairs.num_rows:
                 w.stage("pairs", pairs, sort_by=["doc_a", "doc_b"])

@@ -5,6 +5,7 @@
     manifest    the committed state (`manifest.json`): read, checked, atomically replaced by a commit
     snapshot    readers: one committed generation as DuckDB views (`Snapshot`), confined to its files
     lock        the single writer's flock
+    remote      an index on S3: files written in place, commits by conditional put
     writer      the single writer: staged files and atomic commits
     compact     compaction and format upgrade, through the writer's methods
     arrow       Arrow helpers shared by the stages

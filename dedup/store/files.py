@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dedup.errors import IndexNotFound, IndexProblem
+from dedup.integrity import file_checksum
+from dedup.store.remote import ObjectStore, is_remote
 from dedup.store.schema import SCHEMAS, TABLES, WHOLE_DOCUMENTS, parquet_options, row_group_size
 
 if TYPE_CHECKING:
@@ -32,6 +34,30 @@ MANIFEST = "manifest.json"
 STAGING = "staging"        # files written for the next commit, moved into tables/ by it
 SUPERSEDED = "superseded"  # files a commit stopped using, kept for readers of older manifests until collected
 COMPACT_TMP = "tables/_compact_tmp"  # DuckDB spill directory of writers, removed with the leftovers
+
+
+def location(index: str | os.PathLike) -> Path | ObjectStore:
+    """Where the index `index` is: a directory (resolved), or a prefix on an object store (`dedup.store.remote`)."""
+    if is_remote(index):
+        return ObjectStore.of(index)  # type: ignore[arg-type]
+    return Path(index).resolve()
+
+
+def file_path(root: Path | ObjectStore, rel: str) -> str:
+    """A file of the index, as DuckDB and pyarrow open it (a path, or a URI)."""
+    return root.path(rel) if isinstance(root, ObjectStore) else str(root / rel)
+
+
+def checksum(root: Path | ObjectStore, rel: str) -> dict:
+    """The manifest entry of a file of the index (`dedup.integrity`)."""
+    return root.checksum(rel) if isinstance(root, ObjectStore) else file_checksum(root / rel)
+
+
+def delete_file(root: Path | ObjectStore, rel: str) -> None:
+    if isinstance(root, ObjectStore):
+        root.delete([rel])
+    else:
+        (root / rel).unlink(missing_ok=True)
 
 
 def new_file(root: Path, name: str, generation: int) -> tuple[str, Path]:
@@ -64,15 +90,20 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
-def write_table(root: Path, name: str, table: pa.Table, generation: int, sort_by: list[str] | None = None,
-                whole: bool = False) -> str:
+def write_table(root: Path | ObjectStore, name: str, table: pa.Table, generation: int,
+                sort_by: list[str] | None = None, whole: bool = False) -> str:
     """Write one Parquet file for `name` (cast to its schema) and return its path relative to root. `whole`:
-    a bucket file holding every row of its documents (WHOLE_DOCUMENTS)."""
+    a bucket file holding every row of its documents (WHOLE_DOCUMENTS). On an object store it is written in its
+    table folder under a name of its own, since nothing can be moved there (`dedup.store.remote`)."""
     table = conform(table, SCHEMAS[name])
     if whole:
         table = table.replace_schema_metadata({WHOLE_DOCUMENTS: b"1"})
     if sort_by and table.num_rows:
         table = table.sort_by([(c, "ascending") for c in sort_by])
+    if isinstance(root, ObjectStore):
+        rel = f"tables/{name}/{generation:08d}-{uuid.uuid4().hex[:12]}.parquet"
+        root.write_parquet(rel, table, row_group_size=row_group_size(name), **parquet_options(name))
+        return rel
     rel, path = new_file(root, name, generation)
     try:
         pq.write_table(table, path, row_group_size=row_group_size(name), **parquet_options(name))

@@ -15,13 +15,14 @@ from dedup.errors import IndexNotFound, IndexProblem
 from dedup.integrity import damage
 from dedup.params import FORMAT_NAME, FORMAT_VERSION, Params
 from dedup.store.files import MANIFEST, fsync_dir
+from dedup.store.remote import ObjectStore
 from dedup.store.schema import TABLES, view_statements
 
 
 class DamagedError(IndexProblem):
     """Files the manifest lists are missing or differ from their checksums."""
 
-    def __init__(self, root: Path, problems: list) -> None:
+    def __init__(self, root: Path | ObjectStore, problems: list) -> None:
         shown = "; ".join(str(p) for p in problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5
                                                           else "")
         super().__init__(f"{root}: damaged index: {shown}; run `dedup check --index {root}` for the full list")
@@ -57,9 +58,12 @@ class Manifest:
         return d
 
 
-def read_manifest(root: Path, upgrading: bool = False) -> Manifest:
+def read_manifest(root: Path | ObjectStore, upgrading: bool = False) -> Manifest:
     """The committed manifest. An index of an older format version is refused (`upgrading` accepts those that
     `upgrade` can convert)."""
+    if isinstance(root, ObjectStore):
+        where, d = root.latest_manifest()
+        return _parse(d, root, where, upgrading)
     path = root / MANIFEST
     if not root.is_dir():
         raise IndexNotFound(f"{root}: no such index directory")
@@ -69,6 +73,10 @@ def read_manifest(root: Path, upgrading: bool = False) -> Manifest:
         d = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError) as e:
         raise IndexProblem(f"{path}: unreadable manifest: {e}") from e
+    return _parse(d, root, str(path), upgrading)
+
+
+def _parse(d: dict, root: Path | ObjectStore, path: str, upgrading: bool) -> Manifest:
     if d.get("format") != FORMAT_NAME:
         raise IndexProblem(f"{path}: not a dedup index manifest")
     if d.get("version") not in ((1, FORMAT_VERSION) if upgrading else (FORMAT_VERSION,)):
@@ -80,7 +88,7 @@ def read_manifest(root: Path, upgrading: bool = False) -> Manifest:
                     d.get("ranges", {}))
 
 
-def check_files(root: Path, m: Manifest, hashes: bool, unread: Collection[str] = ()) -> None:
+def check_files(root: Path | ObjectStore, m: Manifest, hashes: bool, unread: Collection[str] = ()) -> None:
     """Raise `DamagedError` if a file `m` lists is missing or differs from its checksum (sizes only unless
     `hashes`; sizes only for the files `unread`, which the caller hashes if it comes to read them)."""
     files = [f for t in TABLES for f in m.tables[t]]
@@ -90,11 +98,18 @@ def check_files(root: Path, m: Manifest, hashes: bool, unread: Collection[str] =
         raise DamagedError(root, problems)
 
 
-def write_manifest(root: Path, m: Manifest, moved: Iterable[str]) -> None:
+def write_manifest(root: Path | ObjectStore, m: Manifest, moved: Iterable[str]) -> None:
     """The commit point: `m` replaces the manifest, after the folders of the files `moved` into them are synced
     (the manifest must not outlive the move). Raises only if `m` was not committed (the index is then unchanged);
-    once the rename has happened nothing raises, so no caller reports a failure or aborts (deleting files `m`
-    lists)."""
+    once the rename (on an object store: the conditional put) has happened nothing raises, so no caller reports a
+    failure or aborts (deleting files `m` lists)."""
+    if isinstance(root, ObjectStore):
+        root.commit_manifest(m.generation, json.dumps(m.to_json(), indent=1).encode())
+        try:
+            write_views(root, m)
+        except OSError as e:
+            warnings.warn(f"{root}: committed, but views.sql could not be rewritten: {e}", stacklevel=3)
+        return
     tmp = root / f"{MANIFEST}.tmp{os.getpid()}"
     data = json.dumps(m.to_json(), indent=1).encode()
     try:
@@ -119,8 +134,16 @@ def write_manifest(root: Path, m: Manifest, moved: Iterable[str]) -> None:
         warnings.warn(f"{root}: committed, but views.sql could not be rewritten: {e}", stacklevel=3)
 
 
-def write_views(root: Path, m: Manifest) -> None:
-    """`views.sql` for `m`: paths relative to the index directory, so a copied or moved index reads its own files."""
+def write_views(root: Path | ObjectStore, m: Manifest) -> None:
+    """`views.sql` for `m`: paths relative to the index directory, so a copied or moved index reads its own files
+    (on an object store: absolute URIs, for DuckDB's httpfs)."""
+    if isinstance(root, ObjectStore):
+        views = ("-- dedup index views (generated at each commit; do not edit), over the files of generation "
+                 f"{m.generation}.\n-- DuckDB reads them with its httpfs extension and S3 credentials: "
+                 "LOAD httpfs; CREATE SECRET (TYPE s3, PROVIDER credential_chain);\n")
+        views += "\n".join(view_statements({t: [root.path(f) for f in files] for t, files in m.tables.items()}))
+        root.write("views.sql", (views + "\n").encode())
+        return
     views = ("-- dedup index views (generated at each commit; do not edit). Paths are relative to the index\n"
              "-- directory, so a copied or moved index reads its own files: cd DIR && duckdb -init views.sql\n")
     views += "\n".join(view_statements(m.tables)) + "\n"

@@ -4,14 +4,14 @@ its files, wherever a later commit moved them. Readers never take the writer's l
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dedup.store.files import SUPERSEDED
+from dedup.store.files import SUPERSEDED, location
 from dedup.store.manifest import check_files, read_manifest
+from dedup.store.remote import ObjectStore
 from dedup.store.schema import SCHEMAS, TABLES, sql_str, view_statements
 
 
@@ -19,7 +19,7 @@ class Snapshot:
     """A read-only view of one committed generation: DuckDB views over exactly its files."""
 
     def __init__(self, root: str | os.PathLike):
-        self.root = Path(root).resolve()
+        self.root = location(root)
         self.manifest = read_manifest(self.root)
         self.params = self.manifest.params
         check_files(self.root, self.manifest, hashes=False)  # a stat per file: names a missing or truncated one
@@ -28,7 +28,10 @@ class Snapshot:
         return [self.path(f) for f in self.manifest.tables[table]]
 
     def path(self, rel: str) -> str:
-        """Where a file of this snapshot is now: in its table folder, or moved to `superseded/` by a later commit."""
+        """Where a file of this snapshot is now: in its table folder, or moved to `superseded/` by a later commit
+        (on an object store files are not moved)."""
+        if isinstance(self.root, ObjectStore):
+            return self.root.path(rel)
         current = self.root / rel
         return str(current if current.exists() else self.root / SUPERSEDED / rel)
 
@@ -38,6 +41,8 @@ class Snapshot:
         `confine`). `config`: DuckDB settings for the connection (memory limit, spill directory)."""
         safe = {"autoload_known_extensions": False, "autoinstall_known_extensions": False} if confined else {}
         con = duckdb.connect(config={**(config or {}), **safe})
+        if isinstance(self.root, ObjectStore):
+            self.root.register(con)
         con.execute("SET enable_progress_bar = false")  # DuckDB draws it on stdout, among the results
         if confined:
             confine(con, [f for t in TABLES for f in self.files(t)])
@@ -48,6 +53,9 @@ class Snapshot:
     def table(self, name: str) -> pa.Table:
         if name not in SCHEMAS:
             raise KeyError(f"unknown table {name!r}; tables: {', '.join(TABLES)}")
+        if isinstance(self.root, ObjectStore):
+            return pq.ParquetDataset([f.removeprefix("s3://") for f in self.files(name)], schema=SCHEMAS[name],
+                                     filesystem=self.root.fs).read()
         return pq.ParquetDataset(self.files(name), schema=SCHEMAS[name]).read()
 
 

@@ -6,12 +6,14 @@ A commit writes new Parquet files first (each fsynced, under `DIR/staging/<table
 `garbage` list and are moved to `DIR/superseded/` right after the commit, and deleted by a later writer after a
 grace period (`grace_seconds`). Files that no manifest lists (left by a killed writer) are removed when the next
 writer opens the index; a first ingest killed before its first commit leaves only such files, and the next run
-starts the index afresh.
+starts the index afresh. An index on an object store has its own writer (`StoreWriter`, see `dedup.store.remote`);
+`open_writer` picks the one an index needs.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,15 +21,16 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from dedup.errors import IndexProblem
-from dedup.integrity import damage, file_checksum
+from dedup.errors import IndexNotFound, IndexProblem
+from dedup.integrity import damage
 from dedup.params import Params
 from dedup.store.arrow import fetch
-from dedup.store.files import (MANIFEST, SUPERSEDED, check_creatable, publish_file, remove_index, remove_leftovers,
-                               supersede, write_table)
+from dedup.store.files import (COMPACT_TMP, MANIFEST, SUPERSEDED, check_creatable, checksum, delete_file, file_path,
+                               location, publish_file, remove_index, remove_leftovers, supersede, write_table)
 from dedup.store.lock import WriterLock
 from dedup.store.manifest import (DamagedError, Manifest, check_files, read_manifest, write_manifest,
                                   write_views)
+from dedup.store.remote import ObjectStore, is_remote
 from dedup.store.schema import SCHEMAS, TABLES, sql_str, whole_documents
 
 GRACE_SECONDS = 300.0  # default; DEDUP_GRACE_SECONDS in a writer's environment sets another (see `grace_seconds`)
@@ -53,7 +56,7 @@ class Staging:
     """What the next commit changes: the files staged for each table, and the committed files it drops. Compaction
     and upgrade change it through these methods too."""
 
-    root: Path
+    root: Path | ObjectStore
     manifest: Manifest
     staged: dict[str, list[str]]
     dropped: dict[str, list[str]]
@@ -95,13 +98,38 @@ class Staging:
         self.staged[name] = []
         self.stage(name, table, sort_by)
 
+    def path(self, rel: str) -> str:
+        """A file of the index as DuckDB and pyarrow open it (a path, or a URI)."""
+        return file_path(self.root, rel)
+
+    @property
+    def spill_dir(self) -> Path:
+        """Where DuckDB spills a writer's large joins: inside an index directory (removed with the leftovers),
+        else this machine's temporary directory."""
+        if isinstance(self.root, ObjectStore):
+            return Path(tempfile.gettempdir()) / f"dedup-spill-{os.getpid()}"
+        return self.root / COMPACT_TMP
+
+    def hadoop_paths(self, paths: list[str]) -> list[str]:
+        """Files of the index (`path`s) as Spark reads them (`ObjectStore.hadoop`)."""
+        return [self.root.hadoop(p) for p in paths] if isinstance(self.root, ObjectStore) else paths
+
+    def connect(self, config: dict | None = None) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection that can read the index's files (on an object store, through pyarrow's)."""
+        con = duckdb.connect(config=config or {})
+        if isinstance(self.root, ObjectStore):
+            self.root.register(con)
+        return con
+
     def set_checksum(self, rel: str) -> None:
         """Record the checksum of a listed file that has none (written before checksums), once it was read whole."""
-        self.manifest.checksums[rel] = file_checksum(self.root / rel)
+        self.manifest.checksums[rel] = checksum(self.root, rel)
 
     def verify(self, files: Iterable[str]) -> None:
         """Before reading them: hash those of `files` (absolute or relative) whose hashing the writer deferred
         (`Writer(defer_dated=True)`); raises `DamagedError` naming a damaged one."""
+        if not self.deferred:
+            return
         todo = [rel for rel in (os.path.relpath(f, self.root) for f in files) if rel in self.deferred]
         if todo:
             problems = damage(self.root, todo, self.manifest.checksums, hashes=True)
@@ -119,23 +147,23 @@ class Staging:
             return 0
         cols = (column,) if isinstance(column, str) else column
         cond = " OR ".join(f"t.{c} IN (SELECT id FROM ids_tbl)" for c in cols)
-        con = duckdb.connect()
+        con = self.connect()
         con.register("ids_tbl", ids_tbl)
         dropped = 0
         committed = [f for f in self.manifest.tables[name] if f not in self.dropped[name]
                      and (among is None or f in among)]
         self.verify(committed)
         for rel in committed + ([] if committed_only else list(self.staged[name])):
-            path = sql_str(str(self.root / rel))
+            path = sql_str(self.path(rel))
             hit = con.execute(f"SELECT count(*) FROM read_parquet({path}) t WHERE {cond}").fetchall()[0][0]
             if not hit:
                 continue
             kept = fetch(con, f"SELECT * FROM read_parquet({path}) t WHERE NOT ({cond})")
-            whole = name == "buckets" and whole_documents(self.root / rel)  # dropping whole documents keeps it so
+            whole = name == "buckets" and whole_documents(self.path(rel))  # dropping whole documents keeps it so
             dropped += hit
             if rel in self.staged[name]:
                 self.staged[name].remove(rel)
-                (self.root / rel).unlink(missing_ok=True)
+                delete_file(self.root, rel)
             else:
                 self.dropped[name].append(rel)
             if kept.num_rows:  # a subset of the file's documents: its date range still bounds them
@@ -146,7 +174,7 @@ class Staging:
         """Forget and delete everything staged; the index stays at its last commit."""
         for files in self.staged.values():
             for rel in files:
-                (self.root / rel).unlink(missing_ok=True)
+                delete_file(self.root, rel)
         self._reset()
 
     def next_files(self, name: str) -> list[str]:
@@ -155,7 +183,7 @@ class Staging:
 
     def current_files(self, name: str) -> list[str]:
         """Absolute paths of the files `name` will have after commit (see `next_files`)."""
-        return [str(self.root / f) for f in self.next_files(name)]
+        return [self.path(f) for f in self.next_files(name)]
 
 
 class Writer(Staging):
@@ -167,6 +195,9 @@ class Writer(Staging):
         when `verify` is asked for them, as a batch plans to read them: a night reads those of its window, and
         the others (most of an archive) are never read, so never carried into new files; the rest is hashed
         now. Every file's size is checked now either way."""
+        if is_remote(root):
+            raise IndexProblem(f"{root}: this command does not yet run on an index on an object store (ingest and "
+                               "the read-only commands do); run it on a copy in a directory")
         self.root = Path(root).resolve()
         self._lock: WriterLock | None = None
         self.deferred = set()
@@ -214,7 +245,7 @@ class Writer(Staging):
         tables = {name: [self._moved_in(write_table(self.root, name, SCHEMAS[name].empty_table(), 0))]
                   for name in TABLES}
         return Manifest(params, 0, tables, 1, 1, [], now, now,
-                        checksums={f: file_checksum(self.root / f) for files in tables.values() for f in files})
+                        checksums={f: checksum(self.root, f) for files in tables.values() for f in files})
 
     def close(self) -> None:
         if self._lock is not None:
@@ -254,12 +285,13 @@ class Writer(Staging):
             # files written by this writer get their checksum now (still in the page cache); files of an index
             # written before checksums keep none until `upgrade`
             sums = {f: m.checksums[f] for f in listed if f in m.checksums}
-            sums |= {f: file_checksum(self.root / f) for f in listed if f not in old}
+            sums |= {f: checksum(self.root, f) for f in listed if f not in old}
             new = Manifest(m.params, m.generation + 1, tables,
                            next_cluster_id if next_cluster_id is not None else m.next_cluster_id,
                            m.next_batch + 1 if batch else m.next_batch, garbage, m.created_at, now, checksums=sums,
                            ranges=ranges)
-            self._lock.check()  # type: ignore[union-attr]
+            if self._lock is not None:
+                self._lock.check()
             write_manifest(self.root, new, self._moved)
         except BaseException:
             for rel in self._moved:  # not committed: out of the table folders again
@@ -268,10 +300,13 @@ class Writer(Staging):
         finally:
             self._moved = []
         self.manifest = new
-        for name in TABLES:
-            for rel in self.dropped[name]:
-                supersede(self.root, rel)
+        self._supersede([rel for name in TABLES for rel in self.dropped[name]])
         self._reset()
+
+    def _supersede(self, files: list[str]) -> None:
+        """Out of their table folders with files a commit stopped using (readers of older manifests follow them)."""
+        for rel in files:
+            supersede(self.root, rel)  # type: ignore[arg-type]
 
     def _moved_in(self, rel: str) -> str:
         """`publish_file`, remembered: the commit syncs the folder (its manifest must not outlive the move) or, if
@@ -288,3 +323,63 @@ class Writer(Staging):
         (self.root / SUPERSEDED / g["file"]).unlink(missing_ok=True)
         (self.root / g["file"]).unlink(missing_ok=True)
         return True
+
+
+class StoreWriter(Writer):
+    """The writer of an index on an object store (`dedup.store.remote`): no lock (the commit's conditional put
+    decides between two writers), files written in place, the ones a commit stops using removed after the grace
+    period. It checks the sizes of the listed files when it opens the index (one listing) and does not read them
+    all back to hash them: the store checks what it was sent, and `dedup check --index URI` hashes every file."""
+
+    def __init__(self, store: ObjectStore, params: Params | None = None, requested: dict | None = None,
+                 create: bool = True, upgrading: bool = False, defer_dated: bool = False):
+        self.root = store
+        self._lock = None
+        self._moved = []
+        self.deferred = set()
+        self.grace = grace_seconds()
+        self.stale_holder = None
+        self.created = False
+        if store.manifests():
+            self.manifest = read_manifest(store, upgrading)
+            check_files(store, self.manifest, hashes=False)
+            if params is not None:
+                self.manifest.params.check_requested(params.to_dict())
+            if requested:
+                self.manifest.params.check_requested(requested)
+            m = self.manifest
+            store.remove_leftovers({f for files in m.tables.values() for f in files}, {g["file"] for g in m.garbage},
+                                   m.generation)
+        else:
+            if not create:
+                raise IndexNotFound(f"{store}: not a dedup index (no manifests/ under it)")
+            if any(not rel.startswith("tables/") for rel in store.listing("")):
+                raise IndexProblem(f"{store}: holds objects and is not a dedup index; give the index a prefix of "
+                                   "its own")
+            self.created = True
+            self.manifest = self._initial(params if params is not None else Params(**(requested or {})))
+        self.params = self.manifest.params
+        self._reset()
+
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        if exc_type is not None:
+            self.abort()
+            if self.created and self.manifest.generation == 0:  # the first batch's empty tables
+                self.root.delete([f for files in self.manifest.tables.values() for f in files])  # type: ignore[union-attr]
+
+    def _supersede(self, files: list[str]) -> None:
+        """Nothing moves on an object store: the files stay in place until their grace period is over."""
+
+    def _collect(self, g: dict, now: float) -> bool:
+        if now - g["since"] < self.grace:
+            return False
+        delete_file(self.root, g["file"])
+        return True
+
+
+def open_writer(index: str | os.PathLike, **options: object) -> Writer:
+    """The writer of the index `index`: a directory, or an object store URI (`dedup.store.remote`)."""
+    root = location(index)
+    if isinstance(root, ObjectStore):
+        return StoreWriter(root, **options)  # type: ignore[arg-type]
+    return Writer(root, **options)  # type: ignore[arg-type]

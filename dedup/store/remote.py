@@ -1,0 +1,207 @@
+"""An index on an object store (Amazon S3, and stores speaking its API that honour conditional writes,
+`If-None-Match: *`): the same tables, files and manifest as an index directory, committed by a conditional put
+where a directory renames. A store that ignores the condition would let two writers both commit a generation.
+
+    URI/manifests/<generation:010d>.json   each commit's manifest, created only if absent (If-None-Match: *)
+    URI/tables/<table>/<generation:08d>-<uuid>.parquet
+                                           written in place under new names (an object store cannot rename)
+    URI/views.sql                          every table as a DuckDB view over absolute URIs (rewritten at each
+                                           commit; DuckDB's httpfs reads them)
+
+Readers take the highest manifest: S3 lists what was written, in order, since 2020. Writers need no lock: a writer
+names its new files after the generation it will commit, and of two writers that opened the same generation only
+the first commit's conditional put succeeds; the second fails (`IndexLocked`, nothing committed) and its files are
+removed by the next writer. A file under `tables/` that no manifest lists and that is named for a generation already
+committed belongs to a writer that can never commit, so a writer removes it when it opens the index; files of
+later generations belong to a writer that may still be running and are left alone. Files a commit stops using stay
+in place for readers of older manifests until the grace period is over (`dedup.store.grace_seconds`).
+
+Credentials and the endpoint come from the environment as for any AWS tool (AWS_ACCESS_KEY_ID, AWS_PROFILE, an
+instance or pod role; AWS_ENDPOINT_URL for another store): pyarrow's S3 filesystem reads and writes the files,
+boto3 makes the conditional put (`pip install 'dedup[s3]'`). `s3a://` URIs, as Spark's S3A names them, are the same
+objects.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import duckdb
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from dedup.errors import IndexLocked, IndexNotFound, IndexProblem
+from dedup.integrity import checksum_of
+
+_REMOTE = re.compile(r"^(s3|s3a)://([^/]+)(/.*)?$", re.IGNORECASE)
+MANIFESTS = "manifests"
+KEEP_MANIFESTS = 10  # older manifests are removed: a reader reads its manifest once, when it opens the index
+
+
+def is_remote(index: object) -> bool:
+    """An index given as an object store URI (s3://bucket/prefix, s3a://...)."""
+    return isinstance(index, str) and _REMOTE.match(index) is not None
+
+
+def generation_of(rel: str) -> int | None:
+    """The generation a table file was written for (its name's first field), None for a name of another form."""
+    m = re.match(r"\d{8}", rel.rsplit("/", 1)[-1])
+    return int(m.group(0)) if m else None
+
+
+@dataclass(frozen=True)
+class ObjectStore:
+    """An index's prefix on an object store: where its files are, and the few operations a writer needs."""
+
+    uri: str  # s3://bucket/prefix or s3a://..., as given, without a trailing slash
+    # checksums of the files this process wrote (relative path -> manifest entry): a commit need not read them back
+    written: dict[str, dict] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, index: str) -> ObjectStore:
+        m = _REMOTE.match(index)
+        if m is None:
+            raise IndexProblem(f"{index}: not an object store URI (s3://bucket/prefix)")
+        prefix = (m.group(3) or "").strip("/")
+        if not prefix:
+            raise IndexProblem(f"{index}: give the index a prefix of its own in the bucket (s3://bucket/news-index): "
+                               "its writers remove files under it that no manifest lists")
+        return cls(f"{m.group(1).lower()}://{m.group(2)}/{prefix}")
+
+    def __str__(self) -> str:
+        return self.uri
+
+    @cached_property
+    def fs(self) -> pafs.FileSystem:
+        try:
+            fs, _ = pafs.FileSystem.from_uri(self.path(""))
+        except (OSError, pa.ArrowException) as e:
+            raise IndexProblem(f"{self.uri}: cannot reach the object store: {e}") from e
+        return fs
+
+    @property
+    def base(self) -> str:
+        return self.uri.split("://", 1)[1]
+
+    def path(self, rel: str) -> str:
+        """A file's URI, as DuckDB and pyarrow open it (s3://)."""
+        return f"s3://{self.base}/{rel}"
+
+    def hadoop(self, path: str) -> str:
+        """A file's URI (`path`'s) in the scheme the index was given in, which Spark's Hadoop filesystems read:
+        s3:// on EMR, s3a:// with S3A elsewhere."""
+        return self.uri + path.removeprefix(f"s3://{self.base}")
+
+    def listing(self, folder: str) -> dict[str, pafs.FileInfo]:
+        """The files under `folder` (relative path -> info), none if there is no such folder."""
+        try:
+            infos = self.fs.get_file_info(pafs.FileSelector(f"{self.base}/{folder}", recursive=True,
+                                                            allow_not_found=True))
+        except OSError as e:
+            raise IndexProblem(f"{self.uri}: cannot list {folder}/: {e}") from e
+        return {i.path.removeprefix(self.base + "/"): i for i in infos if i.type == pafs.FileType.File}
+
+    def read(self, rel: str) -> bytes:
+        with self.fs.open_input_stream(f"{self.base}/{rel}") as f:
+            return f.read()
+
+    def size(self, rel: str) -> int | None:
+        info = self.fs.get_file_info(f"{self.base}/{rel}")
+        return info.size if info.type == pafs.FileType.File else None
+
+    def write(self, rel: str, data: bytes | pa.Buffer) -> None:
+        with self.fs.open_output_stream(f"{self.base}/{rel}") as f:
+            f.write(data)
+
+    def write_parquet(self, rel: str, table: pa.Table, **options: object) -> None:
+        """Write `table` as the Parquet file `rel`, checksummed as written (`written`)."""
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, **options)  # type: ignore[arg-type]
+        data = sink.getvalue()
+        self.write(rel, data)
+        self.written[rel] = checksum_of(memoryview(data), table.num_rows)
+
+    def checksum(self, rel: str) -> dict:
+        """The manifest entry of a file (`dedup.integrity`): from the write, else read back."""
+        got = self.written.get(rel)
+        if got is None:
+            data = self.read(rel)
+            got = checksum_of(data, pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows)
+        return got
+
+    def delete(self, rels: Iterable[str]) -> None:
+        for rel in rels:
+            try:
+                self.fs.delete_file(f"{self.base}/{rel}")
+            except FileNotFoundError:
+                pass
+
+    def create(self, rel: str, data: bytes) -> bool:
+        """Write `rel` only if no object has that name (S3's conditional put); False if one has."""
+        try:
+            import boto3
+            from botocore.exceptions import ClientError
+        except ImportError:
+            raise IndexProblem(f"{self.uri}: an index on S3 needs boto3 for its commits: pip install 'dedup[s3]'") \
+                from None
+        bucket, _, prefix = self.base.partition("/")
+        try:
+            boto3.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/{rel}", Body=data, IfNoneMatch="*")
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise IndexProblem(f"{self.uri}: cannot write {rel}: {e}") from e
+        return True
+
+    def register(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Let `con` read s3:// URIs through this store's pyarrow filesystem (no DuckDB extension to download)."""
+        try:
+            from fsspec.implementations.arrow import ArrowFSWrapper
+        except ImportError:
+            raise IndexProblem(f"{self.uri}: DuckDB reads an index on S3 through fsspec: pip install 'dedup[s3]'") \
+                from None
+
+        class S3(ArrowFSWrapper):
+            protocol = ("s3",)
+
+        con.register_filesystem(S3(self.fs))
+
+    # -- manifests
+
+    def manifests(self) -> list[str]:
+        """The manifests present, oldest first."""
+        return sorted(rel for rel in self.listing(MANIFESTS) if re.fullmatch(rf"{MANIFESTS}/\d{{10}}\.json", rel))
+
+    def latest_manifest(self) -> tuple[str, dict]:
+        """The URI and the JSON of the highest committed manifest; IndexNotFound if there is none."""
+        names = self.manifests()
+        if not names:
+            raise IndexNotFound(f"{self.uri}: not a dedup index (no {MANIFESTS}/ under it)")
+        try:
+            return self.path(names[-1]), json.loads(self.read(names[-1]))
+        except (OSError, ValueError) as e:
+            raise IndexProblem(f"{self.path(names[-1])}: unreadable manifest: {e}") from e
+
+    def commit_manifest(self, generation: int, data: bytes) -> None:
+        """The commit point: create manifest `generation`, or raise IndexLocked if another writer committed it."""
+        if not self.create(f"{MANIFESTS}/{generation:010d}.json", data):
+            raise IndexLocked(f"{self.uri}: another writer committed generation {generation} while this one ran; "
+                              "nothing was committed (run the command again: it starts from that commit)")
+        try:  # committed: the rest is best effort
+            self.delete(self.manifests()[:-KEEP_MANIFESTS])
+        except (OSError, IndexProblem) as e:
+            warnings.warn(f"{self.uri}: committed, but older manifests could not be removed: {e}", stacklevel=3)
+
+    def remove_leftovers(self, listed: set[str], garbage: set[str], generation: int) -> None:
+        """Delete table files no manifest lists that were written for a generation already committed (a killed or
+        beaten writer's); files of later generations may be a running writer's."""
+        for rel in self.listing("tables"):
+            g = generation_of(rel)
+            if rel not in listed and rel not in garbage and g is not None and g <= generation:
+                self.delete([rel])
