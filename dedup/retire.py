@@ -33,7 +33,8 @@ import pyarrow.parquet as pq
 from dedup.batch.commit import commit
 from dedup.batch.recluster import events_table, read_cluster_inputs, recluster
 from dedup.cluster import ClusterEvent
-from dedup.store import COMPACT_TMP, Writer, fetch
+from dedup.store import Writer, fetch
+from dedup.store.writer import open_writer
 from dedup.windows import epoch_seconds
 
 
@@ -60,8 +61,8 @@ def retire(root: str | os.PathLike, before: datetime, purge: bool = False) -> Re
     """Retire (or with `purge` remove) the documents of the index at `root` dated before `before` (naive UTC)."""
     started = datetime.now()
     out = RetireResult(before.isoformat(sep=" "), purged=purge)
-    with Writer(root, create=False) as w:
-        con = duckdb.connect(config={"temp_directory": str(w.root / COMPACT_TMP), "memory_limit": "512MB"})
+    with open_writer(root, create=False) as w:
+        con = w.connect({"temp_directory": str(w.spill_dir), "memory_limit": "512MB"})
         try:
             old = fetch(con, "SELECT d.doc_id FROM read_parquet($d) d LEFT JOIN read_parquet($b) b USING (batch) "
                              "WHERE coalesce(d.published_at, b.started_at) < $before",
@@ -101,7 +102,7 @@ def _drop_buckets(w: Writer, ids: list[str], cutoff: int) -> int:
     spans = {f: w.span(f) for f in files}
     gone = [f for f in files if spans[f] is not None and spans[f][1] < cutoff]  # type: ignore[index]
     w.drop("buckets", gone)
-    rows = sum(pq.ParquetFile(w.root / f).metadata.num_rows for f in gone)
+    rows = sum(pq.ParquetFile(w.path(f)).metadata.num_rows for f in gone)
     mixed = {f for f in files if f not in gone and (spans[f] is None or spans[f][0] < cutoff)}  # type: ignore[index]
     return rows + w.rewrite_without("buckets", "doc_id", ids, among=mixed)
 

@@ -180,11 +180,13 @@ def test_damage_and_wrong_places_are_reported(uri: str, tmp_path: Path) -> None:
     store.write(victim, data[:-16] + bytes(6) + data[-10:])  # the right size, other bytes
     check = runner.invoke(main, ["check", "--index", uri, "--json"])
     assert "checksum" in json.loads(check.stdout)["problems"][0]["problem"]
+    compact = runner.invoke(main, ["compact", "--index", uri])  # reads every file: hashes them first
+    assert compact.exit_code == 5 and victim in compact.output
 
     other = ObjectStore.of(f"{uri}-other")
     other.write("notes.txt", b"not an index")
     for args in (["ingest", str(ARTICLES), "--index", other.uri], ["sql", "--index", other.uri, "SELECT 1"],
-                 ["ingest", str(ARTICLES), "--index", "s3://news"], ["compact", "--index", uri]):
+                 ["ingest", str(ARTICLES), "--index", "s3://news"], ["compact", "--index", other.uri]):
         got = runner.invoke(main, args)
         assert got.exit_code not in (0, 1) and "Traceback" not in got.output, args
     assert set(other.listing("")) == {"notes.txt"}
@@ -207,3 +209,32 @@ def test_spark_is_refused_an_index_uri_its_hadoop_cannot_read(uri: str) -> None:
                                     "--spark-master", "local[1]"])
     assert got.exit_code == 2 and 'No FileSystem for scheme "s3"' in got.output and "s3a://" in got.output
     assert ObjectStore.of(uri).listing("") == {}
+
+
+def test_compact_retire_and_upgrade_on_s3_as_in_a_directory(s3, tmp_path: Path, monkeypatch) -> None:
+    """The maintenance commands on an index on S3 change it as they change the same index in a directory: compaction
+    merges its files (streamed to S3), a purge removes old documents from every table, upgrade finds nothing to
+    do; `dedup check` passes and, after the grace period, S3 holds exactly the files the manifest lists."""
+    monkeypatch.setenv("DEDUP_GRACE_SECONDS", "0")
+    runner = CliRunner()
+    uri = f"s3://news/maintained-{next(_prefixes)}"
+    indexes = (uri, str(tmp_path / "dir"))
+    for night in nights(tmp_path):
+        for ix in indexes:
+            runner.invoke(main, ["ingest", str(night), "--index", ix])
+    for args in (["compact"], ["retire", "--before", "2005-01-01", "--purge"]):
+        got = [runner.invoke(main, [*args, "--index", ix, "--json"]) for ix in indexes]
+        assert got[0].exit_code == got[1].exit_code == 0, got[0].output
+        a, b = (json.loads(g.stdout) for g in got)
+        for k in ("files_before", "files_after", "documents", "bucket_rows", "pairs", "clusters"):
+            assert a.get(k) == b.get(k), (args, k)
+    got = runner.invoke(main, ["upgrade", "--index", uri])
+    assert got.exit_code == 0 and "at format version 2" in got.output
+    assert json.loads(runner.invoke(main, ["stats", "--index", uri, "--json"]).stdout)["documents"] < 300  # purged
+    assert tables(uri) == tables(indexes[1])
+    assert json.loads(runner.invoke(main, ["check", "--index", uri, "--json"]).stdout)["ok"]
+    kept = dedup.Index(uri).sql("SELECT doc_id AS id, text FROM documents LIMIT 1").to_pylist()
+    dedup.ingest(kept, uri)  # unchanged: a commit after the grace period, which collects the garbage
+    store = ObjectStore.of(uri)
+    assert not dedup.store.read_manifest(store).garbage
+    assert set(store.listing("tables")) == listed(store)

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from dedup.params import FORMAT_VERSION
-from dedup.store.files import COMPACT_TMP, fsync_file, new_file, write_table
+from dedup.store.files import NewFile, delete_file, write_table
 from dedup.store.manifest import DamagedError, Manifest
 from dedup.store.schema import (
     COMPACT_ORDER,
@@ -28,7 +28,8 @@ from dedup.store.schema import (
     row_group_size,
     whole_documents,
 )
-from dedup.store.writer import Writer
+from dedup.store.remote import ObjectStore
+from dedup.store.writer import Writer, open_writer
 from dedup.windows import periods
 
 COMPACT_MEMORY = "1GB"  # DuckDB's memory limit while compacting (it spills the rest of a sort under COMPACT_TMP)
@@ -56,26 +57,24 @@ def compact(root: str | os.PathLike, max_rows_per_file: int = COMPACT_MAX_ROWS) 
     `_compact_groups` says which files are merged. DuckDB sorts out of core (spilling under `tables/_compact_tmp`),
     so memory does not grow with the index."""
     started = time.time()
-    with Writer(root, create=False) as w:
+    with open_writer(root, create=False) as w:
         m = w.manifest
         before = sum(len(f) for f in m.tables.values())
-        tmp = w.root / COMPACT_TMP
+        tmp = w.spill_dir
         # DuckDB's own limit is 80 % of the machine's memory, which it filled before spilling: compacting a 1.2M
         # index peaked at 11.7 GB
-        con = duckdb.connect(config={"temp_directory": str(tmp), "memory_limit": COMPACT_MEMORY,
-                                     "preserve_insertion_order": True})
+        con = w.connect({"temp_directory": str(tmp), "memory_limit": COMPACT_MEMORY, "preserve_insertion_order": True})
         con.execute("SET enable_progress_bar = false")  # on stdout, into `--json`
         done: list[str] = []
         try:
             for name in TABLES:
-                groups = [g for files in _by_period(m, name) for g in _compact_groups(w.root, name, files,
+                groups = [g for files in _by_period(m, name) for g in _compact_groups(w, name, files,
                                                                                        max_rows_per_file)]
                 for group in groups:
                     w.drop(name, group)
-                    whole = name == "buckets" and all(whole_documents(w.root / f) or _empty(w.root / f)
-                                                      for f in group)
+                    whole = name == "buckets" and all(whole_documents(w.path(f)) or _empty(w.path(f)) for f in group)
                     spans = [w.span(f) for f in group]
-                    w.adopt(name, _write_sorted(con, w.root, name, [str(w.root / f) for f in group],
+                    w.adopt(name, _write_sorted(con, w.root, name, [w.path(f) for f in group],
                                                 m.generation + 1, max_rows_per_file, whole),
                             None if None in spans else (min(s[0] for s in spans), max(s[1] for s in spans)))
                 if groups:
@@ -95,16 +94,16 @@ def upgrade(root: str | os.PathLike) -> int:
     sorted), delta-encoded. Signatures and pairs stay as they are: the `jaccard_est` of pairs linked before the
     upgrade came from the full signatures. Files without a checksum (written before checksums) are read whole
     and get one."""
-    with Writer(root, create=False, upgrading=True) as w:
+    with open_writer(root, create=False, upgrading=True) as w:
         old = w.manifest.version
         unsummed = [f for files in w.manifest.tables.values() for f in files if f not in w.manifest.checksums]
         if old == FORMAT_VERSION and not unsummed:
             return old
         for rel in unsummed:
-            _read_whole(w.root, rel)
+            _read_whole(w, rel)
             w.set_checksum(rel)
         for rel in w.manifest.tables["buckets"] if old != FORMAT_VERSION else []:
-            path = w.root / rel
+            path = w.path(rel)
             t = pq.read_table(path)
             t = t.set_column(1, "bucket", pc.shift_right(t["bucket"], pa.scalar(32, pa.uint64())).cast(pa.uint32()))
             w.drop("buckets", [rel])
@@ -126,29 +125,29 @@ def _by_period(m: Manifest, name: str) -> list[list[str]]:
     return list(groups.values())
 
 
-def _read_whole(root: Path, rel: str) -> None:
+def _read_whole(w: Writer, rel: str) -> None:
     """Read every row group of a file (raises `DamagedError` if it cannot be): before its checksum is trusted."""
     try:
-        f = pq.ParquetFile(root / rel)
+        f = pq.ParquetFile(w.path(rel))
         for g in range(f.num_row_groups):
             f.read_row_group(g)
     except (OSError, pa.ArrowException) as e:
-        raise DamagedError(root, [f"{rel}: unreadable ({e})"]) from None
+        raise DamagedError(w.root, [f"{rel}: unreadable ({e})"]) from None
 
 
-def _empty(path: Path) -> bool:
+def _empty(path: str) -> bool:
     """A file without rows (names no document, so it is whole in any sense)."""
     return pq.ParquetFile(path).metadata.num_rows == 0
 
 
-def _compact_groups(root: Path, name: str, files: list[str], max_rows: int) -> list[list[str]]:
+def _compact_groups(w: Writer, name: str, files: list[str], max_rows: int) -> list[list[str]]:
     """The files of a table that compaction merges, in groups that each become their own sorted files. A table is
     one group if it has more files than `ceil(rows / max_rows)`. Bucket files are packed in order into groups of at
     most `max_rows` rows (only groups of two or more are rewritten): each group becomes one file, and a group of
     files that each hold all bucket rows of their documents (ingest's) makes such a file too. Sorting all bucket
     rows together instead spread every document over every file: a nightly link then counted all its
     single-band collisions together and looked up every id of the index in each file (4.5 s -> 154 s at 1.2M)."""
-    rows = [pq.ParquetFile(root / f).metadata.num_rows for f in files]
+    rows = [pq.ParquetFile(w.path(f)).metadata.num_rows for f in files]
     if name != "buckets":
         return [list(files)] if len(files) > max(1, math.ceil(sum(rows) / max_rows)) else []
     groups: list[list[str]] = [[]]
@@ -162,7 +161,7 @@ def _compact_groups(root: Path, name: str, files: list[str], max_rows: int) -> l
     return [g for g in groups if len(g) > 1]
 
 
-def _write_sorted(con: duckdb.DuckDBPyConnection, root: Path, name: str, files: list[str], generation: int,
+def _write_sorted(con: duckdb.DuckDBPyConnection, root: Path | ObjectStore, name: str, files: list[str], generation: int,
                   max_rows: int, whole: bool = False) -> list[str]:
     """Stream `files` sorted by `COMPACT_ORDER[name]` into new files of at most `max_rows` rows each (`whole`:
     bucket files marked as holding all rows of their documents, see WHOLE_DOCUMENTS)."""
@@ -175,22 +174,22 @@ def _write_sorted(con: duckdb.DuckDBPyConnection, root: Path, name: str, files: 
         .to_arrow_reader(rg)
     out: list[str] = []
     writer: pq.ParquetWriter | None = None
-    path: Path | None = None
+    sink: NewFile | None = None
     in_file = 0
     buf: list[pa.RecordBatch] = []
     buffered = 0
 
     def flush() -> None:
-        nonlocal writer, path, in_file, buf, buffered
+        nonlocal writer, sink, in_file, buf, buffered
         if not buffered:
             return
         tbl = pa.Table.from_batches(buf).cast(schema)
         buf, buffered = [], 0
         while tbl.num_rows:
             if writer is None:
-                rel, path = new_file(root, name, generation)
-                out.append(rel)
-                writer = pq.ParquetWriter(path, schema, **parquet_options(name))
+                sink = NewFile.open(root, name, generation)
+                out.append(sink.rel)
+                writer = pq.ParquetWriter(sink.target, schema, **parquet_options(name))
                 in_file = 0
             take = min(tbl.num_rows, max_rows - in_file)
             writer.write_table(tbl.slice(0, take), row_group_size=rg)
@@ -202,7 +201,7 @@ def _write_sorted(con: duckdb.DuckDBPyConnection, root: Path, name: str, files: 
         nonlocal writer
         if writer is not None:
             writer.close()
-            fsync_file(path)  # type: ignore[arg-type]
+            sink.close()  # type: ignore[union-attr]
             writer = None
 
     try:
@@ -216,8 +215,9 @@ def _write_sorted(con: duckdb.DuckDBPyConnection, root: Path, name: str, files: 
     except BaseException:
         if writer is not None:
             writer.close()
+            sink.close()  # type: ignore[union-attr]
         for rel in out:  # not staged yet: remove them here
-            (root / rel).unlink(missing_ok=True)
+            delete_file(root, rel)
         raise
     if not out:  # an empty table keeps one (empty) file
         out.append(write_table(root, name, schema.empty_table(), generation))

@@ -16,6 +16,7 @@ import os
 import shutil
 import uuid
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,12 +61,42 @@ def delete_file(root: Path | ObjectStore, rel: str) -> None:
         (root / rel).unlink(missing_ok=True)
 
 
+def _name(generation: int) -> str:
+    """A new file's name: the generation its writer means to commit (`dedup.store.remote` relies on it), then its own."""
+    return f"{generation:08d}-{uuid.uuid4().hex[:12]}.parquet"
+
+
 def new_file(root: Path, name: str, generation: int) -> tuple[str, Path]:
     """A new file's path under `staging/` (relative and absolute): `publish_file` moves it into its table folder."""
-    rel = f"{STAGING}/{name}/{generation:08d}-{uuid.uuid4().hex[:12]}.parquet"
+    rel = f"{STAGING}/{name}/{_name(generation)}"
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     return rel, path
+
+
+@dataclass
+class NewFile:
+    """A table file written as a stream (compaction's sorted output): a staged file, or on an object store an
+    object written in place."""
+
+    rel: str
+    target: str | pa.NativeFile  # what pq.ParquetWriter writes to
+    path: Path | None = None
+
+    @classmethod
+    def open(cls, root: Path | ObjectStore, name: str, generation: int) -> NewFile:
+        if isinstance(root, ObjectStore):
+            rel = f"tables/{name}/{_name(generation)}"
+            return cls(rel, root.fs.open_output_stream(f"{root.base}/{rel}"))
+        rel, path = new_file(root, name, generation)
+        return cls(rel, str(path), path)
+
+    def close(self) -> None:
+        """Once its writer is closed: sync the file, or finish the object's upload."""
+        if self.path is not None:
+            fsync_file(self.path)
+        elif not self.target.closed:  # type: ignore[union-attr]
+            self.target.close()  # type: ignore[union-attr]
 
 
 def fsync_file(path: Path) -> None:
@@ -101,7 +132,7 @@ def write_table(root: Path | ObjectStore, name: str, table: pa.Table, generation
     if sort_by and table.num_rows:
         table = table.sort_by([(c, "ascending") for c in sort_by])
     if isinstance(root, ObjectStore):
-        rel = f"tables/{name}/{generation:08d}-{uuid.uuid4().hex[:12]}.parquet"
+        rel = f"tables/{name}/{_name(generation)}"
         root.write_parquet(rel, table, row_group_size=row_group_size(name), **parquet_options(name))
         return rel
     rel, path = new_file(root, name, generation)

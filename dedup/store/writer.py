@@ -195,9 +195,8 @@ class Writer(Staging):
         when `verify` is asked for them, as a batch plans to read them: a night reads those of its window, and
         the others (most of an archive) are never read, so never carried into new files; the rest is hashed
         now. Every file's size is checked now either way."""
-        if is_remote(root):
-            raise IndexProblem(f"{root}: this command does not yet run on an index on an object store (ingest and "
-                               "the read-only commands do); run it on a copy in a directory")
+        if is_remote(root):  # a caller of the API: the commands open their writer with `open_writer`
+            raise IndexProblem(f"{root}: Writer opens an index directory; open_writer opens an index on S3")
         self.root = Path(root).resolve()
         self._lock: WriterLock | None = None
         self.deferred = set()
@@ -328,8 +327,9 @@ class Writer(Staging):
 class StoreWriter(Writer):
     """The writer of an index on an object store (`dedup.store.remote`): no lock (the commit's conditional put
     decides between two writers), files written in place, the ones a commit stops using removed after the grace
-    period. It checks the sizes of the listed files when it opens the index (one listing) and does not read them
-    all back to hash them: the store checks what it was sent, and `dedup check --index URI` hashes every file."""
+    period. Opening the index for an ingest (`defer_dated`) checks the listed files' sizes (one listing) without
+    downloading the whole index to hash it; compaction, retirement and upgrade, which read every file anyway, hash
+    them first as in a directory. `dedup check --index URI` hashes every file."""
 
     def __init__(self, store: ObjectStore, params: Params | None = None, requested: dict | None = None,
                  create: bool = True, upgrading: bool = False, defer_dated: bool = False):
@@ -342,7 +342,7 @@ class StoreWriter(Writer):
         self.created = False
         if store.manifests():
             self.manifest = read_manifest(store, upgrading)
-            check_files(store, self.manifest, hashes=False)
+            check_files(store, self.manifest, hashes=not defer_dated)
             if params is not None:
                 self.manifest.params.check_requested(params.to_dict())
             if requested:
