@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import boto3
@@ -237,4 +241,47 @@ def test_compact_retire_and_upgrade_on_s3_as_in_a_directory(s3, tmp_path: Path, 
     dedup.ingest(kept, uri)  # unchanged: a commit after the grace period, which collects the garbage
     store = ObjectStore.of(uri)
     assert not dedup.store.read_manifest(store).garbage
+    assert set(store.listing("tables")) == listed(store)
+
+
+def test_killed_writers_leave_the_last_commit(s3, tmp_path: Path) -> None:
+    """`dedup ingest` into S3, SIGKILLed at points spread over its run: the index opens at the commit before the
+    batch or after it, never a mix; the same command then completes it with the uninterrupted result, and the
+    killed runs' files go once their generation is committed."""
+    uri = f"s3://news/killed-{next(_prefixes)}"
+    first, second, _ = nights(tmp_path)
+    for ix in (uri, tmp_path / "dir"):
+        dedup.ingest([first], ix)
+    dedup.ingest([second], tmp_path / "dir")
+    def state(ix: str | Path) -> list[dict]:
+        return dedup.Index(ix).sql("SELECT doc_id, text_hash FROM documents ORDER BY doc_id").to_pylist()
+
+    before, after = state(uri), state(tmp_path / "dir")
+    cmd = [sys.executable, "-m", "dedup.cli", "ingest", str(second), "--index", uri, "--json"]
+    timed = f"{uri}-timed"  # the same run, uninterrupted, on a copy of the state: how long a run takes here
+    dedup.ingest([first], timed)
+    started = time.perf_counter()
+    assert subprocess.run(cmd[:-2] + [timed, "--json"], capture_output=True, env=os.environ).returncode == 3
+    run = time.perf_counter() - started
+    store = ObjectStore.of(uri)
+    killed, mid_write = 0, 0
+    for delay in (run * f for f in (0.45, 0.55, 0.65, 0.72, 0.8, 0.86, 0.92, 0.97)):
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ)
+        time.sleep(delay)
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            killed += 1
+        p.wait()
+        assert state(uri) in (before, after), delay
+        if state(uri) == after:  # that run committed before the kill
+            break
+        mid_write += bool(set(store.listing("tables")) - listed(store))  # killed with files written
+    assert killed >= 3 and mid_write >= 1
+    done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
+    assert done.returncode in (0, 3), done.stderr
+    # a run that committed before its kill leaves the last one nothing but an unchanged batch to do: every table
+    # but `rejected` (the night's broken line, rejected by each run) is the uninterrupted run's
+    assert ({k: v for k, v in tables(uri).items() if k != "rejected"}
+            == {k: v for k, v in tables(tmp_path / "dir").items() if k != "rejected"})
+    open_writer(uri)  # a writer's opening removes what the killed runs wrote for generations now taken
     assert set(store.listing("tables")) == listed(store)

@@ -161,8 +161,8 @@ def _compact_groups(w: Writer, name: str, files: list[str], max_rows: int) -> li
     return [g for g in groups if len(g) > 1]
 
 
-def _write_sorted(con: duckdb.DuckDBPyConnection, root: Path | ObjectStore, name: str, files: list[str], generation: int,
-                  max_rows: int, whole: bool = False) -> list[str]:
+def _write_sorted(con: duckdb.DuckDBPyConnection, root: Path | ObjectStore, name: str, files: list[str],
+                  generation: int, max_rows: int, whole: bool = False) -> list[str]:
     """Stream `files` sorted by `COMPACT_ORDER[name]` into new files of at most `max_rows` rows each (`whole`:
     bucket files marked as holding all rows of their documents, see WHOLE_DOCUMENTS)."""
     schema, rg = SCHEMAS[name], row_group_size(name)

@@ -62,7 +62,8 @@ def delete_file(root: Path | ObjectStore, rel: str) -> None:
 
 
 def _name(generation: int) -> str:
-    """A new file's name: the generation its writer means to commit (`dedup.store.remote` relies on it), then its own."""
+    """A new file's name: the generation its writer means to commit (`dedup.store.remote` relies on it), and a
+    random part."""
     return f"{generation:08d}-{uuid.uuid4().hex[:12]}.parquet"
 
 
