@@ -224,7 +224,8 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
     libc()
     with open_engine(engine, spark_master, inputs.files, inputs.unsupported,
                      os.fspath(index) if is_remote(index) else None) as engine, \
-            open_writer(index, params=params, requested=requested, defer_dated=True) as w:
+            open_writer(index, engine.s3_settings(os.fspath(index)) if is_remote(index) else (), params=params,
+                        requested=requested, defer_dated=True) as w:
         meter = InputMeter(inputs.files)  # URIs listed now
         report = _reporting(progress, meter)
         s = Summary(batch=w.manifest.next_batch, stale_lock=w.stale_holder)

@@ -4,7 +4,8 @@ extended by either engine, each the same as the local engine's directory index o
 The test suite runs the Spark engine on `file://` inputs and the index on S3 with the local engine (moto's server);
 Spark's S3A connector needs jars that are not in the suite. This script runs everything against moto's S3 server on
 loopback (PyPI `moto[server]`), S3A configured the way a cluster configures it (a `spark-defaults.conf` in
-SPARK_CONF_DIR, nothing passed to dedup), dedup's own S3 clients through the usual AWS variables, and compares the
+SPARK_CONF_DIR, nothing passed to dedup, no AWS variable in the Spark engine's environment: its driver and
+executors reach the index with S3A's settings), the local engine through the usual AWS variables, and compares the
 exit codes, summaries and tables of two nights (bad rows, replaced documents) with the local engine's:
 
     inputs on S3, index in a directory      spark, spark
@@ -143,7 +144,7 @@ def main() -> None:
     try:
         endpoint = f"http://127.0.0.1:{server._server.server_port}"
         aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-               "AWS_ENDPOINT_URL": endpoint}  # for dedup's own S3 clients (the index), as any AWS tool reads them
+               "AWS_ENDPOINT_URL": endpoint}  # the local engine's S3 clients (the index), as any AWS tool reads them
         os.environ.update(aws)
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
@@ -158,6 +159,9 @@ def main() -> None:
             settings = {**DEFAULTS, "spark.jars": ",".join(map(str, jars)), "spark.hadoop.fs.s3a.endpoint": endpoint}
             (conf / "spark-defaults.conf").write_text("".join(f"{k} {v}\n" for k, v in settings.items()), "utf-8")
             env = {**os.environ, "PYTHONPATH": str(ROOT), "SPARK_CONF_DIR": str(conf)}
+            # the Spark engine's runs know S3 only from spark-defaults.conf, as on a cluster configured for S3A:
+            # its driver and executors reach the index with S3A's settings
+            cluster = {k: v for k, v in env.items() if k not in aws}
             spark = ("--engine", "spark", "--spark-master", "local[2]")
             local_dir = work / "local"
             ref = [ingest(str(folder), local_dir, env), ingest(str(second), local_dir, env)]
@@ -169,20 +173,20 @@ def main() -> None:
             mine = (f"{folder}/", f"{second}/")
             theirs = (*mine, f"s3a://{BUCKET}/night/", f"s3a://{BUCKET}/night2/")
             # inputs on S3, read by the Spark engine's executors through S3A; the index in a directory
-            runs = [ingest(f"s3a://{BUCKET}/night/", work / "s3in", env, *spark),
-                    ingest(f"s3a://{BUCKET}/night2/", work / "s3in", env, *spark)]
+            runs = [ingest(f"s3a://{BUCKET}/night/", work / "s3in", cluster, *spark),
+                    ingest(f"s3a://{BUCKET}/night2/", work / "s3in", cluster, *spark)]
             problems += compare("spark engine, inputs on S3", (ref, local_dir, mine),
                                 (runs, str(work / "s3in"), theirs))
             # the index on S3 too: the Spark engine builds it (its executors write the bucket files, Spark reads
             # the index through S3A), then the local engine extends it
             index = f"s3a://{BUCKET}/index-spark"
-            runs = [ingest(f"s3a://{BUCKET}/night/", index, env, *spark), ingest(str(second), index, env)]
+            runs = [ingest(f"s3a://{BUCKET}/night/", index, cluster, *spark), ingest(str(second), index, env)]
             problems += compare(f"index {index}, spark engine then local", (ref, local_dir, mine),
                                 (runs, index, theirs))
             # the local engine on an index on S3, then the Spark engine extends it
             index = f"s3://{BUCKET}/index-local"
             runs = [ingest(str(folder), index, env), ingest(f"s3a://{BUCKET}/night2/", index.replace("s3:", "s3a:"),
-                                                           env, *spark)]
+                                                           cluster, *spark)]
             problems += compare(f"index {index}, local engine then spark", (ref, local_dir, mine),
                                 (runs, index, theirs))
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -285,3 +286,31 @@ def test_killed_writers_leave_the_last_commit(s3, tmp_path: Path) -> None:
             == {k: v for k, v in tables(tmp_path / "dir").items() if k != "rejected"})
     open_writer(uri)  # a writer's opening removes what the killed runs wrote for generations now taken
     assert set(store.listing("tables")) == listed(store)
+
+
+def test_s3a_settings_reach_the_index_without_the_environment(s3, monkeypatch) -> None:
+    """A cluster configured for S3A only (spark-defaults.conf, no AWS variable): the Spark engine takes the
+    index's endpoint and keys from S3A's settings, a bucket's own first, and with them alone a writer commits;
+    executors receive the settings with the store, not the driver's state. (scripts/check_s3.py runs whole
+    ingests so, through S3A's jars.)"""
+    from dedup.engines.spark import SparkEngine
+
+    with SparkEngine("local[1]") as engine:
+        conf = engine.spark.sparkContext._jsc.hadoopConfiguration()
+        for key, value in {"fs.s3a.endpoint": "http://127.0.0.1:9", "fs.s3a.access.key": "testing",
+                           "fs.s3a.bucket.news.endpoint": s3["AWS_ENDPOINT_URL"], "fs.s3a.secret.key": "testing",
+                           "fs.s3a.path.style.access": "true"}.items():
+            conf.set(key, value)
+        settings = engine.s3_settings("s3a://news/cluster-index")
+        assert engine.s3_settings("s3://news/cluster-index") == ()  # EMR's s3:// is not S3A: the environment's
+    assert dict(settings) == {"endpoint": s3["AWS_ENDPOINT_URL"], "access_key": "testing", "secret_key": "testing",
+                              "path_style": "true", "ssl": "true"}  # Hadoop's default; the endpoint's http:// wins
+    for name in s3:
+        monkeypatch.delenv(name)
+    w = open_writer("s3a://news/cluster-index", settings)
+    w.stage("rejected", SCHEMAS["rejected"].empty_table())
+    w.commit()
+    store = ObjectStore.of("s3a://news/cluster-index", settings)
+    assert store.manifests() == ["manifests/0000000001.json"] and set(store.listing("tables")) == listed(store)
+    sent = pickle.loads(pickle.dumps(w.root))
+    assert sent == store and sent.settings == settings and not sent.written and w.root.written

@@ -214,6 +214,11 @@ class LocalEngine:
     partition = staticmethod(partition)  # clusters of the index, see `dedup.batch.recluster`
 
     @staticmethod
+    def s3_settings(index: str) -> tuple[tuple[str, str], ...]:
+        """How dedup reaches an index on S3 (`dedup.store.remote`): here, as the environment says."""
+        return ()
+
+    @staticmethod
     def stage_buckets(w: Writer, sk: Sketched, first: int, dates: np.ndarray | None) -> list[BucketRun]:
         """In a writer thread, the chunk's bucket files (its documents numbered from `first`): one, or with a
         window one per period of its documents' dates."""

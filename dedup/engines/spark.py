@@ -54,7 +54,8 @@ from dedup.readers import (FieldMap, Record, Rejection, RemoteFile, read_file, s
                            unsupported_type)
 from dedup.sketch import Sketches, sketch_index
 from dedup.store import SCHEMAS, Writer
-from dedup.store.files import location, write_table
+from dedup.store.files import write_table
+from dedup.store.remote import S3A, ObjectStore
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -97,7 +98,8 @@ class _SparkSketched(Sketched):
     runs: list[BucketRun]
 
 
-def _sketch_task(p: Params, signatures: bool, root: str, generation: int) -> Callable[[Batches], Batches]:
+def _sketch_task(p: Params, signatures: bool, root: Path | ObjectStore, generation: int
+                 ) -> Callable[[Batches], Batches]:
     def run(batches: Batches) -> Batches:
         for b in batches:
             yield _sketch_batch(b, p, signatures, root, generation)
@@ -110,7 +112,8 @@ def _lists(lengths: np.ndarray, values: np.ndarray, type_: pa.DataType) -> pa.Li
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values, type_))
 
 
-def _sketch_batch(b: pa.RecordBatch, p: Params, signatures: bool, root: str, generation: int) -> pa.RecordBatch:
+def _sketch_batch(b: pa.RecordBatch, p: Params, signatures: bool, root: Path | ObjectStore, generation: int
+                  ) -> pa.RecordBatch:
     """On an executor: sketch a batch of texts (i, doc_id, text, matchable) as `stage.sketch_admitted` does and
     stage the bucket file of its matchable documents as `stage.bucket_run` makes it (the driver only lists it: its
     rows, ~250 a document, never pass through the driver). `file`: that file (relative to the index), null for a
@@ -123,7 +126,7 @@ def _sketch_batch(b: pa.RecordBatch, p: Params, signatures: bool, root: str, gen
     if len(linkable):
         rows = bucket_rows(b.column("doc_id").take(pa.array(linkable)), sk.signatures[linkable],
                            sk.lead[linkable] if len(sk.lead) else sk.lead, sk.anchors[linkable], p)
-        rel = write_table(location(root), "buckets", rows, generation, whole=True)
+        rel = write_table(root, "buckets", rows, generation, whole=True)
         files = pc.if_else(pa.array(banded), rel, files)
     sig = sk.signatures if signatures else np.empty((n, 0), np.uint32)
     return pa.RecordBatch.from_pydict({
@@ -265,6 +268,18 @@ class SparkEngine(LocalEngine):
             raise InputError(f"--index {index}: Spark cannot read it ({reason}); give the URI in a scheme the "
                              "cluster's Hadoop reads (s3a:// with hadoop-aws; s3:// on EMR)") from None
 
+    def s3_settings(self, index: str) -> tuple[tuple[str, str], ...]:
+        """The cluster's S3A settings for an `s3a://` index's bucket (`dedup.store.remote.S3A`; a bucket's own
+        `fs.s3a.bucket.<bucket>.*` first): dedup's own S3 clients, on the driver and the executors, then use what
+        Spark's S3A uses. None set (or another scheme): the environment's, as for any AWS tool."""
+        if not index.lower().startswith("s3a://"):
+            return ()
+        conf = self.spark.sparkContext._jsc.hadoopConfiguration()
+        bucket = index.split("://", 1)[1].split("/", 1)[0]
+        found = ((name, conf.get(f"fs.s3a.bucket.{bucket}.{key}") or conf.get(f"fs.s3a.{key}"))
+                 for key, name in S3A.items())
+        return tuple((name, str(value)) for name, value in found if value)
+
     def list_uris(self, files: list[Path | str | RemoteFile], skipped: list[Rejection]) -> None:
         """Replace each URI of `files` by the files below it, listed by Hadoop's FileSystem as `expand_paths`
         lists a local directory (recursively, sorted, hidden names skipped, unsupported files in `skipped`)."""
@@ -371,7 +386,7 @@ class SparkEngine(LocalEngine):
                           "doc_id": pa.array([r.doc_id for r in admission.records], pa.string()),
                           "text": admission.texts, "matchable": pa.array(matchable(admission.records))})
         self._stage("sketch")
-        task = _sketch_task(w.params, signatures, str(w.root), w.manifest.generation + 1)
+        task = _sketch_task(w.params, signatures, w.root, w.manifest.generation + 1)
         got = (self.spark.createDataFrame(texts).coalesce(-(-n // FILE_DOCS))  # a big cluster: no tiny files
                .mapInArrow(task, SKETCH_SCHEMA).toArrow())
         got = got.take(pc.sort_indices(got["i"]))

@@ -37,10 +37,11 @@ SUPERSEDED = "superseded"  # files a commit stopped using, kept for readers of o
 COMPACT_TMP = "tables/_compact_tmp"  # DuckDB spill directory of writers, removed with the leftovers
 
 
-def location(index: str | os.PathLike) -> Path | ObjectStore:
-    """Where the index `index` is: a directory (resolved), or a prefix on an object store (`dedup.store.remote`)."""
+def location(index: str | os.PathLike, settings: tuple[tuple[str, str], ...] = ()) -> Path | ObjectStore:
+    """Where the index `index` is: a directory (resolved), or a prefix on an object store (`dedup.store.remote`;
+    `settings`: how to reach it, else the environment's)."""
     if is_remote(index):
-        return ObjectStore.of(index)  # type: ignore[arg-type]
+        return ObjectStore.of(index, settings)  # type: ignore[arg-type]
     return Path(index).resolve()
 
 

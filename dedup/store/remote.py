@@ -17,9 +17,10 @@ later generations belong to a writer that may still be running and are left alon
 in place for readers of older manifests until the grace period is over (`dedup.store.grace_seconds`).
 
 Credentials and the endpoint come from the environment as for any AWS tool (AWS_ACCESS_KEY_ID, AWS_PROFILE, an
-instance or pod role; AWS_ENDPOINT_URL for another store): pyarrow's S3 filesystem reads and writes the files,
-boto3 makes the conditional put (`pip install 'dedup[s3]'`). `s3a://` URIs, as Spark's S3A names them, are the same
-objects.
+instance or pod role; AWS_ENDPOINT_URL for another store), or, with the Spark engine and an `s3a://` URI, from the
+cluster's S3A settings (`S3A`: its endpoint, keys, region, path style), so that a cluster configured for S3A needs
+nothing more. pyarrow's S3 filesystem reads and writes the files, boto3 makes the conditional put
+(`pip install 'dedup[s3]'`). `s3a://` URIs, as Spark's S3A names them, are the same objects.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ from dedup.integrity import checksum_of
 
 _REMOTE = re.compile(r"^(s3|s3a)://([^/]+)(/.*)?$", re.IGNORECASE)
 MANIFESTS = "manifests"
+# Hadoop's S3A settings an index on S3 takes from a Spark cluster's configuration (per bucket first:
+# fs.s3a.bucket.<bucket>.endpoint, ...), and the names this module gives them
+S3A = {"endpoint": "endpoint", "access.key": "access_key", "secret.key": "secret_key",
+       "session.token": "session_token", "endpoint.region": "region", "path.style.access": "path_style",
+       "connection.ssl.enabled": "ssl"}
 KEEP_MANIFESTS = 10  # older manifests are removed: a reader reads its manifest once, when it opens the index
 
 
@@ -60,11 +66,17 @@ class ObjectStore:
     """An index's prefix on an object store: where its files are, and the few operations a writer needs."""
 
     uri: str  # s3://bucket/prefix or s3a://..., as given, without a trailing slash
+    # connection settings (S3A's values by this module's names), else the environment's: see the module's doc
+    settings: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     # checksums of the files this process wrote (relative path -> manifest entry): a commit need not read them back
     written: dict[str, dict] = field(default_factory=dict, compare=False, repr=False)
 
+    def __reduce__(self) -> tuple:
+        """Sent to Spark's executors as its URI and settings (not the driver's filesystem or checksums)."""
+        return (ObjectStore, (self.uri, self.settings))
+
     @classmethod
-    def of(cls, index: str) -> ObjectStore:
+    def of(cls, index: str, settings: tuple[tuple[str, str], ...] = ()) -> ObjectStore:
         m = _REMOTE.match(index)
         if m is None:
             raise IndexProblem(f"{index}: not an object store URI (s3://bucket/prefix)")
@@ -72,14 +84,32 @@ class ObjectStore:
         if not prefix:
             raise IndexProblem(f"{index}: give the index a prefix of its own in the bucket (s3://bucket/news-index): "
                                "its writers remove files under it that no manifest lists")
-        return cls(f"{m.group(1).lower()}://{m.group(2)}/{prefix}")
+        return cls(f"{m.group(1).lower()}://{m.group(2)}/{prefix}", settings)
+
+    @property
+    def bucket(self) -> str:
+        return self.base.split("/", 1)[0]
+
+    def _endpoint(self) -> tuple[str | None, str]:
+        """The settings' endpoint (host[:port]) and scheme."""
+        s = dict(self.settings)
+        endpoint, scheme = s.get("endpoint") or None, "http" if s.get("ssl") == "false" else "https"
+        if endpoint and "://" in endpoint:
+            scheme, endpoint = endpoint.split("://", 1)
+        return endpoint, scheme
 
     def __str__(self) -> str:
         return self.uri
 
     @cached_property
     def fs(self) -> pafs.FileSystem:
+        s = dict(self.settings)
         try:
+            if self.settings:
+                endpoint, scheme = self._endpoint()
+                return pafs.S3FileSystem(access_key=s.get("access_key"), secret_key=s.get("secret_key"),
+                                         session_token=s.get("session_token"), region=s.get("region"),
+                                         endpoint_override=endpoint, scheme=scheme)
             fs, _ = pafs.FileSystem.from_uri(self.path(""))
         except (OSError, pa.ArrowException) as e:
             raise IndexProblem(f"{self.uri}: cannot reach the object store: {e}") from e
@@ -146,13 +176,20 @@ class ObjectStore:
         """Write `rel` only if no object has that name (S3's conditional put); False if one has."""
         try:
             import boto3
+            from botocore.config import Config
             from botocore.exceptions import ClientError
         except ImportError:
             raise IndexProblem(f"{self.uri}: an index on S3 needs boto3 for its commits: pip install 'dedup[s3]'") \
                 from None
         bucket, _, prefix = self.base.partition("/")
+        s = dict(self.settings)
+        endpoint, scheme = self._endpoint()
+        client = boto3.client("s3", endpoint_url=endpoint and f"{scheme}://{endpoint}",
+                              aws_access_key_id=s.get("access_key"), aws_secret_access_key=s.get("secret_key"),
+                              aws_session_token=s.get("session_token"), region_name=s.get("region"),
+                              config=Config(s3={"addressing_style": "path"}) if s.get("path_style") == "true" else None)
         try:
-            boto3.client("s3").put_object(Bucket=bucket, Key=f"{prefix}/{rel}", Body=data, IfNoneMatch="*")
+            client.put_object(Bucket=bucket, Key=f"{prefix}/{rel}", Body=data, IfNoneMatch="*")
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
                 return False

@@ -134,7 +134,8 @@ def row_group_size(name: str) -> int:
 WHOLE_DOCUMENTS = b"dedup.whole_documents"
 
 
-def whole_documents(path: str | Path) -> bool:
-    """Does this bucket file hold all bucket rows of each of its documents (see WHOLE_DOCUMENTS)?"""
-    meta = pq.read_schema(path).metadata or {}
+def whole_documents(path: str | Path, filesystem: object = None) -> bool:
+    """Does this bucket file hold all bucket rows of each of its documents (see WHOLE_DOCUMENTS)? (`filesystem`:
+    the pyarrow filesystem `path` is on, else the path's own)"""
+    meta = pq.read_schema(path, filesystem=filesystem).metadata or {}
     return meta.get(WHOLE_DOCUMENTS) == b"1"

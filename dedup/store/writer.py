@@ -159,7 +159,7 @@ class Staging:
             if not hit:
                 continue
             kept = fetch(con, f"SELECT * FROM read_parquet({path}) t WHERE NOT ({cond})")
-            whole = name == "buckets" and whole_documents(self.path(rel))  # dropping whole documents keeps it so
+            whole = name == "buckets" and self._whole(rel)  # dropping whole documents keeps it so
             dropped += hit
             if rel in self.staged[name]:
                 self.staged[name].remove(rel)
@@ -169,6 +169,11 @@ class Staging:
             if kept.num_rows:  # a subset of the file's documents: its date range still bounds them
                 self.stage(name, kept, whole=whole, span=self.span(rel))
         return dropped
+
+    def _whole(self, rel: str) -> bool:
+        if isinstance(self.root, ObjectStore):  # through its filesystem: its settings may not be the environment's
+            return whole_documents(f"{self.root.base}/{rel}", self.root.fs)
+        return whole_documents(self.root / rel)
 
     def abort(self) -> None:
         """Forget and delete everything staged; the index stays at its last commit."""
@@ -377,9 +382,10 @@ class StoreWriter(Writer):
         return True
 
 
-def open_writer(index: str | os.PathLike, **options: object) -> Writer:
-    """The writer of the index `index`: a directory, or an object store URI (`dedup.store.remote`)."""
-    root = location(index)
+def open_writer(index: str | os.PathLike, settings: tuple[tuple[str, str], ...] = (), **options: object) -> Writer:
+    """The writer of the index `index`: a directory, or an object store URI (`dedup.store.remote`; `settings`:
+    how to reach it, else the environment's)."""
+    root = location(index, settings)
     if isinstance(root, ObjectStore):
         return StoreWriter(root, **options)  # type: ignore[arg-type]
     return Writer(root, **options)  # type: ignore[arg-type]
