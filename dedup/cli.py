@@ -123,7 +123,8 @@ def _setup_logging(level: int) -> None:
 
 
 _index_opt = click.option("--index", "index", required=True, type=click.Path(file_okay=False), envvar="DEDUP_INDEX",
-                          show_envvar=True, help="Index directory (default: $DEDUP_INDEX).")
+                          show_envvar=True,
+                          help="Index directory, or s3://bucket/prefix for an index on S3 (default: $DEDUP_INDEX).")
 
 
 @main.command("ingest")

@@ -21,6 +21,7 @@ from dedup.errors import DocumentNotFound
 from dedup.runtime import prepare_process
 from dedup.sketch import sketch_index
 from dedup.store import SUPERSEDED, TABLES, Snapshot, check_files, fetch
+from dedup.store.files import file_path
 from dedup.verify import verify_pairs
 
 T = TypeVar("T")
@@ -122,7 +123,7 @@ class SnapshotReader:
         try:
             return read()
         except duckdb.PermissionException as e:
-            if str(self.snapshot.root) not in str(e):  # the query named another file: refused, nothing to check
+            if file_path(self.snapshot.root, "").rstrip("/") not in str(e):  # the query named another file: refused
                 raise
             failed = e  # a listed file is gone (DuckDB then looks for it as a directory, outside what is allowed)
         except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException,

@@ -167,6 +167,9 @@ def test_replaced_files_stay_for_readers_until_the_grace_period(uri: str, monkey
     dedup.ingest(rows[5:6], uri)  # unchanged: a commit that collects the garbage
     assert not garbage & set(store.listing("tables"))
     assert dedup.Index(uri).sql("SELECT count(*) AS n FROM documents WHERE text LIKE '%Updated.'")["n"][0].as_py() == 3
+    # the old reader's files are gone now: its next query moves it to the last commit by itself
+    assert reader.sql("SELECT count(*) AS n FROM documents WHERE text LIKE '%Updated.'")["n"][0].as_py() == 3
+    assert reader.snapshot.manifest.generation == 3
 
 
 def test_damage_and_wrong_places_are_reported(uri: str, tmp_path: Path) -> None:
