@@ -317,3 +317,38 @@ def test_s3a_settings_reach_the_index_without_the_environment(s3, monkeypatch) -
     assert store.manifests() == ["manifests/0000000001.json"] and set(store.listing("tables")) == listed(store)
     sent = pickle.loads(pickle.dumps(w.root))
     assert sent == store and sent.settings == settings and not sent.written and w.root.written
+
+
+@pytest.mark.parametrize("outcome", ["written", "lost", "unknown"])
+def test_a_commit_whose_answer_is_lost_is_settled_by_reading_back(uri: str, monkeypatch, outcome: str) -> None:
+    """The commit's put fails without an answer (a connection lost): if its manifest is there it was committed;
+    if not, nothing was and the writer's files go; if that cannot be told, its files stay (the manifest may list
+    them) for the next writer to sort out."""
+    import botocore.client
+    from botocore.exceptions import EndpointConnectionError
+
+    dedup.ingest([ARTICLES / "news_copies.jsonl"], uri)
+    store = ObjectStore.of(uri)
+    real = botocore.client.BaseClient._make_api_call
+
+    def cut(self, operation, params):
+        if operation == "PutObject":
+            if outcome == "written":
+                real(self, operation, params)
+            raise EndpointConnectionError(endpoint_url="http://s3")
+        return real(self, operation, params)
+
+    w = open_writer(uri)
+    mine = w.stage("rejected", SCHEMAS["rejected"].empty_table())
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", cut)
+    if outcome == "unknown":
+        monkeypatch.setattr(ObjectStore, "read", lambda self, rel: (_ for _ in ()).throw(OSError("timed out")))
+    if outcome == "written":
+        with w:
+            w.commit()
+    else:
+        with pytest.raises(IndexProblem, match="cannot tell" if outcome == "unknown" else "cannot write"), w:
+            w.commit()  # the error leaves the writer as a failed ingest does
+    monkeypatch.undo()
+    assert dedup.store.read_manifest(store).generation == (2 if outcome == "written" else 1)
+    assert (mine in store.listing("tables")) == (outcome != "lost")

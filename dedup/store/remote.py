@@ -50,6 +50,11 @@ S3A = {"endpoint": "endpoint", "access.key": "access_key", "secret.key": "secret
 KEEP_MANIFESTS = 10  # older manifests are removed: a reader reads its manifest once, when it opens the index
 
 
+class CommitUnknown(IndexProblem):
+    """The commit's put failed without an answer and its manifest could not be read back: it may have been
+    committed, so the writer must not delete what it wrote (the next writer removes it if it was not)."""
+
+
 def is_remote(index: object) -> bool:
     """An index given as an object store URI (s3://bucket/prefix, s3a://...)."""
     return isinstance(index, str) and _REMOTE.match(index) is not None
@@ -85,10 +90,6 @@ class ObjectStore:
             raise IndexProblem(f"{index}: give the index a prefix of its own in the bucket (s3://bucket/news-index): "
                                "its writers remove files under it that no manifest lists")
         return cls(f"{m.group(1).lower()}://{m.group(2)}/{prefix}", settings)
-
-    @property
-    def bucket(self) -> str:
-        return self.base.split("/", 1)[0]
 
     def _endpoint(self) -> tuple[str | None, str]:
         """The settings' endpoint (host[:port]) and scheme."""
@@ -141,10 +142,6 @@ class ObjectStore:
         with self.fs.open_input_stream(f"{self.base}/{rel}") as f:
             return f.read()
 
-    def size(self, rel: str) -> int | None:
-        info = self.fs.get_file_info(f"{self.base}/{rel}")
-        return info.size if info.type == pafs.FileType.File else None
-
     def write(self, rel: str, data: bytes | pa.Buffer) -> None:
         with self.fs.open_output_stream(f"{self.base}/{rel}") as f:
             f.write(data)
@@ -173,11 +170,13 @@ class ObjectStore:
                 pass
 
     def create(self, rel: str, data: bytes) -> bool:
-        """Write `rel` only if no object has that name (S3's conditional put); False if one has."""
+        """Write `rel` only if no object has that name (S3's conditional put); False if one has. A put that fails
+        otherwise is settled by reading `rel` back: raises IndexProblem if it is not there, CommitUnknown if that
+        cannot be told."""
         try:
             import boto3
             from botocore.config import Config
-            from botocore.exceptions import ClientError
+            from botocore.exceptions import BotoCoreError, ClientError
         except ImportError:
             raise IndexProblem(f"{self.uri}: an index on S3 needs boto3 for its commits: pip install 'dedup[s3]'") \
                 from None
@@ -193,8 +192,21 @@ class ObjectStore:
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict"):
                 return False
-            raise IndexProblem(f"{self.uri}: cannot write {rel}: {e}") from e
-        return True
+            failed: Exception = e
+        except BotoCoreError as e:  # no answer (a connection lost): the object may have been written
+            failed = e
+        else:
+            return True
+        try:
+            there = self.read(rel)
+        except FileNotFoundError:
+            raise IndexProblem(f"{self.uri}: cannot write {rel}: {failed}") from None
+        except OSError:
+            raise CommitUnknown(f"{self.uri}: cannot tell whether {rel} was written ({failed}); run `dedup check "
+                                f"--index {self.uri}`, then the command again") from None
+        if there == data:
+            return True
+        return False  # another writer's
 
     def register(self, con: duckdb.DuckDBPyConnection) -> None:
         """Let `con` read s3:// URIs through this store's pyarrow filesystem (no DuckDB extension to download)."""

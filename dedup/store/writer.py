@@ -30,7 +30,7 @@ from dedup.store.files import (COMPACT_TMP, MANIFEST, SUPERSEDED, check_creatabl
 from dedup.store.lock import WriterLock
 from dedup.store.manifest import (DamagedError, Manifest, check_files, read_manifest, write_manifest,
                                   write_views)
-from dedup.store.remote import ObjectStore, is_remote
+from dedup.store.remote import CommitUnknown, ObjectStore, is_remote
 from dedup.store.schema import SCHEMAS, TABLES, sql_str, whole_documents
 
 GRACE_SECONDS = 300.0  # default; DEDUP_GRACE_SECONDS in a writer's environment sets another (see `grace_seconds`)
@@ -367,7 +367,9 @@ class StoreWriter(Writer):
         self._reset()
 
     def __exit__(self, exc_type: type | None, *exc: object) -> None:
-        if exc_type is not None:
+        if exc_type is not None and issubclass(exc_type, CommitUnknown):
+            self._reset()  # what it wrote may be listed by the manifest it could not read back: left in place
+        elif exc_type is not None:
             self.abort()
             if self.created and self.manifest.generation == 0:  # the first batch's empty tables
                 self.root.delete([f for files in self.manifest.tables.values() for f in files])  # type: ignore[union-attr]
