@@ -219,17 +219,21 @@ def test_spark_is_refused_an_index_uri_its_hadoop_cannot_read(uri: str) -> None:
     assert ObjectStore.of(uri).listing("") == {}
 
 
-def test_compact_retire_and_upgrade_on_s3_as_in_a_directory(s3, tmp_path: Path, monkeypatch) -> None:
-    """The maintenance commands on an index on S3 change it as they change the same index in a directory: compaction
-    merges its files (streamed to S3), a purge removes old documents from every table, upgrade finds nothing to
-    do; `dedup check` passes and, after the grace period, S3 holds exactly the files the manifest lists."""
+@pytest.mark.parametrize("window", [0, 30])
+def test_compact_retire_and_upgrade_on_s3_as_in_a_directory(s3, tmp_path: Path, monkeypatch, window: int) -> None:
+    """The maintenance commands on an index on S3, with and without a time window, change it as they change the
+    same index in a directory: compaction merges its files (streamed to S3), a purge removes old documents from
+    every table, upgrade finds nothing to do; `dedup check` passes and, after the grace period, S3 holds exactly
+    the files the manifest lists."""
     monkeypatch.setenv("DEDUP_GRACE_SECONDS", "0")
     runner = CliRunner()
     uri = f"s3://news/maintained-{next(_prefixes)}"
     indexes = (uri, str(tmp_path / "dir"))
-    for night in nights(tmp_path):
+    for k, night in enumerate(nights(tmp_path)):
         for ix in indexes:
-            runner.invoke(main, ["ingest", str(night), "--index", ix])
+            got = runner.invoke(main, ["ingest", str(night), "--index", ix,
+                                       *(["--window", str(window)] if window and not k else [])])
+            assert got.exit_code in (0, 3), got.output
     for args in (["compact"], ["retire", "--before", "2005-01-01", "--purge"]):
         got = [runner.invoke(main, [*args, "--index", ix, "--json"]) for ix in indexes]
         assert got[0].exit_code == got[1].exit_code == 0, got[0].output
@@ -240,6 +244,7 @@ def test_compact_retire_and_upgrade_on_s3_as_in_a_directory(s3, tmp_path: Path, 
     assert got.exit_code == 0 and "at format version 2" in got.output
     assert json.loads(runner.invoke(main, ["stats", "--index", uri, "--json"]).stdout)["documents"] < 300  # purged
     assert tables(uri) == tables(indexes[1])
+    assert bool(dedup.store.read_manifest(ObjectStore.of(uri)).ranges) == bool(window)  # dated bucket files
     assert json.loads(runner.invoke(main, ["check", "--index", uri, "--json"]).stdout)["ok"]
     kept = dedup.Index(uri).sql("SELECT doc_id AS id, text FROM documents LIMIT 1").to_pylist()
     dedup.ingest(kept, uri)  # unchanged: a commit after the grace period, which collects the garbage
