@@ -16,8 +16,9 @@ paths given as URIs (hdfs://, s3a://, file://) are listed by Hadoop's FileSystem
 executors (`binaryFile`, a file per task, parsed by dedup's own readers into the same records and rejections);
 their rows come back to the driver in input order. The executors write the bucket files (their rows never pass
 through the driver), the driver the others; the writer lists them all and commits. Executors read and write the
-index's Parquet files, so on a cluster the index directory must be on a POSIX filesystem every node sees at the
-same path.
+index's Parquet files, so on a cluster the index is either a directory on a POSIX filesystem every node sees at the
+same path or on S3 (`dedup.store.remote`): Spark then reads its files through the URI's scheme, and dedup's own
+clients take S3A's settings from the cluster's configuration (`SparkEngine.s3_settings`).
 
 On a cluster, spark-submit runs this file (`main`): `spark-submit --master yarn .../dedup/engines/spark.py PATHS
 --index DIR` takes the arguments of `dedup ingest`; dedup must be installed on the driver and every executor.
