@@ -357,3 +357,17 @@ def test_a_commit_whose_answer_is_lost_is_settled_by_reading_back(uri: str, monk
     monkeypatch.undo()
     assert dedup.store.read_manifest(store).generation == (2 if outcome == "written" else 1)
     assert (mine in store.listing("tables")) == (outcome != "lost")
+
+
+def test_duckdb_asks_s3_nothing_it_was_told_by_the_listing(uri: str, monkeypatch) -> None:
+    """DuckDB asks each file's size, time and existence several times per query (a HEAD request each on S3,
+    ~20 ms apiece on a real bucket): the listing the index was opened with answers them all."""
+    from fsspec.implementations.arrow import ArrowFSWrapper
+
+    dedup.ingest([ARTICLES / "news_copies.jsonl"], uri)
+    asked: list[str] = []
+    real = ArrowFSWrapper.info
+    monkeypatch.setattr(ArrowFSWrapper, "info", lambda self, path, **kw: asked.append(path) or real(self, path, **kw))
+    ix = dedup.Index(uri)
+    n = ix.sql("SELECT count(*) AS n FROM copies")["n"][0].as_py()
+    assert n == 25 and asked == []

@@ -208,6 +208,12 @@ class ObjectStore:
             return True
         return False  # another writer's
 
+    @cached_property
+    def tables(self) -> dict[str, pafs.FileInfo]:
+        """The table files as listed when first asked (by their paths on the filesystem, `fs`): they never change
+        once written, so what DuckDB asks of them (size, time, existence; ten requests a file) is answered here."""
+        return {info.path: info for info in self.listing("tables").values()}
+
     def register(self, con: duckdb.DuckDBPyConnection) -> None:
         """Let `con` read s3:// URIs through this store's pyarrow filesystem (no DuckDB extension to download)."""
         try:
@@ -215,9 +221,19 @@ class ObjectStore:
         except ImportError:
             raise IndexProblem(f"{self.uri}: DuckDB reads an index on S3 through fsspec: pip install 'dedup[s3]'") \
                 from None
+        known = self.tables
 
         class S3(ArrowFSWrapper):
             protocol = ("s3",)
+
+            def info(self, path: str, **kwargs: object) -> dict:
+                got = known.get(self._strip_protocol(path))
+                if got is None:  # written since the listing, or not a table file
+                    return super().info(path, **kwargs)
+                return {"name": got.path, "size": got.size, "type": "file", "mtime": got.mtime}
+
+            def modified(self, path: str) -> object:
+                return self.info(path)["mtime"]
 
         con.register_filesystem(S3(self.fs))
 
