@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -48,6 +49,40 @@ S3A = {"endpoint": "endpoint", "access.key": "access_key", "secret.key": "secret
        "session.token": "session_token", "endpoint.region": "region", "path.style.access": "path_style",
        "connection.ssl.enabled": "ssl"}
 KEEP_MANIFESTS = 10  # older manifests are removed: a reader reads its manifest once, when it opens the index
+
+
+class PositionalFile:
+    """A file DuckDB reads from several threads at once. DuckDB's fsspec bridge reads at an offset as two calls,
+    `seek` then `read`, each taking the GIL on its own, so with one position per file another thread's seek could
+    land between them and a thread would read another's bytes (seen: Parquet footers that did not decode). Here each
+    thread has its own position, and reads are pyarrow's positional `read_at`."""
+
+    def __init__(self, f: pa.NativeFile) -> None:
+        self._file = f
+        self._at = threading.local()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = 0 if whence == 0 else self.tell() if whence == 1 else self._file.size()
+        self._at.pos = base + offset
+        return self._at.pos
+
+    def tell(self) -> int:
+        return getattr(self._at, "pos", 0)
+
+    def read(self, n: int = -1) -> bytes:
+        pos = self.tell()
+        if n is None or n < 0:
+            n = self._file.size() - pos
+        data = self._file.read_at(n, pos)
+        self._at.pos = pos + len(data)
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
 
 
 class CommitUnknown(IndexProblem):
@@ -216,6 +251,12 @@ class ObjectStore:
 
     def register(self, con: duckdb.DuckDBPyConnection) -> None:
         """Let `con` read s3:// URIs through this store's pyarrow filesystem (no DuckDB extension to download)."""
+        con.register_filesystem(self.duckdb_filesystem())
+
+    def duckdb_filesystem(self) -> object:
+        """This store as the fsspec filesystem DuckDB reads through: what DuckDB asks of a listed file (size, time,
+        existence; ten HEAD requests a file per query) is answered from `tables`, and files opened for reading keep
+        a position per thread (`PositionalFile`)."""
         try:
             from fsspec.implementations.arrow import ArrowFSWrapper
         except ImportError:
@@ -235,7 +276,12 @@ class ObjectStore:
             def modified(self, path: str) -> object:
                 return self.info(path)["mtime"]
 
-        con.register_filesystem(S3(self.fs))
+            def _open(self, path: str, mode: str = "rb", **kwargs: object) -> object:
+                if mode != "rb":  # a plain session's COPY TO (`--allow-writes`)
+                    return super()._open(path, mode, **kwargs)
+                return PositionalFile(self.fs.open_input_file(self._strip_protocol(path)))
+
+        return S3(self.fs)
 
     # -- manifests
 
