@@ -399,3 +399,22 @@ def test_threads_reading_one_file_through_duckdb_bridge_get_their_own_bytes(uri:
     for t in threads:
         t.join()
     assert len(data) > 10_000 and not wrong
+
+
+def test_a_writer_outlasting_the_kept_manifests_commits_nothing(uri: str) -> None:
+    """Only the last 10 manifests are kept, so a writer that ran across more commits than that finds the manifest
+    of its generation gone and its conditional put succeeds: it must still fail, committing nothing, and leave
+    the index at the later commits."""
+    dedup.ingest([ARTICLES / "news_copies.jsonl"], uri)
+    store = ObjectStore.of(uri)
+    slow = open_writer(uri)
+    mine = slow.stage("rejected", SCHEMAS["rejected"].empty_table())
+    for _ in range(11):
+        w = open_writer(uri)
+        w.stage("rejected", SCHEMAS["rejected"].empty_table())
+        w.commit()
+    assert "manifests/0000000002.json" not in store.manifests()  # its generation's manifest, removed
+    with pytest.raises(IndexLocked, match="other writers committed up to"), slow:
+        slow.commit()
+    assert store.manifests()[-1] == "manifests/0000000012.json" and "manifests/0000000002.json" not in store.manifests()
+    assert dedup.store.read_manifest(store).generation == 12 and mine not in store.listing("tables")

@@ -300,10 +300,22 @@ class ObjectStore:
             raise IndexProblem(f"{self.path(names[-1])}: unreadable manifest: {e}") from e
 
     def commit_manifest(self, generation: int, data: bytes) -> None:
-        """The commit point: create manifest `generation`, or raise IndexLocked if another writer committed it."""
-        if not self.create(f"{MANIFESTS}/{generation:010d}.json", data):
+        """The commit point: create manifest `generation`, or raise IndexLocked if another writer committed it. A
+        writer that ran across more than KEEP_MANIFESTS commits finds its generation's manifest removed, so its put
+        succeeds: the listing after it shows the later ones, and it has committed nothing."""
+        name = f"{MANIFESTS}/{generation:010d}.json"
+        if not self.create(name, data):
             raise IndexLocked(f"{self.uri}: another writer committed generation {generation} while this one ran; "
                               "nothing was committed (run the command again: it starts from that commit)")
+        try:
+            latest = self.manifests()[-1]
+        except IndexProblem as e:
+            raise CommitUnknown(f"{self.uri}: cannot tell whether {name} is the last commit ({e}); run the command "
+                                "again") from None
+        if latest != name:
+            self.delete([name])
+            raise IndexLocked(f"{self.uri}: other writers committed up to {latest} while this one ran (from generation "
+                              f"{generation - 1}); nothing was committed (run the command again)")
         try:  # committed: the rest is best effort
             self.delete(self.manifests()[:-KEEP_MANIFESTS])
         except (OSError, IndexProblem) as e:
