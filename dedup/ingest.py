@@ -222,10 +222,10 @@ def ingest(sources: object, index: str | os.PathLike, params: Params | None = No
                          "which HDFS does not provide")
     prepare_process()
     libc()
-    with open_engine(engine, spark_master, inputs.files, inputs.unsupported,
-                     os.fspath(index) if is_remote(index) else None) as engine, \
-            open_writer(index, engine.s3_settings(os.fspath(index)) if is_remote(index) else (), params=params,
-                        requested=requested, defer_dated=True) as w:
+    on_s3 = os.fspath(index) if is_remote(index) else None
+    with open_engine(engine, spark_master, inputs.files, inputs.unsupported, on_s3) as engine, \
+            open_writer(index, engine.s3_settings(on_s3) if on_s3 else (), params=params, requested=requested,
+                        defer_dated=True) as w:
         meter = InputMeter(inputs.files)  # URIs listed now
         report = _reporting(progress, meter)
         s = Summary(batch=w.manifest.next_batch, stale_lock=w.stale_holder)

@@ -62,22 +62,34 @@ class Damage:
 def damage(root: Path | ObjectStore, files: Iterable[str], sums: dict[str, dict], hashes: bool = True,
            threads: int = 2) -> list[Damage]:
     """The listed `files` that are missing or differ from their entry in `sums` (the size only, unless
-    `hashes`); a file without an entry must at least have a readable Parquet footer."""
-    if not isinstance(root, Path):
-        return _store_damage(root, list(dict.fromkeys(files)), sums, hashes, threads)
+    `hashes`); a file without an entry must at least have a readable Parquet footer. On an object store the sizes
+    come from the listing the store took when it opened the index (`ObjectStore.tables`), not a request a file."""
+    if isinstance(root, Path):
+        size_of = lambda rel: (root / rel).stat().st_size  # noqa: E731
+        hash_of = lambda rel: _xxh3(root / rel)  # noqa: E731
+        footer = lambda rel: pq.ParquetFile(root / rel)  # noqa: E731
+    else:
+        listed = root.tables
+
+        def size_of(rel: str) -> int:
+            if rel not in listed:
+                raise FileNotFoundError(rel)
+            return listed[rel].size
+
+        hash_of = lambda rel: xxhash.xxh3_64_hexdigest(root.read(rel))  # noqa: E731
+        footer = lambda rel: pq.ParquetFile(pa.BufferReader(root.read(rel)))  # noqa: E731
 
     def one(rel: str) -> Damage | None:
-        path = root / rel
         expected = sums.get(rel)
         try:
-            size = path.stat().st_size
+            size = size_of(rel)
         except FileNotFoundError:
             return Damage(rel, "missing")
         except OSError as e:
-            return Damage(rel, f"unreadable: {e.strerror}")
+            return Damage(rel, f"unreadable: {e.strerror or e}")
         if expected is None:
             try:
-                pq.ParquetFile(path)
+                footer(rel)
             except Exception as e:  # noqa: BLE001 - any failure to parse the footer is damage
                 return Damage(rel, f"not a readable Parquet file ({e})")
             return None
@@ -85,9 +97,9 @@ def damage(root: Path | ObjectStore, files: Iterable[str], sums: dict[str, dict]
             return Damage(rel, f"size {size:,} bytes, the manifest says {expected['bytes']:,}")
         if hashes:
             try:
-                got = _xxh3(path)
+                got = hash_of(rel)
             except OSError as e:
-                return Damage(rel, f"unreadable: {e.strerror}")
+                return Damage(rel, f"unreadable: {e.strerror or e}")
             if got != expected["xxh3"]:
                 return Damage(rel, f"content differs from the manifest's checksum (xxh3 {got}, "
                                    f"expected {expected['xxh3']})")
@@ -96,35 +108,5 @@ def damage(root: Path | ObjectStore, files: Iterable[str], sums: dict[str, dict]
     files = list(dict.fromkeys(files))
     if not hashes:  # a stat per file: no thread worth starting
         return [d for d in map(one, files) if d is not None]
-    with ThreadPoolExecutor(max_workers=threads) as ex:
-        return [d for d in ex.map(one, files) if d is not None]
-
-
-def _store_damage(store: ObjectStore, files: list[str], sums: dict[str, dict], hashes: bool,
-                  threads: int) -> list[Damage]:
-    """`damage` on an object store: the sizes from one listing of the index's tables, the hashes by reading."""
-    sizes = {rel: info.size for rel, info in store.listing("tables").items()}
-
-    def one(rel: str) -> Damage | None:
-        expected = sums.get(rel)
-        if rel not in sizes:
-            return Damage(rel, "missing")
-        if expected is not None and sizes[rel] != expected["bytes"]:
-            return Damage(rel, f"size {sizes[rel]:,} bytes, the manifest says {expected['bytes']:,}")
-        if expected is None or hashes:
-            try:
-                data = store.read(rel)
-            except OSError as e:
-                return Damage(rel, f"unreadable: {e}")
-            if expected is None:
-                try:
-                    pq.ParquetFile(pa.BufferReader(data))
-                except Exception as e:  # noqa: BLE001 - any failure to parse the footer is damage
-                    return Damage(rel, f"not a readable Parquet file ({e})")
-            elif (got := xxhash.xxh3_64_hexdigest(data)) != expected["xxh3"]:
-                return Damage(rel, f"content differs from the manifest's checksum (xxh3 {got}, "
-                                   f"expected {expected['xxh3']})")
-        return None
-
     with ThreadPoolExecutor(max_workers=threads) as ex:
         return [d for d in ex.map(one, files) if d is not None]

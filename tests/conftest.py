@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -13,6 +14,28 @@ DATA = ROOT / "data"
 ARTICLES = DATA / "articles"
 SEED_ORIGINAL = "001_f7b29a746955773c"
 SEED_COPY = "000_6c3f8b3837a194f5"
+
+
+# the tables whose content is a batch's result, and the columns that order their rows (`at`, `started_at`... say
+# when, not what)
+RESULT_KEYS = {"documents": ["doc_id"], "buckets": ["band", "bucket", "doc_id"], "signatures": ["doc_id"],
+               "pairs": ["doc_a", "doc_b"], "clusters": ["doc_id"], "cluster_events": ["batch", "cluster_id", "kind"],
+               "rejected": ["batch", "file", "line", "reason"]}
+
+
+def index_tables(index: str | Path) -> dict[str, pa.Table]:
+    """Every table of `index` whose content is a batch's result, rows in a fixed order, for comparing indexes."""
+    import dedup
+
+    ix = dedup.Index(index)
+    out = {}
+    for name, keys in RESULT_KEYS.items():
+        t = ix.table(name)
+        if "at" in t.column_names:
+            t = t.drop(["at"])
+        out[name] = t.sort_by([(k, "ascending") for k in keys])
+    ix.close()
+    return out
 
 
 def load_articles() -> list[dict]:

@@ -30,11 +30,8 @@ from dedup.store import DamagedError, SCHEMAS
 from dedup.store.remote import ObjectStore
 from dedup.store.writer import open_writer
 
-from conftest import ARTICLES, load_articles
+from conftest import ARTICLES, index_tables, load_articles
 
-KEYS = {"documents": ["doc_id"], "buckets": ["band", "bucket", "doc_id"], "pairs": ["doc_a", "doc_b"],
-        "clusters": ["doc_id"], "cluster_events": ["batch", "cluster_id", "kind"],
-        "rejected": ["batch", "file", "line", "reason"]}
 AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
@@ -69,14 +66,7 @@ def uri(s3) -> str:
 
 
 def tables(index: str | Path) -> dict[str, list[dict]]:
-    ix = dedup.Index(index)
-    out = {}
-    for name, keys in KEYS.items():
-        t = ix.table(name)
-        out[name] = (t.drop(["at"]) if "at" in t.column_names else t).sort_by([(k, "ascending") for k in keys]
-                                                                             ).to_pylist()
-    ix.close()
-    return out
+    return {name: t.to_pylist() for name, t in index_tables(index).items()}
 
 
 def nights(d: Path) -> list[Path]:

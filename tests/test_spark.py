@@ -25,15 +25,9 @@ from dedup.cli import main
 from dedup.cluster import components
 from dedup.engines.spark import spark_session, star_components
 
-from conftest import ARTICLES, load_articles
+from conftest import ARTICLES, RESULT_KEYS, index_tables, load_articles
 
 NASTY = Path(__file__).resolve().parent / "nasty"
-# the columns that say when (not what): batches.started_at..., cluster_events.at
-KEYS = {"documents": ["doc_id"], "buckets": ["band", "bucket", "doc_id"], "signatures": ["doc_id"],
-        "pairs": ["doc_a", "doc_b"], "clusters": ["doc_id"], "cluster_events": ["batch", "cluster_id", "kind"],
-        "rejected": ["batch", "file", "line", "reason"]}
-
-
 @pytest.fixture(scope="module")
 def spark():
     session, _ = spark_session("local[2]")
@@ -42,21 +36,9 @@ def spark():
     session.stop()
 
 
-def tables(idx: Path) -> dict[str, pa.Table]:
-    """Every table whose content is the batch's result, rows in a fixed order."""
-    ix = dedup.Index(idx)
-    out = {}
-    for name, keys in KEYS.items():
-        t = ix.table(name)
-        if "at" in t.column_names:
-            t = t.drop(["at"])
-        out[name] = t.sort_by([(k, "ascending") for k in keys])
-    return out
-
-
 def assert_same_index(a: Path, b: Path) -> None:
-    ta, tb = tables(a), tables(b)
-    for name in KEYS:
+    ta, tb = index_tables(a), index_tables(b)
+    for name in RESULT_KEYS:
         assert ta[name].schema == tb[name].schema, name
         assert ta[name].to_pylist() == tb[name].to_pylist(), name
 
@@ -138,9 +120,9 @@ def test_uris_are_read_on_the_executors(spark, sample_index: Path, tmp_path: Pat
     local engine's, each document's file named by its URI."""
     on_spark = dedup.ingest([f"file://{ARTICLES}"], tmp_path / "idx", engine="spark")
     assert on_spark.indexed == 327 and on_spark.rejected == 0
-    local, remote = tables(sample_index), tables(tmp_path / "idx")
+    local, remote = index_tables(sample_index), index_tables(tmp_path / "idx")
     assert remote["documents"]["file"].to_pylist() == [f"file://{f}" for f in local["documents"]["file"].to_pylist()]
-    for name in KEYS:
+    for name in RESULT_KEYS:
         assert without_uris(remote[name]) == local[name].to_pylist(), name
 
 
@@ -162,8 +144,8 @@ def test_rejections_of_uris_are_the_local_ones(spark, tmp_path: Path) -> None:
     assert all("file://" in ln for ln in out["spark"][1] if ln.startswith("dedup: rejected:"))
     assert out["spark"][0] == out["local"][0] and out["spark"][2] == out["local"][2]
     assert [ln.replace("file://", "") for ln in out["spark"][1]] == out["local"][1]
-    local, remote = tables(idx["local"]), tables(idx["spark"])
-    for name in KEYS:
+    local, remote = index_tables(idx["local"]), index_tables(idx["spark"])
+    for name in RESULT_KEYS:
         assert without_uris(remote[name]) == local[name].to_pylist(), name
 
 

@@ -26,7 +26,6 @@ from dedup.store.schema import (
     WHOLE_DOCUMENTS,
     parquet_options,
     row_group_size,
-    whole_documents,
 )
 from dedup.store.remote import ObjectStore
 from dedup.store.writer import Writer, open_writer
@@ -72,7 +71,7 @@ def compact(root: str | os.PathLike, max_rows_per_file: int = COMPACT_MAX_ROWS) 
                                                                                        max_rows_per_file)]
                 for group in groups:
                     w.drop(name, group)
-                    whole = name == "buckets" and all(whole_documents(w.path(f)) or _empty(w.path(f)) for f in group)
+                    whole = name == "buckets" and all(w.whole(f) or _empty(w.path(f)) for f in group)
                     spans = [w.span(f) for f in group]
                     w.adopt(name, _write_sorted(con, w.root, name, [w.path(f) for f in group],
                                                 m.generation + 1, max_rows_per_file, whole),
@@ -107,7 +106,7 @@ def upgrade(root: str | os.PathLike) -> int:
             t = pq.read_table(path)
             t = t.set_column(1, "bucket", pc.shift_right(t["bucket"], pa.scalar(32, pa.uint64())).cast(pa.uint32()))
             w.drop("buckets", [rel])
-            w.stage("buckets", t, whole=whole_documents(path))
+            w.stage("buckets", t, whole=w.whole(rel))
         w.commit(batch=False)
         return old
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -55,6 +56,20 @@ def checksum(root: Path | ObjectStore, rel: str) -> dict:
     return root.checksum(rel) if isinstance(root, ObjectStore) else file_checksum(root / rel)
 
 
+def connect(root: Path | ObjectStore, config: dict | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that can read the index's files: on an object store through its pyarrow filesystem
+    (`ObjectStore.register`)."""
+    con = duckdb.connect(config=config or {})
+    if isinstance(root, ObjectStore):
+        root.register(con)
+    return con
+
+
+def object_name(name: str, generation: int) -> str:
+    """A new file of table `name` on an object store: written in its table folder, since nothing moves there."""
+    return f"tables/{name}/{_name(generation)}"
+
+
 def delete_file(root: Path | ObjectStore, rel: str) -> None:
     if isinstance(root, ObjectStore):
         root.delete([rel])
@@ -88,7 +103,7 @@ class NewFile:
     @classmethod
     def open(cls, root: Path | ObjectStore, name: str, generation: int) -> NewFile:
         if isinstance(root, ObjectStore):
-            rel = f"tables/{name}/{_name(generation)}"
+            rel = object_name(name, generation)
             return cls(rel, root.fs.open_output_stream(f"{root.base}/{rel}"))
         rel, path = new_file(root, name, generation)
         return cls(rel, str(path), path)
@@ -134,7 +149,7 @@ def write_table(root: Path | ObjectStore, name: str, table: pa.Table, generation
     if sort_by and table.num_rows:
         table = table.sort_by([(c, "ascending") for c in sort_by])
     if isinstance(root, ObjectStore):
-        rel = f"tables/{name}/{_name(generation)}"
+        rel = object_name(name, generation)
         root.write_parquet(rel, table, row_group_size=row_group_size(name), **parquet_options(name))
         return rel
     rel, path = new_file(root, name, generation)

@@ -103,15 +103,21 @@ def write_manifest(root: Path | ObjectStore, m: Manifest, moved: Iterable[str]) 
     (the manifest must not outlive the move). Raises only if `m` was not committed (the index is then unchanged);
     once the rename (on an object store: the conditional put) has happened nothing raises, so no caller reports a
     failure or aborts (deleting files `m` lists)."""
-    if isinstance(root, ObjectStore):
-        root.commit_manifest(m.generation, json.dumps(m.to_json(), indent=1).encode())
-        try:
-            write_views(root, m)
-        except OSError as e:
-            warnings.warn(f"{root}: committed, but views.sql could not be rewritten: {e}", stacklevel=3)
-        return
-    tmp = root / f"{MANIFEST}.tmp{os.getpid()}"
     data = json.dumps(m.to_json(), indent=1).encode()
+    if isinstance(root, ObjectStore):
+        root.commit_manifest(m.generation, data)
+    else:
+        _replace_manifest(root, data, moved)
+    # committed: readers now see `m`. The rest is best effort.
+    try:
+        write_views(root, m)
+    except OSError as e:  # views.sql is a convenience for the DuckDB CLI; the next writer rewrites it
+        warnings.warn(f"{root}: committed, but views.sql could not be rewritten: {e}", stacklevel=3)
+
+
+def _replace_manifest(root: Path, data: bytes, moved: Iterable[str]) -> None:
+    """A directory's commit: the new manifest under a temporary name, synced, renamed over the old one."""
+    tmp = root / f"{MANIFEST}.tmp{os.getpid()}"
     try:
         for folder in {(root / rel).parent for rel in moved}:  # the files it lists are where it says
             fsync_dir(folder)
@@ -123,15 +129,10 @@ def write_manifest(root: Path | ObjectStore, m: Manifest, moved: Iterable[str]) 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    # committed: readers now see `m`. The rest is best effort.
-    try:
+    try:  # committed
         fsync_dir(root)
     except OSError as e:  # the rename is visible; after a power loss the index may be at the previous commit
-        warnings.warn(f"{root}: committed, but the directory could not be synced: {e}", stacklevel=3)
-    try:
-        write_views(root, m)
-    except OSError as e:  # views.sql is a convenience for the DuckDB CLI; the next writer rewrites it
-        warnings.warn(f"{root}: committed, but views.sql could not be rewritten: {e}", stacklevel=3)
+        warnings.warn(f"{root}: committed, but the directory could not be synced: {e}", stacklevel=4)
 
 
 def write_views(root: Path | ObjectStore, m: Manifest) -> None:

@@ -245,9 +245,10 @@ class ObjectStore:
 
     @cached_property
     def tables(self) -> dict[str, pafs.FileInfo]:
-        """The table files as listed when first asked (by their paths on the filesystem, `fs`): they never change
-        once written, so what DuckDB asks of them (size, time, existence; ten requests a file) is answered here."""
-        return {info.path: info for info in self.listing("tables").values()}
+        """The table files as listed when first asked (relative path -> info), which is when the index is opened:
+        files never change once written, so their sizes for `dedup.integrity.damage`, the leftovers, and what DuckDB
+        asks of them (size, time, existence; ten requests a file) all come from this one listing."""
+        return self.listing("tables")
 
     def register(self, con: duckdb.DuckDBPyConnection) -> None:
         """Let `con` read s3:// URIs through this store's pyarrow filesystem (no DuckDB extension to download)."""
@@ -262,13 +263,13 @@ class ObjectStore:
         except ImportError:
             raise IndexProblem(f"{self.uri}: DuckDB reads an index on S3 through fsspec: pip install 'dedup[s3]'") \
                 from None
-        known = self.tables
+        known, base = self.tables, self.base + "/"
 
         class S3(ArrowFSWrapper):
             protocol = ("s3",)
 
             def info(self, path: str, **kwargs: object) -> dict:
-                got = known.get(self._strip_protocol(path))
+                got = known.get(self._strip_protocol(path).removeprefix(base))
                 if got is None:  # written since the listing, or not a table file
                     return super().info(path, **kwargs)
                 return {"name": got.path, "size": got.size, "type": "file", "mtime": got.mtime}
@@ -324,7 +325,8 @@ class ObjectStore:
     def remove_leftovers(self, listed: set[str], garbage: set[str], generation: int) -> None:
         """Delete table files no manifest lists that were written for a generation already committed (a killed or
         beaten writer's); files of later generations may be a running writer's."""
-        for rel in self.listing("tables"):
+        for rel in list(self.tables):
             g = generation_of(rel)
             if rel not in listed and rel not in garbage and g is not None and g <= generation:
                 self.delete([rel])
+                del self.tables[rel]

@@ -9,7 +9,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dedup.store.files import SUPERSEDED, location
+from dedup.store.files import SUPERSEDED, connect, location
 from dedup.store.manifest import check_files, read_manifest
 from dedup.store.remote import ObjectStore
 from dedup.store.schema import SCHEMAS, TABLES, sql_str, view_statements
@@ -40,9 +40,7 @@ class Snapshot:
         `path`). `confined`: it reads these files and nothing else, and its configuration is locked (see
         `confine`). `config`: DuckDB settings for the connection (memory limit, spill directory)."""
         safe = {"autoload_known_extensions": False, "autoinstall_known_extensions": False} if confined else {}
-        con = duckdb.connect(config={**(config or {}), **safe})
-        if isinstance(self.root, ObjectStore):
-            self.root.register(con)
+        con = connect(self.root, {**(config or {}), **safe})
         con.execute("SET enable_progress_bar = false")  # DuckDB draws it on stdout, among the results
         if confined:
             confine(con, [f for t in TABLES for f in self.files(t)])

@@ -25,8 +25,9 @@ from dedup.errors import IndexNotFound, IndexProblem
 from dedup.integrity import damage
 from dedup.params import Params
 from dedup.store.arrow import fetch
-from dedup.store.files import (COMPACT_TMP, MANIFEST, SUPERSEDED, check_creatable, checksum, delete_file, file_path,
-                               location, publish_file, remove_index, remove_leftovers, supersede, write_table)
+from dedup.store.files import (COMPACT_TMP, MANIFEST, SUPERSEDED, check_creatable, checksum, connect, delete_file,
+                               file_path, location, publish_file, remove_index, remove_leftovers, supersede,
+                               write_table)
 from dedup.store.lock import WriterLock
 from dedup.store.manifest import (DamagedError, Manifest, check_files, read_manifest, write_manifest,
                                   write_views)
@@ -115,11 +116,8 @@ class Staging:
         return [self.root.hadoop(p) for p in paths] if isinstance(self.root, ObjectStore) else paths
 
     def connect(self, config: dict | None = None) -> duckdb.DuckDBPyConnection:
-        """A DuckDB connection that can read the index's files (on an object store, through pyarrow's)."""
-        con = duckdb.connect(config=config or {})
-        if isinstance(self.root, ObjectStore):
-            self.root.register(con)
-        return con
+        """A DuckDB connection that can read the index's files (`dedup.store.files.connect`)."""
+        return connect(self.root, config)
 
     def set_checksum(self, rel: str) -> None:
         """Record the checksum of a listed file that has none (written before checksums), once it was read whole."""
@@ -159,7 +157,7 @@ class Staging:
             if not hit:
                 continue
             kept = fetch(con, f"SELECT * FROM read_parquet({path}) t WHERE NOT ({cond})")
-            whole = name == "buckets" and self._whole(rel)  # dropping whole documents keeps it so
+            whole = name == "buckets" and self.whole(rel)  # dropping whole documents keeps it so
             dropped += hit
             if rel in self.staged[name]:
                 self.staged[name].remove(rel)
@@ -170,7 +168,8 @@ class Staging:
                 self.stage(name, kept, whole=whole, span=self.span(rel))
         return dropped
 
-    def _whole(self, rel: str) -> bool:
+    def whole(self, rel: str) -> bool:
+        """Does this bucket file hold all bucket rows of its documents (`whole_documents`)?"""
         if isinstance(self.root, ObjectStore):  # through its filesystem: its settings may not be the environment's
             return whole_documents(f"{self.root.base}/{rel}", self.root.fs)
         return whole_documents(self.root / rel)
@@ -222,10 +221,7 @@ class Writer(Staging):
                 # before anything is read: a damaged file's rows would be carried into the files written now
                 self.deferred = set(self.manifest.ranges) if defer_dated else set()
                 check_files(self.root, self.manifest, hashes=True, unread=self.deferred)
-                if params is not None:
-                    self.manifest.params.check_requested(params.to_dict())
-                if requested:
-                    self.manifest.params.check_requested(requested)
+                self._check_params(params, requested)
                 remove_leftovers(self.root, self.manifest)
                 write_views(self.root, self.manifest)
             else:
@@ -240,6 +236,13 @@ class Writer(Staging):
             raise
         self.params = self.manifest.params
         self._reset()
+
+    def _check_params(self, params: Params | None, requested: dict | None) -> None:
+        """Refuse settings that disagree with the index's (`Params.check_requested`)."""
+        if params is not None:
+            self.manifest.params.check_requested(params.to_dict())
+        if requested:
+            self.manifest.params.check_requested(requested)
 
     def _initial(self, params: Params) -> Manifest:
         """A new index's generation 0: empty tables, not committed. The first commit writes the first manifest, so a
@@ -324,9 +327,13 @@ class Writer(Staging):
         """Delete a garbage file whose grace period is over; False if it stays on the list."""
         if now - g["since"] < self.grace:
             return False
-        (self.root / SUPERSEDED / g["file"]).unlink(missing_ok=True)
-        (self.root / g["file"]).unlink(missing_ok=True)
+        self._delete_garbage(g["file"])
         return True
+
+    def _delete_garbage(self, rel: str) -> None:
+        """A file no reader needs any more: moved to superseded/ after its commit, or still where it was."""
+        (self.root / SUPERSEDED / rel).unlink(missing_ok=True)  # type: ignore[operator]
+        (self.root / rel).unlink(missing_ok=True)  # type: ignore[operator]
 
 
 class StoreWriter(Writer):
@@ -345,24 +352,22 @@ class StoreWriter(Writer):
         self.grace = grace_seconds()
         self.stale_holder = None
         self.created = False
-        if store.manifests():
+        try:
             self.manifest = read_manifest(store, upgrading)
-            check_files(store, self.manifest, hashes=not defer_dated)
-            if params is not None:
-                self.manifest.params.check_requested(params.to_dict())
-            if requested:
-                self.manifest.params.check_requested(requested)
-            m = self.manifest
-            store.remove_leftovers({f for files in m.tables.values() for f in files}, {g["file"] for g in m.garbage},
-                                   m.generation)
-        else:
+        except IndexNotFound:
             if not create:
-                raise IndexNotFound(f"{store}: not a dedup index (no manifests/ under it)")
+                raise
             if any(not rel.startswith("tables/") for rel in store.listing("")):
                 raise IndexProblem(f"{store}: holds objects and is not a dedup index; give the index a prefix of "
                                    "its own")
             self.created = True
             self.manifest = self._initial(params if params is not None else Params(**(requested or {})))
+        else:
+            m = self.manifest
+            check_files(store, m, hashes=not defer_dated)
+            self._check_params(params, requested)
+            store.remove_leftovers({f for files in m.tables.values() for f in files}, {g["file"] for g in m.garbage},
+                                   m.generation)
         self.params = self.manifest.params
         self._reset()
 
@@ -377,11 +382,8 @@ class StoreWriter(Writer):
     def _supersede(self, files: list[str]) -> None:
         """Nothing moves on an object store: the files stay in place until their grace period is over."""
 
-    def _collect(self, g: dict, now: float) -> bool:
-        if now - g["since"] < self.grace:
-            return False
-        delete_file(self.root, g["file"])
-        return True
+    def _delete_garbage(self, rel: str) -> None:
+        delete_file(self.root, rel)
 
 
 def open_writer(index: str | os.PathLike, settings: tuple[tuple[str, str], ...] = (), **options: object) -> Writer:
