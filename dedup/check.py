@@ -73,7 +73,7 @@ def check_index(root: str | os.PathLike, threads: int = 2) -> CheckReport:
         except (OSError, pa.ArrowException) as e:
             r.problems.append(Damage(rel, f"unreadable ({e})"))
     if not r.problems:
-        con = Snapshot(root).connect()
+        con = Snapshot(path).connect()
         for what, q in _CONSISTENCY:
             n = con.execute(q).fetchall()[0][0]
             if n:

@@ -38,9 +38,12 @@ SUPERSEDED = "superseded"  # files a commit stopped using, kept for readers of o
 COMPACT_TMP = "tables/_compact_tmp"  # DuckDB spill directory of writers, removed with the leftovers
 
 
-def location(index: str | os.PathLike, settings: tuple[tuple[str, str], ...] = ()) -> Path | ObjectStore:
+def location(index: str | os.PathLike | ObjectStore, settings: tuple[tuple[str, str], ...] = ()
+             ) -> Path | ObjectStore:
     """Where the index `index` is: a directory (resolved), or a prefix on an object store (`dedup.store.remote`;
-    `settings`: how to reach it, else the environment's)."""
+    `settings`: how to reach it, else the environment's). A store already opened is kept, with its listing."""
+    if isinstance(index, ObjectStore):
+        return index
     if is_remote(index):
         return ObjectStore.of(index, settings)  # type: ignore[arg-type]
     return Path(index).resolve()

@@ -309,24 +309,24 @@ class ObjectStore:
             raise IndexLocked(f"{self.uri}: another writer committed generation {generation} while this one ran; "
                               "nothing was committed (run the command again: it starts from that commit)")
         try:
-            latest = self.manifests()[-1]
+            names = self.manifests()
         except IndexProblem as e:
             raise CommitUnknown(f"{self.uri}: cannot tell whether {name} is the last commit ({e}); run the command "
                                 "again") from None
-        if latest != name:
+        if names[-1] != name:
             self.delete([name])
-            raise IndexLocked(f"{self.uri}: other writers committed up to {latest} while this one ran (from generation "
-                              f"{generation - 1}); nothing was committed (run the command again)")
+            raise IndexLocked(f"{self.uri}: other writers committed up to {names[-1]} while this one ran (from "
+                              f"generation {generation - 1}); nothing was committed (run the command again)")
         try:  # committed: the rest is best effort
-            self.delete(self.manifests()[:-KEEP_MANIFESTS])
+            self.delete(names[:-KEEP_MANIFESTS])
         except (OSError, IndexProblem) as e:
             warnings.warn(f"{self.uri}: committed, but older manifests could not be removed: {e}", stacklevel=3)
 
     def remove_leftovers(self, listed: set[str], garbage: set[str], generation: int) -> None:
         """Delete table files no manifest lists that were written for a generation already committed (a killed or
         beaten writer's); files of later generations may be a running writer's."""
-        for rel in list(self.tables):
-            g = generation_of(rel)
-            if rel not in listed and rel not in garbage and g is not None and g <= generation:
-                self.delete([rel])
-                del self.tables[rel]
+        gone = [rel for rel in self.tables if rel not in listed and rel not in garbage
+                and (g := generation_of(rel)) is not None and g <= generation]
+        self.delete(gone)
+        for rel in gone:
+            del self.tables[rel]

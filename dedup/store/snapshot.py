@@ -18,7 +18,7 @@ from dedup.store.schema import SCHEMAS, TABLES, sql_str, view_statements
 class Snapshot:
     """A read-only view of one committed generation: DuckDB views over exactly its files."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike | ObjectStore):
         self.root = location(root)
         self.manifest = read_manifest(self.root)
         self.params = self.manifest.params
