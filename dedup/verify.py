@@ -33,6 +33,7 @@ Scores per pair (all in [0, 1]):
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -780,12 +781,46 @@ TREE_SIGNALS = {"v4": EMBED_SIGNALS, "v5": (*EMBED_SIGNALS, *STRUCTURE_SIGNALS, 
 # does v7's first opinion
 TREE_FEATURES["v6"], TREE_SIGNALS["v6"] = TREE_FEATURES["v5"], TREE_SIGNALS["v5"]
 TREE_FEATURES["v7"], TREE_SIGNALS["v7"] = TREE_FEATURES["v5"], TREE_SIGNALS["v5"]
+TREE_FEATURES["v8"], TREE_SIGNALS["v8"] = TREE_FEATURES["v5"], TREE_SIGNALS["v5"]
 # v7's second trees may read the first's inputs and the paraphrase encoder's sentence signals
 PARAPHRASE_FEATURES = (*TREE_FEATURES["v7"], *PARAPHRASE_SIGNALS)
 # the verifiers with a rewrite model beside the copy rule (their profiles mark anchors), and those whose caps for
 # short texts hold down only the copy rule's score
 REWRITE_VERIFIERS = ("v3", *TREE_SIGNALS)
-COPY_ONLY_CAPS = ("v6", "v7")
+COPY_ONLY_CAPS = ("v6", "v7", "v8")
+# v8's template check: the copy rule's links between texts this short (whitespace words, the shorter) are also
+# asked to the first trees, and dropped below this probability. Items of one template (crude postings of two oil
+# companies, two weeks' T-bill notices) align sentence by sentence, but nothing else about them looks like a copy.
+# Pairs whose character 5-gram sets overlap this much (containment or Jaccard: a report re-issued with a correction
+# or a paragraph more) are not asked: the trees' fit left pairs at 0.8 or 0.5 out as ambiguous, so they never saw
+# one; a re-issue's corrected headline can take it just under 0.8 (0.79 read), templates read stay under 0.74.
+TEMPLATE_WORDS, TEMPLATE_PROBABILITY = 200, 0.01
+TEMPLATE_GRAMS, TEMPLATE_GRAM_CONTAINMENT, TEMPLATE_GRAM_JACCARD = 5, 0.75, 0.5
+TEMPLATE_CHECK = ("v8",)
+
+
+def _grams(text: str) -> set[str]:
+    """The character TEMPLATE_GRAMS-grams of a text, compatibility-normalised, case-folded, white space collapsed."""
+    t = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    return {t[k:k + TEMPLATE_GRAMS] for k in range(max(1, len(t) - TEMPLATE_GRAMS + 1))}
+
+
+def template_candidates(texts: pa.Array | pa.ChunkedArray, ia: np.ndarray, ib: np.ndarray, links: np.ndarray
+                        ) -> np.ndarray:
+    """Which of the copy rule's `links` (a mask over the pairs (ia, ib) of `texts`, short ones) v8's template check
+    asks the first trees about: those whose texts' character n-grams overlap less than a re-issued report's."""
+    out = np.zeros(len(ia), np.bool_)
+    k = np.flatnonzero(links)
+    if not len(k):
+        return out
+    needed = np.unique(np.concatenate([ia[k], ib[k]]))
+    grams = dict(zip(needed.tolist(), map(_grams, texts.take(pa.array(needed)).to_pylist())))
+    for j, x, y in zip(k.tolist(), ia[k].tolist(), ib[k].tolist()):
+        a, b = grams[x], grams[y]
+        shared = len(a & b)
+        out[j] = (shared < TEMPLATE_GRAM_CONTAINMENT * min(len(a), len(b))
+                  and shared < TEMPLATE_GRAM_JACCARD * (len(a) + len(b) - shared))
+    return out
 
 
 def tree_inputs(texts: list[str], ia: np.ndarray, ib: np.ndarray, signals: dict[str, np.ndarray], verifier: str,
@@ -912,7 +947,9 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
     template. Up to v5 they hold down the pair's score whatever decided it; v6 holds down only the copy rule's
     and asks the trees about the pairs it held down, since the trees were fitted on short pairs too and their cut
     was chosen with them (scripts/fit_rewrite_trees.py: on held-out folds no different-story pair the caps held
-    down scored above it)."""
+    down scored above it). v8 also asks the first trees about the copy rule's links between short texts that are not
+    re-issues of one report (`template_candidates`) and unlinks those they give under TEMPLATE_PROBABILITY (rule
+    "template"): items of one template align sentence by sentence like copies."""
     ia, ib = positions(cands["doc_a"], docs["doc_id"]), positions(cands["doc_b"], docs["doc_id"])
     has_text = docs["text"].is_valid().to_numpy(zero_copy_only=False)
     prof = Profiles(docs["text"], p.verifier, p.common_stems)
@@ -932,6 +969,7 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
     brief, held = short_caps(np.minimum(prof.words[ia], prof.words[ib]), aligned, jac, p.brief_words)
     brief, held = brief & both, held & both
     copy_only = p.verifier in COPY_ONLY_CAPS
+    template = np.zeros(len(ia), np.bool_)  # v8: the copy rule's links its template check asks the trees about
     if prof.anchors:
         # stored only: `loose` for the pairs the copy rule keeps or the trees may be asked about (v3 reads it for all)
         kept = core >= KEEP_SCORE - 1e-6 if stored_only and p.verifier in TREE_SIGNALS else None
@@ -944,8 +982,14 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
             # the copy rule decides the others; a pair sharing few anchors is no rewrite (every development rewrite
             # pair shares >= 0.2 of them), so the trees are not asked
             ask = both & ((core < p.verify_threshold) | (held & copy_only)) & (anchors >= REWRITE_MIN_ANCHORS)
-            rewrite, own = rewrite_trees(p, signals, docs["text"], ia, ib, ask)
+            if p.verifier in TEMPLATE_CHECK:  # v8: the copy rule's links of short texts, unless re-issues
+                template = template_candidates(docs["text"], ia, ib, both & (core >= p.verify_threshold) & ~held & (
+                    np.minimum(prof.words[ia], prof.words[ib]) < TEMPLATE_WORDS))
+            rewrite, own = rewrite_trees(p, signals, docs["text"], ia, ib, ask | template)
             columns.update(own)
+            unlike = template & (rewrite < TEMPLATE_PROBABILITY)
+            core = np.where(unlike, np.minimum(core, KEEP_SCORE), core)
+            rule[unlike] = "template"
             if p.paraphrase_trees:
                 # v7: the pairs below the copy rule the first trees rank near or above their cut are the second's
                 second = ask & (core < p.verify_threshold) & (rewrite >= _floor(p))
@@ -956,8 +1000,10 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
             rewrite = rewrite_probability(p, signals)
         if copy_only:  # after the trees read the copy rule's own score
             core = _hold(core, held, brief, rule)
-        rule[both & (rewrite > core)] = "rewrite"
-        core = np.fmax(core, rewrite)
+        # the copy rule decided the pairs the template check kept (or dropped); the trees only checked them
+        lifts = both & (rewrite > core) & ~template
+        rule[lifts] = "rewrite"
+        core = np.where(lifts, rewrite, core)
         columns["rewrite"] = rewrite
     score = np.where(both, core, est).astype(np.float32)
     if not copy_only:

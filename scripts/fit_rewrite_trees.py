@@ -1,4 +1,4 @@
-"""Fit the rewrite models of verifiers v4 to v7: gradient-boosted trees over the lexical and sentence signals of a pair.
+"""Fit the rewrite models of verifiers v4 to v8: gradient-boosted trees over the lexical and sentence signals of a pair.
 
 Like scripts/fit_rewrite_model.py (v3), on the quality benchmark's pool ingested with every candidate kept: the
 candidates the copy rule leaves below `verify_threshold` (rewrites of one story against different stories that
@@ -18,19 +18,24 @@ figure docs/rewrites.md quotes.
 v7 reads v6's trees first; its second trees (`second`) are fitted on the pairs those rank highest on held-out folds
 (above the SECOND_FLOOR-th different-story pair), over the same inputs and the paraphrase encoder's sentence
 signals (dedup.paraphrase), their cut chosen the same way; the file records the encoder and the floor as the
-shipped first trees' probability. Needs scikit-learn (`pip install -e '.[fit]'`, the version FITTED_WITH) at fit
+shipped first trees' probability. v8 reads the same first and second trees; its template check (dedup.verify)
+drops the copy rule's links of short texts the first trees find unlike any copy, and its second trees' cut is the
+lowest whose held-out links leave no more different-story document pairs in connected components than v7's
+(`v8_cut`): the budget those dropped links free. Needs scikit-learn (`pip install -e '.[fit]'`, the version FITTED_WITH) at fit
 time only: the trees ship as arrays (dedup/data/rewrite_trees-<version>.npz) that dedup.trees walks in NumPy.
 
-    python scripts/fit_rewrite_trees.py --corpora ../shared/corpora [--verifier v7] [--pairs-cache FILE] [--write]
+    python scripts/fit_rewrite_trees.py --corpora ../shared/corpora [--verifier v8] [--pairs-cache FILE] [--write]
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from itertools import combinations
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -90,6 +95,7 @@ class TrainingSet:
     held: np.ndarray  # gap pairs the caps for short texts hold down (bool, by gap pair)
     held_copy: np.ndarray  # candidates the copy rule would link but the caps hold down (v6 asks the trees)
     x_held_copy: np.ndarray  # their features
+    template: np.ndarray  # candidates the copy rule links that v8's template check drops (bool, by candidate)
 
 
 def training_set(corpora: Path, pairs_cache: Path | None, verifier: str = "v5") -> TrainingSet:
@@ -128,13 +134,19 @@ def training_set(corpora: Path, pairs_cache: Path | None, verifier: str = "v5") 
                                        VECTORS)
         return np.column_stack([inputs[n] for n in features])
 
+    # v8's template check, as ingest makes it (the shipped first trees, not fitted on the copy rule's links)
+    checked = np.flatnonzero(verify.template_candidates(pa.array(pool.texts), a, b, copy_linked & (
+        np.minimum(words[a], words[b]) < verify.TEMPLATE_WORDS)))
+    template = np.zeros(len(a), bool)
+    if len(checked):
+        template[checked] = forest(REWRITE_TREES["v8"]).probability(features_of(checked)) < verify.TEMPLATE_PROBABILITY
     return TrainingSet(pool, truth, p, a, b, copy_linked, gap, features_of(gap), features, y[gap], truth.story[a[gap]],
-                       len(pairs), held[gap], held_copy, features_of(held_copy))
+                       len(pairs), held[gap], held_copy, features_of(held_copy), template)
 
 
-def component_recall(data: TrainingSet, extra: np.ndarray, extra_copy: np.ndarray) -> dict[str, float]:
-    """Share of each model's rewrites in their original's connected component of the copy rule's links plus the
-    model's (`extra`, a mask over data.gap; `extra_copy`, over data.held_copy)."""
+def components(data: TrainingSet, extra: np.ndarray, extra_copy: np.ndarray, template: bool) -> np.ndarray:
+    """Each pool document's connected component under the copy rule's links (with `template`, less those v8's
+    template check drops) plus the model's (`extra`, a mask over data.gap; `extra_copy`, over data.held_copy)."""
     parent = np.arange(len(data.pool.ids))
 
     def root(x: int) -> int:
@@ -142,13 +154,35 @@ def component_recall(data: TrainingSet, extra: np.ndarray, extra_copy: np.ndarra
             parent[x] = parent[parent[x]]
             x = parent[x]
         return x
-    links = np.concatenate([np.flatnonzero(data.copy_linked), data.gap[extra], data.held_copy[extra_copy]])
+    copy = data.copy_linked & ~data.template if template else data.copy_linked
+    links = np.concatenate([np.flatnonzero(copy), data.gap[extra], data.held_copy[extra_copy]])
     for i, j in zip(data.a[links].tolist(), data.b[links].tolist()):
         parent[root(i)] = root(j)
+    return np.array([root(i) for i in range(len(parent))])
+
+
+def component_recall(data: TrainingSet, extra: np.ndarray, extra_copy: np.ndarray,
+                     template: bool = False) -> dict[str, float]:
+    """Share of each model's rewrites in their original's connected component (`components`)."""
+    root = components(data, extra, extra_copy, template)
     kinds = np.array([k or "" for k in data.pool.kind])
-    return {kind.removeprefix("rewrite-"): float(np.mean([root(r) == root(int(data.pool.original[r]))
-                                                           for r in np.flatnonzero(kinds == kind)]))
+    return {kind.removeprefix("rewrite-"): float(np.mean(root[kinds == kind] == root[data.pool.original[kinds == kind]]))
             for kind in sorted({k for k in kinds if k.startswith("rewrite")})}
+
+
+def different_in_components(data: TrainingSet, extra: np.ndarray, extra_copy: np.ndarray, template: bool) -> int:
+    """Different-story document pairs (ambiguous ones left out) within the connected components (`components`):
+    what the benchmark's precision counts against a verifier, before average linkage splits clusters."""
+    root = components(data, extra, extra_copy, template)
+    story = data.truth.story
+    ambiguous = {(min(i, j), max(i, j)) for i, j in data.truth.ambiguous.tolist()}
+    order = np.argsort(root, kind="stable")
+    count = 0
+    for group in np.split(order, np.flatnonzero(np.diff(root[order])) + 1):
+        if len(group) > 1 and len(np.unique(story[group])) > 1:
+            count += sum(story[i] != story[j] and (i, j) not in ambiguous
+                         for i, j in combinations(sorted(group.tolist()), 2))
+    return count
 
 
 def main() -> None:
@@ -158,8 +192,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpora", type=Path, required=True)
-    parser.add_argument("--verifier", choices=sorted(REWRITE_TREES), default="v7",
-                        help="whose trees (default v7: v6's trees, then --write writes its second trees)")
+    parser.add_argument("--verifier", choices=sorted(REWRITE_TREES), default="v8",
+                        help="whose trees (default v8: v6's trees, then --write writes its second trees)")
     parser.add_argument("--write", action="store_true", help="write dedup/data/rewrite_trees-<the verifier's>.npz")
     parser.add_argument("--pairs-cache", type=Path, help="keep the pool's candidate pairs in this Parquet file")
     args = parser.parse_args()
@@ -198,16 +232,16 @@ def main() -> None:
     print(f"held out, rewrites in their original's component ({args.verifier}{alone}): " + ", ".join(
         f"{k} {v:.2f}" for k, v in recall.items()))
     if args.verifier in PARAPHRASE_TREES:
-        second(data, oof, oof_copy > cut, args.write)
+        second(data, oof, oof_copy > cut, args.write, args.verifier)
     elif args.write:
         write(x, yy, data.features, cut, p.verify_threshold, REWRITE_TREES[args.verifier])
 
 
-def second(data: TrainingSet, oof: np.ndarray, copy_links: np.ndarray, save: bool) -> None:
-    """v7's second trees: fitted on the pairs whose held-out first margin (`oof`) reaches the floor, over the first
+def second(data: TrainingSet, oof: np.ndarray, copy_links: np.ndarray, save: bool, verifier: str) -> None:
+    """v7's and v8's second trees: fitted on the pairs whose held-out first margin (`oof`) reaches the floor, over the first
     trees' inputs and the paraphrase encoder's sentence signals (dedup.verify.paraphrase_inputs); their cut is
     chosen on held-out folds as the first's was. `copy_links`: the copy rule's links the caps hold down that the
-    first trees lift (held-out), which v7 leaves to them."""
+    first trees lift (held-out), which v7 leaves to them. v8's cut: `v8_cut`."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import GroupKFold
 
@@ -226,15 +260,40 @@ def second(data: TrainingSet, oof: np.ndarray, copy_links: np.ndarray, save: boo
     for fit_part, held in GroupKFold(5).split(x, yz, groups[zone]):
         m2[held] = HistGradientBoostingClassifier(**TREES).fit(x[fit_part], yz[fit_part]).decision_function(x[held])
     cut = np.sort(m2[~yz])[::-1][MAX_FALSE]
+    if verifier == "v8":
+        cut = v8_cut(data, zone, m2, cut, copy_links)
     links = np.zeros(len(y), bool)
     links[zone] = m2 > cut
-    recall = component_recall(data, links, copy_links)
-    print(f"cut {cut:.3f}; held out, rewrites in their original's component (v7): " + ", ".join(
+    recall = component_recall(data, links, copy_links, template=verifier == "v8")
+    print(f"cut {cut:.3f}; held out, rewrites in their original's component ({verifier}): " + ", ".join(
         f"{k} {v:.2f}" for k, v in recall.items()))
     print_losses(data, oof > floor, links)
     if save:
-        write(x, yz, features, cut, data.params.verify_threshold, PARAPHRASE_TREES["v7"], encoder=ENCODER,
+        write(x, yz, features, cut, data.params.verify_threshold, PARAPHRASE_TREES[verifier], encoder=ENCODER,
               floor=float(1 / (1 + np.exp(-(floor + first.offset)))))
+
+
+def v8_cut(data: TrainingSet, zone: np.ndarray, m2: np.ndarray, v7_cut: float, copy_links: np.ndarray) -> float:
+    """The lowest of the second trees' held-out margins at which their links, with the copy rule's links less those
+    the template check drops, leave no more different-story document pairs in connected components than v7's
+    (its cut, every copy-rule link)."""
+    def links_above(cut: float) -> np.ndarray:
+        out = np.zeros(len(data.y), bool)
+        out[zone] = m2 > cut
+        return out
+    budget = different_in_components(data, links_above(v7_cut), copy_links, template=False)
+    dropped = data.copy_linked & data.template
+    same = data.truth.story[data.a] == data.truth.story[data.b]
+    print(f"template check: drops {int(dropped.sum())} of the copy rule's {int(data.copy_linked.sum())} links "
+          f"({int((dropped & same).sum())} same story); v7's different-story pairs in components {budget}")
+    cut = v7_cut
+    for margin in np.sort(m2[~data.y[zone] & (m2 < v7_cut)])[::-1]:
+        if different_in_components(data, links_above(margin), copy_links, template=True) > budget:
+            break
+        cut = margin
+    print(f"v8 cut {cut:.3f}: admits {int((m2[~data.y[zone]] > cut).sum())} held-out different-story pairs "
+          f"(v7's: {MAX_FALSE})")
+    return float(cut)
 
 
 def print_losses(data: TrainingSet, zone: np.ndarray, links: np.ndarray) -> None:

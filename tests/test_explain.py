@@ -69,6 +69,21 @@ def test_follow_up_is_told_apart_by_order() -> None:
     assert any(r.kind == "moved" for r in rows(e.alignment))
 
 
+def test_a_templated_report_is_explained_by_the_template_check() -> None:
+    """Two oil companies' crude postings (Reuters, read as different stories) align sentence by sentence; v8's
+    explanation says the copy rule would link them and why the template check did not."""
+    pair = {}
+    with open(ROOT / "tests/pairs/templates.jsonl", encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            pair[r["id"]] = r["text"]
+    e = explain_texts(*(Side(pair[d], Document(d, None, None, None, 0, True)) for d in ("reuters-3985", "reuters-4453")),
+                      dedup.Params(verifier="v8"))
+    v = e.verification
+    assert not v.linked and v.score == pytest.approx(verify.KEEP_SCORE) and v.ordered >= v.threshold
+    assert "template check" in v.rule and "unlike any copy" in v.rule and v.rule.endswith("not linked")
+
+
 def test_passages_are_the_verifiers_sentences(sample_index: Path) -> None:
     """explain cuts every sample text where the verifier does, and the passages it matches add up to the
     verifier's own scores for every stored pair (if this fails, dedup/explain.py's _VerifierView needs adapting
