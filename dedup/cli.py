@@ -162,7 +162,8 @@ _index_opt = click.option("--index", "index", required=True, type=click.Path(fil
 @click.option("--verifier", type=click.Choice(VERIFIERS),
               help="[new index] v8 (default: v7, whose copy-rule links of short texts the first trees find "
                    "unlike any copy are dropped as templated reports, and whose second trees' cut admits more), v7 "
-                   "(v6, whose pairs near the trees' cut second trees decide that also read a paraphrase encoder), v6 (v5, whose caps for short texts hold down only the copy rule), v5 "
+                   "(v6, whose pairs near the trees' cut second trees decide that also read a paraphrase encoder), "
+                   "v6 (v5, whose caps for short texts hold down only the copy rule), v5 "
                    "(copy rule + rewrite trees that also read where sentences sit and the words shared), v4 (+ "
                    "rewrite trees), v3 (+ rewrite regression), v2 (copy rule).")
 @click.option("--window", "window_days", callback=lambda _c, _p, v: None if v is None else _window(v),

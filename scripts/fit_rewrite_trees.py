@@ -21,8 +21,9 @@ signals (dedup.paraphrase), their cut chosen the same way; the file records the 
 shipped first trees' probability. v8 reads the same first and second trees; its template check (dedup.verify)
 drops the copy rule's links of short texts the first trees find unlike any copy, and its second trees' cut is the
 lowest whose held-out links leave no more different-story document pairs in connected components than v7's
-(`v8_cut`): the budget those dropped links free. Needs scikit-learn (`pip install -e '.[fit]'`, the version FITTED_WITH) at fit
-time only: the trees ship as arrays (dedup/data/rewrite_trees-<version>.npz) that dedup.trees walks in NumPy.
+(`v8_cut`): the budget those dropped links free. Needs scikit-learn (`pip install -e '.[fit]'`, the version
+FITTED_WITH) at fit time only: the trees ship as arrays (dedup/data/rewrite_trees-<version>.npz) that dedup.trees
+walks in NumPy.
 
     python scripts/fit_rewrite_trees.py --corpora ../shared/corpora [--verifier v8] [--pairs-cache FILE] [--write]
 """
@@ -30,8 +31,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from itertools import combinations
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +140,8 @@ def training_set(corpora: Path, pairs_cache: Path | None, verifier: str = "v5") 
         np.minimum(words[a], words[b]) < verify.TEMPLATE_WORDS)))
     template = np.zeros(len(a), bool)
     if len(checked):
-        template[checked] = forest(REWRITE_TREES["v8"]).probability(features_of(checked)) < verify.TEMPLATE_PROBABILITY
+        unlike = forest(REWRITE_TREES["v8"]).probability(features_of(checked)) < verify.TEMPLATE_PROBABILITY
+        template[checked] = unlike
     return TrainingSet(pool, truth, p, a, b, copy_linked, gap, features_of(gap), features, y[gap], truth.story[a[gap]],
                        len(pairs), held[gap], held_copy, features_of(held_copy), template)
 
@@ -166,8 +168,8 @@ def component_recall(data: TrainingSet, extra: np.ndarray, extra_copy: np.ndarra
     """Share of each model's rewrites in their original's connected component (`components`)."""
     root = components(data, extra, extra_copy, template)
     kinds = np.array([k or "" for k in data.pool.kind])
-    return {kind.removeprefix("rewrite-"): float(np.mean(root[kinds == kind] == root[data.pool.original[kinds == kind]]))
-            for kind in sorted({k for k in kinds if k.startswith("rewrite")})}
+    return {kind.removeprefix("rewrite-"): float(np.mean(root[mine] == root[data.pool.original[mine]]))
+            for kind in sorted({k for k in kinds if k.startswith("rewrite")}) for mine in [kinds == kind]}
 
 
 def different_in_components(data: TrainingSet, extra: np.ndarray, extra_copy: np.ndarray, template: bool) -> int:
@@ -238,9 +240,9 @@ def main() -> None:
 
 
 def second(data: TrainingSet, oof: np.ndarray, copy_links: np.ndarray, save: bool, verifier: str) -> None:
-    """v7's and v8's second trees: fitted on the pairs whose held-out first margin (`oof`) reaches the floor, over the first
-    trees' inputs and the paraphrase encoder's sentence signals (dedup.verify.paraphrase_inputs); their cut is
-    chosen on held-out folds as the first's was. `copy_links`: the copy rule's links the caps hold down that the
+    """v7's and v8's second trees: fitted on the pairs whose held-out first margin (`oof`) reaches the floor, over
+    the first trees' inputs and the paraphrase encoder's sentence signals (dedup.verify.paraphrase_inputs); their cut
+    is chosen on held-out folds as the first's was. `copy_links`: the copy rule's links the caps hold down that the
     first trees lift (held-out), which v7 leaves to them. v8's cut: `v8_cut`."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import GroupKFold

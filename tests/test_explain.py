@@ -77,8 +77,8 @@ def test_a_templated_report_is_explained_by_the_template_check() -> None:
         for line in f:
             r = json.loads(line)
             pair[r["id"]] = r["text"]
-    e = explain_texts(*(Side(pair[d], Document(d, None, None, None, 0, True)) for d in ("reuters-3985", "reuters-4453")),
-                      dedup.Params(verifier="v8"))
+    a, b = (Side(pair[d], Document(d, None, None, None, 0, True)) for d in ("reuters-3985", "reuters-4453"))
+    e = explain_texts(a, b, dedup.Params(verifier="v8"))
     v = e.verification
     assert not v.linked and v.score == pytest.approx(verify.KEEP_SCORE) and v.ordered >= v.threshold
     assert "template check" in v.rule and "unlike any copy" in v.rule and v.rule.endswith("not linked")
