@@ -33,7 +33,6 @@ Scores per pair (all in [0, 1]):
 from __future__ import annotations
 
 import functools
-import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -45,7 +44,7 @@ import pyarrow as pa
 from dedup.bands import jaccard_estimate
 from dedup.chunked import run_chunked
 from dedup.embed import EMBED_SIGNALS, PARAPHRASE_SIGNALS, STRUCTURE_SIGNALS, WORD_SIGNALS
-from dedup.normalize import (char_fold_table, fast_fold, fold_batch, unfoldable, utf8_buffers, utf8_decode,
+from dedup.normalize import (char_fold_table, fast_fold, fold, fold_batch, unfoldable, utf8_buffers, utf8_decode,
                              word_char)
 from dedup.params import Params
 from dedup.shingle import NO_ANCHORS, STOPWORDS, common_stems, hash_set, in_set
@@ -800,8 +799,8 @@ TEMPLATE_CHECK = ("v8",)
 
 
 def _grams(text: str) -> set[str]:
-    """The character TEMPLATE_GRAMS-grams of a text, compatibility-normalised, case-folded, white space collapsed."""
-    t = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    """The character TEMPLATE_GRAMS-grams of a text, folded (`dedup.normalize.fold`), white space collapsed."""
+    t = " ".join(fold(text).split())
     return {t[k:k + TEMPLATE_GRAMS] for k in range(max(1, len(t) - TEMPLATE_GRAMS + 1))}
 
 
@@ -966,7 +965,8 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
                **dict.fromkeys(TREE_SIGNALS["v5"], nothing), "rewrite_first": nothing,
                **dict.fromkeys(PARAPHRASE_SIGNALS, nothing)}
     rule = np.where(both, "copy", "estimate").astype(object)
-    brief, held = short_caps(np.minimum(prof.words[ia], prof.words[ib]), aligned, jac, p.brief_words)
+    shorter = np.minimum(prof.words[ia], prof.words[ib])  # whitespace words of each pair's shorter text
+    brief, held = short_caps(shorter, aligned, jac, p.brief_words)
     brief, held = brief & both, held & both
     copy_only = p.verifier in COPY_ONLY_CAPS
     template = np.zeros(len(ia), np.bool_)  # v8: the copy rule's links its template check asks the trees about
@@ -983,8 +983,8 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
             # pair shares >= 0.2 of them), so the trees are not asked
             ask = both & ((core < p.verify_threshold) | (held & copy_only)) & (anchors >= REWRITE_MIN_ANCHORS)
             if p.verifier in TEMPLATE_CHECK:  # v8: the copy rule's links of short texts, unless re-issues
-                template = template_candidates(docs["text"], ia, ib, both & (core >= p.verify_threshold) & ~held & (
-                    np.minimum(prof.words[ia], prof.words[ib]) < TEMPLATE_WORDS))
+                template = template_candidates(docs["text"], ia, ib, both & (core >= p.verify_threshold) & ~held
+                                               & (shorter < TEMPLATE_WORDS))
             rewrite, own = rewrite_trees(p, signals, docs["text"], ia, ib, ask | template)
             columns.update(own)
             unlike = template & (rewrite < TEMPLATE_PROBABILITY)

@@ -136,9 +136,9 @@ def training_set(corpora: Path, pairs_cache: Path | None, verifier: str = "v5") 
         return np.column_stack([inputs[n] for n in features])
 
     # v8's template check, as ingest makes it (the shipped first trees, not fitted on the copy rule's links)
-    checked = np.flatnonzero(verify.template_candidates(pa.array(pool.texts), a, b, copy_linked & (
-        np.minimum(words[a], words[b]) < verify.TEMPLATE_WORDS)))
     template = np.zeros(len(a), bool)
+    checked = np.flatnonzero(verify.template_candidates(pa.array(pool.texts), a, b, copy_linked & (
+        np.minimum(words[a], words[b]) < verify.TEMPLATE_WORDS))) if verifier in verify.TEMPLATE_CHECK else []
     if len(checked):
         unlike = forest(REWRITE_TREES["v8"]).probability(features_of(checked)) < verify.TEMPLATE_PROBABILITY
         template[checked] = unlike

@@ -28,6 +28,8 @@ from dedup.engines.spark import spark_session, star_components
 from conftest import ARTICLES, RESULT_KEYS, index_tables, load_articles
 
 NASTY = Path(__file__).resolve().parent / "nasty"
+
+
 @pytest.fixture(scope="module")
 def spark():
     session, _ = spark_session("local[2]")
