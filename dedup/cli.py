@@ -160,10 +160,11 @@ _index_opt = click.option("--index", "index", required=True, type=click.Path(fil
 @click.option("--rows", type=int, help="[new index] explicit rows per band (with --bands).")
 @click.option("--anchor-bands", type=int, help="[new index] bands over the MinHash of the anchors (0 = none).")
 @click.option("--verifier", type=click.Choice(VERIFIERS),
-              help="[new index] v8 (default: v7, whose copy-rule links of short texts the first trees find "
-                   "unlike any copy are dropped as templated reports, and whose second trees' cut admits more), v7 "
-                   "(v6, whose pairs near the trees' cut second trees decide that also read a paraphrase encoder), "
-                   "v6 (v5, whose caps for short texts hold down only the copy rule), v5 "
+              help="[new index] v9 (default: v8, whose second trees also decide the copy rule's links that the "
+                   "caps for short texts hold down), v8 (v7, whose copy-rule links of short texts the first trees "
+                   "find unlike any copy are dropped as templated reports, and whose second trees' cut admits "
+                   "more), v7 (v6, whose pairs near the trees' cut second trees decide that also read a "
+                   "paraphrase encoder), v6 (v5, whose caps for short texts hold down only the copy rule), v5 "
                    "(copy rule + rewrite trees that also read where sentences sit and the words shared), v4 (+ "
                    "rewrite trees), v3 (+ rewrite regression), v2 (copy rule).")
 @click.option("--window", "window_days", callback=lambda _c, _p, v: None if v is None else _window(v),

@@ -250,13 +250,13 @@ def _decide(text_a: str, text_b: str, bands: int, p: Params) -> Verdict:
     return Verdict(float(out["score"]), bool(out["linked"]), out["rule"], signals if "rewrite" in signals else {})
 
 def _rewrite_rule(v: Verdict, p: Params) -> str:
-    """What the rewrite model (v3's regression, the trees of v4 to v8) made of the pair."""
+    """What the rewrite model (v3's regression, the trees of v4 to v9) made of the pair."""
     parts = ", ".join(f"{k} {v.signals[k]:.2f}" for k in (*verify.REWRITE_SIGNALS, *verify.TREE_SIGNALS["v5"],
                                                           *verify.PARAPHRASE_SIGNALS) if k in v.signals)
     cmp = "≥" if v.signals["rewrite"] >= p.verify_threshold else "<"
     sits = "trees (anchors, figures, loose order, sentence vectors and where they sit, shared words and names)"
     model = {"v4": "trees (anchors, figures, loose order, sentence vectors)", "v5": sits, "v6": sits, "v7": sits,
-             "v8": sits}.get(p.verifier, "(anchors, figures, loose order)")
+             "v8": sits, "v9": sits}.get(p.verifier, "(anchors, figures, loose order)")
     if "para_cover" in v.signals:
         from dedup.trees import forest
         model += (f", probability {v.signals['rewrite_first']:.2f}, at least their floor "
@@ -421,7 +421,7 @@ def explain_texts(a: Side, b: Side, p: Params, stored_score: float | None = None
     rule = _rule(view.verifier, w, score, linked, p)
     if verdict.rule == "rewrite":
         rule = _rewrite_rule(verdict, p) + (": linked" if linked else ": not linked")
-    elif verdict.rule == "template":  # v8
+    elif verdict.rule == "template":  # v8, v9
         copy = w.aligned if w.jaccard >= verify.REORDERED_JACCARD else w.ordered
         rule = (f"the copy rule would link it (share of words in passages matched in order {copy:.2f} ≥ "
                 f"verify_threshold {p.verify_threshold}), but its texts are short (under {verify.TEMPLATE_WORDS} "

@@ -781,12 +781,13 @@ TREE_SIGNALS = {"v4": EMBED_SIGNALS, "v5": (*EMBED_SIGNALS, *STRUCTURE_SIGNALS, 
 TREE_FEATURES["v6"], TREE_SIGNALS["v6"] = TREE_FEATURES["v5"], TREE_SIGNALS["v5"]
 TREE_FEATURES["v7"], TREE_SIGNALS["v7"] = TREE_FEATURES["v5"], TREE_SIGNALS["v5"]
 TREE_FEATURES["v8"], TREE_SIGNALS["v8"] = TREE_FEATURES["v5"], TREE_SIGNALS["v5"]
+TREE_FEATURES["v9"], TREE_SIGNALS["v9"] = TREE_FEATURES["v5"], TREE_SIGNALS["v5"]
 # v7's second trees may read the first's inputs and the paraphrase encoder's sentence signals
 PARAPHRASE_FEATURES = (*TREE_FEATURES["v7"], *PARAPHRASE_SIGNALS)
 # the verifiers with a rewrite model beside the copy rule (their profiles mark anchors), and those whose caps for
 # short texts hold down only the copy rule's score
 REWRITE_VERIFIERS = ("v3", *TREE_SIGNALS)
-COPY_ONLY_CAPS = ("v6", "v7", "v8")
+COPY_ONLY_CAPS = ("v6", "v7", "v8", "v9")
 # v8's template check: the copy rule's links between texts this short (whitespace words, the shorter) are also
 # asked to the first trees, and dropped below this probability. Items of one template (crude postings of two oil
 # companies, two weeks' T-bill notices) align sentence by sentence, but nothing else about them looks like a copy.
@@ -795,7 +796,13 @@ COPY_ONLY_CAPS = ("v6", "v7", "v8")
 # one; a re-issue's corrected headline can take it just under 0.8 (0.79 read), templates read stay under 0.74.
 TEMPLATE_WORDS, TEMPLATE_PROBABILITY = 200, 0.01
 TEMPLATE_GRAMS, TEMPLATE_GRAM_CONTAINMENT, TEMPLATE_GRAM_JACCARD = 5, 0.75, 0.5
-TEMPLATE_CHECK = ("v8",)
+TEMPLATE_CHECK = ("v8", "v9")
+# v9: the second trees also decide the copy rule's links the caps hold down (short texts: a summary, a rewrite of a
+# brief), and decide no pair that overlaps like a re-issue (`below_reissue`), which the first trees judge as up to
+# v6. The trees' fits left out the different-story pairs that overlap that much (ambiguous) but kept the same-story
+# ones, so they take any such pair for a copy: v8's second trees link USDA's daily tables of two days, and v9's,
+# asked, would link the Fed's customer-repurchase notices of two days (one billion dlrs or two).
+SECOND_HELD = ("v9",)
 
 
 def _grams(text: str) -> set[str]:
@@ -804,10 +811,12 @@ def _grams(text: str) -> set[str]:
     return {t[k:k + TEMPLATE_GRAMS] for k in range(max(1, len(t) - TEMPLATE_GRAMS + 1))}
 
 
-def template_candidates(texts: pa.Array | pa.ChunkedArray, ia: np.ndarray, ib: np.ndarray, links: np.ndarray
-                        ) -> np.ndarray:
-    """Which of the copy rule's `links` (a mask over the pairs (ia, ib) of `texts`, short ones) v8's template check
-    asks the first trees about: those whose texts' character n-grams overlap less than a re-issued report's."""
+def below_reissue(texts: pa.Array | pa.ChunkedArray, ia: np.ndarray, ib: np.ndarray,
+                  links: np.ndarray) -> np.ndarray:
+    """Which of `links` (a mask over the pairs (ia, ib) of `texts`, short ones) overlap less than a re-issued
+    report (character n-gram containment and Jaccard): those the trees may judge, having been fitted on such pairs
+    of both kinds. v8's template check asks the first trees about the copy rule's links among them; v9's second
+    trees decide only pairs among them."""
     out = np.zeros(len(ia), np.bool_)
     k = np.flatnonzero(links)
     if not len(k):
@@ -947,8 +956,9 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
     and asks the trees about the pairs it held down, since the trees were fitted on short pairs too and their cut
     was chosen with them (scripts/fit_rewrite_trees.py: on held-out folds no different-story pair the caps held
     down scored above it). v8 also asks the first trees about the copy rule's links between short texts that are not
-    re-issues of one report (`template_candidates`) and unlinks those they give under TEMPLATE_PROBABILITY (rule
-    "template"): items of one template align sentence by sentence like copies."""
+    re-issues of one report (`below_reissue`) and unlinks those they give under TEMPLATE_PROBABILITY (rule
+    "template"): items of one template align sentence by sentence like copies. v9's second trees also decide the
+    links the caps held down that the first trees rank from the floor, and no pair that overlaps like a re-issue."""
     ia, ib = positions(cands["doc_a"], docs["doc_id"]), positions(cands["doc_b"], docs["doc_id"])
     has_text = docs["text"].is_valid().to_numpy(zero_copy_only=False)
     prof = Profiles(docs["text"], p.verifier, p.common_stems)
@@ -983,16 +993,19 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
             # pair shares >= 0.2 of them), so the trees are not asked
             ask = both & ((core < p.verify_threshold) | (held & copy_only)) & (anchors >= REWRITE_MIN_ANCHORS)
             if p.verifier in TEMPLATE_CHECK:  # v8: the copy rule's links of short texts, unless re-issues
-                template = template_candidates(docs["text"], ia, ib, both & (core >= p.verify_threshold) & ~held
-                                               & (shorter < TEMPLATE_WORDS))
+                template = below_reissue(docs["text"], ia, ib, both & (core >= p.verify_threshold) & ~held
+                                         & (shorter < TEMPLATE_WORDS))
             rewrite, own = rewrite_trees(p, signals, docs["text"], ia, ib, ask | template)
             columns.update(own)
             unlike = template & (rewrite < TEMPLATE_PROBABILITY)
             core = np.where(unlike, np.minimum(core, KEEP_SCORE), core)
             rule[unlike] = "template"
             if p.paraphrase_trees:
-                # v7: the pairs below the copy rule the first trees rank near or above their cut are the second's
+                # v7: the pairs below the copy rule the first trees rank near or above their cut are the second's;
+                # v9: and the caps' held links, but no re-issue
                 second = ask & (core < p.verify_threshold) & (rewrite >= _floor(p))
+                if p.verifier in SECOND_HELD:
+                    second = below_reissue(docs["text"], ia, ib, (second | (ask & held)) & (rewrite >= _floor(p)))
                 decided, para = paraphrase_trees(p, {**signals, **own}, docs["text"], ia, ib, second)
                 columns.update(para, rewrite_first=rewrite)
                 rewrite = np.where(second, decided, rewrite)

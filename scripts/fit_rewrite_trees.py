@@ -1,4 +1,4 @@
-"""Fit the rewrite models of verifiers v4 to v8: gradient-boosted trees over the lexical and sentence signals of a pair.
+"""Fit the rewrite models of verifiers v4 to v9: gradient-boosted trees over the lexical and sentence signals of a pair.
 
 Like scripts/fit_rewrite_model.py (v3), on the quality benchmark's pool ingested with every candidate kept: the
 candidates the copy rule leaves below `verify_threshold` (rewrites of one story against different stories that
@@ -21,11 +21,13 @@ signals (dedup.paraphrase), their cut chosen the same way; the file records the 
 shipped first trees' probability. v8 reads the same first and second trees; its template check (dedup.verify)
 drops the copy rule's links of short texts the first trees find unlike any copy, and its second trees' cut is the
 lowest whose held-out links leave no more different-story document pairs in connected components than v7's
-(`v8_cut`): the budget those dropped links free. Needs scikit-learn (`pip install -e '.[fit]'`, the version
-FITTED_WITH) at fit time only: the trees ship as arrays (dedup/data/rewrite_trees-<version>.npz) that dedup.trees
-walks in NumPy.
+(`lowest_cut`): the budget those dropped links free. v9's second trees are fitted on the copy rule's links the
+caps for short texts hold down as well (those the first trees rank from the floor that overlap less than a
+re-issue: dedup.verify.below_reissue), which they then decide, under the same budget. Needs scikit-learn
+(`pip install -e '.[fit]'`, the version FITTED_WITH) at fit time only: the trees ship as arrays
+(dedup/data/rewrite_trees-<version>.npz) that dedup.trees walks in NumPy.
 
-    python scripts/fit_rewrite_trees.py --corpora ../shared/corpora [--verifier v8] [--pairs-cache FILE] [--write]
+    python scripts/fit_rewrite_trees.py --corpora ../shared/corpora [--verifier v9] [--pairs-cache FILE] [--write]
 """
 from __future__ import annotations
 
@@ -97,6 +99,7 @@ class TrainingSet:
     held_copy: np.ndarray  # candidates the copy rule would link but the caps hold down (v6 asks the trees)
     x_held_copy: np.ndarray  # their features
     template: np.ndarray  # candidates the copy rule links that v8's template check drops (bool, by candidate)
+    held_unlike_reissue: np.ndarray  # held_copy pairs overlapping less than a re-issue (v9's second trees decide them)
 
 
 def training_set(corpora: Path, pairs_cache: Path | None, verifier: str = "v5") -> TrainingSet:
@@ -137,13 +140,15 @@ def training_set(corpora: Path, pairs_cache: Path | None, verifier: str = "v5") 
 
     # v8's template check, as ingest makes it (the shipped first trees, not fitted on the copy rule's links)
     template = np.zeros(len(a), bool)
-    checked = np.flatnonzero(verify.template_candidates(pa.array(pool.texts), a, b, copy_linked & (
+    checked = np.flatnonzero(verify.below_reissue(pa.array(pool.texts), a, b, copy_linked & (
         np.minimum(words[a], words[b]) < verify.TEMPLATE_WORDS))) if verifier in verify.TEMPLATE_CHECK else []
     if len(checked):
         unlike = forest(REWRITE_TREES["v8"]).probability(features_of(checked)) < verify.TEMPLATE_PROBABILITY
         template[checked] = unlike
+    unlike_reissue = verify.below_reissue(pa.array(pool.texts), a[held_copy], b[held_copy],
+                                          np.ones(len(held_copy), bool))
     return TrainingSet(pool, truth, p, a, b, copy_linked, gap, features_of(gap), features, y[gap], truth.story[a[gap]],
-                       len(pairs), held[gap], held_copy, features_of(held_copy), template)
+                       len(pairs), held[gap], held_copy, features_of(held_copy), template, unlike_reissue)
 
 
 def components(data: TrainingSet, extra: np.ndarray, extra_copy: np.ndarray, template: bool) -> np.ndarray:
@@ -194,8 +199,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpora", type=Path, required=True)
-    parser.add_argument("--verifier", choices=sorted(REWRITE_TREES), default="v8",
-                        help="whose trees (default v8: v6's trees, then --write writes its second trees)")
+    parser.add_argument("--verifier", choices=sorted(REWRITE_TREES), default="v9",
+                        help="whose trees (default v9: v6's trees, then --write writes its second trees)")
     parser.add_argument("--write", action="store_true", help="write dedup/data/rewrite_trees-<the verifier's>.npz")
     parser.add_argument("--pairs-cache", type=Path, help="keep the pool's candidate pairs in this Parquet file")
     args = parser.parse_args()
@@ -234,77 +239,128 @@ def main() -> None:
     print(f"held out, rewrites in their original's component ({args.verifier}{alone}): " + ", ".join(
         f"{k} {v:.2f}" for k, v in recall.items()))
     if args.verifier in PARAPHRASE_TREES:
-        second(data, oof, oof_copy > cut, args.write, args.verifier)
+        second(data, oof, oof_copy, cut, args.write, args.verifier)
     elif args.write:
         write(x, yy, data.features, cut, p.verify_threshold, REWRITE_TREES[args.verifier])
 
 
-def second(data: TrainingSet, oof: np.ndarray, copy_links: np.ndarray, save: bool, verifier: str) -> None:
-    """v7's and v8's second trees: fitted on the pairs whose held-out first margin (`oof`) reaches the floor, over
-    the first trees' inputs and the paraphrase encoder's sentence signals (dedup.verify.paraphrase_inputs); their cut
-    is chosen on held-out folds as the first's was. `copy_links`: the copy rule's links the caps hold down that the
-    first trees lift (held-out), which v7 leaves to them. v8's cut: `v8_cut`."""
+def held_out(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Margins of trees fitted on folds grouped by story, each pair scored by the fold that did not see its story."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import GroupKFold
 
-    y, groups = data.y, data.groups
-    floor = np.sort(oof[~y])[::-1][SECOND_FLOOR]
-    zone = np.flatnonzero(oof > floor)
-    first = forest(REWRITE_TREES["v7"])
-    inputs = {n: data.x[zone, j] for j, n in enumerate(data.features)}
-    ia, ib = data.a[data.gap[zone]], data.b[data.gap[zone]]
+    m = np.zeros(len(y))
+    for fit_part, held in GroupKFold(5).split(x, y, groups):
+        m[held] = HistGradientBoostingClassifier(**TREES).fit(x[fit_part], y[fit_part]).decision_function(x[held])
+    return m
+
+
+@dataclass(frozen=True)
+class SecondSet:
+    """The pairs the second trees decide, as they see them: gap pairs (`zone`, indices into data.gap) and, for v9,
+    the copy rule's links the caps hold down (`copy_zone`, indices into data.held_copy), rows in that order; and
+    the gap links the first trees make (held out) among pairs from the floor the second are not asked about (v9:
+    those that overlap like a re-issue)."""
+    zone: np.ndarray
+    copy_zone: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    first_gap: np.ndarray
+
+    def links(self, data: TrainingSet, margins: np.ndarray, cut: float,
+              copy_links: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(gap links, held-copy links) when the second trees link above `cut`; held copies outside `copy_zone`
+        keep `copy_links` (the first trees')."""
+        gap = self.first_gap.copy()
+        gap[self.zone] = margins[:len(self.zone)] > cut
+        held = copy_links.copy()
+        held[self.copy_zone] = margins[len(self.zone):] > cut
+        return gap, held
+
+
+def second_set(data: TrainingSet, zone: np.ndarray, copy_zone: np.ndarray,
+               first_gap: np.ndarray | None = None) -> SecondSet:
+    """The first trees' inputs and the paraphrase encoder's sentence signals of the pairs the second trees decide."""
+    rows = np.concatenate([data.gap[zone], data.held_copy[copy_zone]])
+    first = np.vstack([data.x[zone], data.x_held_copy[copy_zone]])
+    inputs = {n: first[:, j] for j, n in enumerate(data.features)}
+    ia, ib = data.a[rows], data.b[rows]
     _, values = verify.paraphrase_inputs(data.pool.texts, ia, ib, inputs, ENCODER, VECTORS)
-    features = verify.PARAPHRASE_FEATURES
-    x = np.column_stack([values[n] for n in features])
-    yz = y[zone]
-    print(f"second trees: {len(zone)} pairs from the floor (margin {floor:.3f}), {int(yz.sum())} same story")
-    m2 = np.zeros(len(zone))
-    for fit_part, held in GroupKFold(5).split(x, yz, groups[zone]):
-        m2[held] = HistGradientBoostingClassifier(**TREES).fit(x[fit_part], yz[fit_part]).decision_function(x[held])
-    cut = np.sort(m2[~yz])[::-1][MAX_FALSE]
-    if verifier == "v8":
-        cut = v8_cut(data, zone, m2, cut, copy_links)
-    links = np.zeros(len(y), bool)
-    links[zone] = m2 > cut
-    recall = component_recall(data, links, copy_links, template=verifier == "v8")
+    story = data.truth.story
+    return SecondSet(zone, copy_zone, np.column_stack([values[n] for n in verify.PARAPHRASE_FEATURES]),
+                     story[ia] == story[ib], story[ia],
+                     np.zeros(len(data.y), bool) if first_gap is None else first_gap)
+
+
+def second(data: TrainingSet, oof: np.ndarray, oof_copy: np.ndarray, first_cut: float, save: bool,
+           verifier: str) -> None:
+    """v7's to v9's second trees: fitted on the pairs whose held-out first margin (`oof`) reaches the floor, over
+    the first trees' inputs and the paraphrase encoder's sentence signals (dedup.verify.paraphrase_inputs); their cut
+    is chosen on held-out folds as the first's was. The copy rule's links the caps hold down are the first trees' to
+    lift (held out: `oof_copy` above `first_cut`) in v7 and v8; v9 fits the second trees on those above the floor
+    as well, and they decide them. v8's and v9's cut: `lowest_cut`."""
+    y = data.y
+    floor = np.sort(oof[~y])[::-1][SECOND_FLOOR]
+    first_links = oof_copy > first_cut
+    pairs = second_set(data, np.flatnonzero(oof > floor), np.zeros(0, np.int64))
+    print(f"second trees: {len(pairs.zone)} pairs from the floor (margin {floor:.3f}), {int(pairs.y.sum())} same story")
+    m2 = held_out(pairs.x, pairs.y, pairs.groups)
+    cut = np.sort(m2[~pairs.y])[::-1][MAX_FALSE]
+    if verifier in verify.TEMPLATE_CHECK:
+        budget = different_in_components(data, *pairs.links(data, m2, cut, first_links), template=False)
+        dropped = data.copy_linked & data.template
+        same = data.truth.story[data.a] == data.truth.story[data.b]
+        print(f"template check: drops {int(dropped.sum())} of the copy rule's {int(data.copy_linked.sum())} links "
+              f"({int((dropped & same).sum())} same story); v7's different-story pairs in components {budget}")
+        if verifier in verify.SECOND_HELD:
+            zone = pairs.zone
+            unlike = verify.below_reissue(pa.array(data.pool.texts), data.a[data.gap[zone]], data.b[data.gap[zone]],
+                                          np.ones(len(zone), bool))
+            first_gap = np.zeros(len(y), bool)
+            first_gap[zone[~unlike]] = oof[zone[~unlike]] > first_cut
+            pairs = second_set(data, zone[unlike], np.flatnonzero((oof_copy > floor) & data.held_unlike_reissue),
+                               first_gap)
+            print(f"  v9: of them, {int((~unlike).sum())} overlap like a re-issue (the first trees decide them: "
+                  f"{int(first_gap.sum())} linked, held out); the copy rule's links the caps hold down from the "
+                  f"floor, no re-issues: {len(pairs.copy_zone)} ({int(pairs.y[len(pairs.zone):].sum())} same story)")
+            m2 = held_out(pairs.x, pairs.y, pairs.groups)
+        cut = lowest_cut(data, pairs, m2, first_links, budget)
+    links, copy_links = pairs.links(data, m2, cut, first_links)
+    recall = component_recall(data, links, copy_links, template=verifier in verify.TEMPLATE_CHECK)
     print(f"cut {cut:.3f}; held out, rewrites in their original's component ({verifier}): " + ", ".join(
         f"{k} {v:.2f}" for k, v in recall.items()))
-    print_losses(data, oof > floor, links)
+    print_losses(data, oof > floor, links, oof_copy > floor, copy_links)
     if save:
-        write(x, yz, features, cut, data.params.verify_threshold, PARAPHRASE_TREES[verifier], encoder=ENCODER,
-              floor=float(1 / (1 + np.exp(-(floor + first.offset)))))
+        first = forest(REWRITE_TREES[verifier])
+        write(pairs.x, pairs.y, verify.PARAPHRASE_FEATURES, cut, data.params.verify_threshold,
+              PARAPHRASE_TREES[verifier], encoder=ENCODER, floor=float(1 / (1 + np.exp(-(floor + first.offset)))))
 
 
-def v8_cut(data: TrainingSet, zone: np.ndarray, m2: np.ndarray, v7_cut: float, copy_links: np.ndarray) -> float:
+def lowest_cut(data: TrainingSet, pairs: SecondSet, m2: np.ndarray, first_links: np.ndarray, budget: int) -> float:
     """The lowest of the second trees' held-out margins at which their links, with the copy rule's links less those
-    the template check drops, leave no more different-story document pairs in connected components than v7's
-    (its cut, every copy-rule link)."""
-    def links_above(cut: float) -> np.ndarray:
-        out = np.zeros(len(data.y), bool)
-        out[zone] = m2 > cut
-        return out
-    budget = different_in_components(data, links_above(v7_cut), copy_links, template=False)
-    dropped = data.copy_linked & data.template
-    same = data.truth.story[data.a] == data.truth.story[data.b]
-    print(f"template check: drops {int(dropped.sum())} of the copy rule's {int(data.copy_linked.sum())} links "
-          f"({int((dropped & same).sum())} same story); v7's different-story pairs in components {budget}")
-    cut = v7_cut
-    for margin in np.sort(m2[~data.y[zone] & (m2 < v7_cut)])[::-1]:
-        if different_in_components(data, links_above(margin), copy_links, template=True) > budget:
+    the template check drops, leave no more different-story document pairs in connected components than `budget`
+    (v7's: its cut, every copy-rule link)."""
+    negatives = np.sort(m2[~pairs.y])[::-1]
+    cut = negatives[MAX_FALSE]
+    for margin in negatives[MAX_FALSE + 1:]:
+        if different_in_components(data, *pairs.links(data, m2, margin, first_links), template=True) > budget:
             break
         cut = margin
-    print(f"v8 cut {cut:.3f}: admits {int((m2[~data.y[zone]] > cut).sum())} held-out different-story pairs "
-          f"(v7's: {MAX_FALSE})")
+    print(f"cut {cut:.3f}: admits {int((negatives > cut).sum())} held-out different-story pairs (v7's: {MAX_FALSE})")
     return float(cut)
 
 
-def print_losses(data: TrainingSet, zone: np.ndarray, links: np.ndarray) -> None:
-    """Where each model's rewrite/original pairs end, held out (`zone`, `links`: masks over data.gap): not a
-    candidate, linked by the copy rule, left out of the fit (ambiguous, held down by the caps, no text), below the
-    floor, below the second trees' cut, linked by them. A rewrite may still join its original's component through
-    another rewrite of it, so these are the direct pairs only: where the next gain must come from."""
+def print_losses(data: TrainingSet, zone: np.ndarray, links: np.ndarray, copy_zone: np.ndarray,
+                 copy_links: np.ndarray) -> None:
+    """Where each model's rewrite/original pairs end, held out (`zone`, `links`: masks over data.gap; `copy_zone`,
+    `copy_links` over data.held_copy): not a candidate, linked by the copy rule, left out of the fit (ambiguous, no
+    text), below the floor, below the second trees' cut, linked by them (the caps' held links counted as the
+    trees' pairs). A rewrite may still join its original's component through another rewrite of it, so these are
+    the direct pairs only: where the next gain must come from."""
     candidate = {(min(i, j), max(i, j)): k for k, (i, j) in enumerate(zip(data.a.tolist(), data.b.tolist()))}
-    in_gap = dict(zip(data.gap.tolist(), range(len(data.gap))))
+    decided = {int(k): (bool(z), bool(x)) for k, z, x in zip(data.gap, zone, links)}
+    decided.update({int(k): (bool(z), bool(x)) for k, z, x in zip(data.held_copy, copy_zone, copy_links)})
     kinds = np.array([k or "" for k in data.pool.kind])
     print("direct rewrite/original pairs, held out:")
     for kind in sorted({k for k in kinds if k.startswith("rewrite")}):
@@ -313,9 +369,10 @@ def print_losses(data: TrainingSet, zone: np.ndarray, links: np.ndarray) -> None
         for r in np.flatnonzero(kinds == kind).tolist():
             o = int(data.pool.original[r])
             k = candidate.get((min(r, o), max(r, o)))
-            g = in_gap.get(k) if k is not None else None
-            fate["not a candidate" if k is None else "copy rule" if data.copy_linked[k] else "left out" if g is None
-                 else "linked" if links[g] else "below the cut" if zone[g] else "below the floor"] += 1
+            above, linked = decided.get(k, (False, False))
+            fate["not a candidate" if k is None else "copy rule" if data.copy_linked[k] else "left out"
+                 if k not in decided else "linked" if linked else "below the cut" if above
+                 else "below the floor"] += 1
         print(f"  {kind.removeprefix('rewrite-')}: " + ", ".join(f"{n} {c}" for n, c in fate.items()))
 
 

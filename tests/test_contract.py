@@ -51,6 +51,8 @@ PINNED_TOO["verifier v7"] = {**PINNED_TOO["verifier v6"],
 PINNED_TOO["verifier v8"] = {**PINNED_TOO["verifier v7"], "dedup.verify": [
     *PINNED_TOO["verifier v7"]["dedup.verify"], "TEMPLATE_WORDS", "TEMPLATE_PROBABILITY", "TEMPLATE_GRAMS",
     "TEMPLATE_GRAM_CONTAINMENT", "TEMPLATE_GRAM_JACCARD"]}
+# v9: v8's (which pairs its second trees decide is its own code; its trees are pinned by their file)
+PINNED_TOO["verifier v9"] = PINNED_TOO["verifier v8"]
 
 
 def digest(kind: str, version: str | None = None) -> str:
@@ -62,7 +64,8 @@ def digest(kind: str, version: str | None = None) -> str:
 
 @pytest.mark.parametrize("kind, version", [("shingler", "v1"), ("verifier", "v2"), ("verifier", "v3"),
                                            ("verifier", "v4"), ("verifier", "v5"),
-                                           ("verifier", "v6"), ("verifier", "v7"), ("verifier", "v8")])
+                                           ("verifier", "v6"), ("verifier", "v7"), ("verifier", "v8"),
+                                           ("verifier", "v9")])
 def test_pinned_constants_change_only_with_their_version(kind: str, version: str) -> None:
     key, now = f"{kind} {version}", digest(kind, version)
     recorded = json.loads(RECORDED.read_text("utf-8"))
@@ -111,8 +114,8 @@ def test_common_stems_change_only_with_their_version() -> None:
 
 @pytest.mark.parametrize("version", shipped())
 def test_shipped_model_files_change_only_with_their_version(version: str) -> None:
-    """The trees of verifiers v4 to v8 (`rewrite_trees`, `paraphrase_trees`, which name their word vectors and
-    v7's and v8's second trees their paraphrase encoder) decide pairs: every shipped trees file, its vectors and its
+    """The trees of verifiers v4 to v9 (`rewrite_trees`, `paraphrase_trees`, which name their word vectors and
+    the second trees of v7 to v9 their paraphrase encoder) decide pairs: every shipped trees file, its vectors and its
     encoder are pinned by the versions an index records."""
     from dedup.trees import DATA, forest
 
@@ -135,15 +138,16 @@ def test_each_verifier_reads_its_own_trees_unless_told() -> None:
         Params(verifier="v4", rewrite_trees=REWRITE_TREES["v5"])
 
 
-def test_v7_and_v8_read_their_second_trees_and_no_other_verifier_does() -> None:
-    """v7 and v8 record the second trees they read (they name the paraphrase encoder); first trees are no second ones,
+def test_v7_to_v9_read_their_second_trees_and_no_other_verifier_does() -> None:
+    """v7 to v9 record the second trees they read (they name the paraphrase encoder); first trees are no second ones,
     and a verifier without second trees refuses them."""
     from dedup.params import PARAPHRASE_TREES
 
     assert Params(verifier="v7").paraphrase_trees == PARAPHRASE_TREES["v7"]
     assert Params(verifier="v8").paraphrase_trees == PARAPHRASE_TREES["v8"] != PARAPHRASE_TREES["v7"]
+    assert Params(verifier="v9").paraphrase_trees == PARAPHRASE_TREES["v9"] != PARAPHRASE_TREES["v8"]
     assert Params(verifier="v6").paraphrase_trees == ""
     with pytest.raises(ParamsError, match="not second trees"):
         Params(verifier="v7", paraphrase_trees=Params(verifier="v7").rewrite_trees)
-    with pytest.raises(ParamsError, match="verifier v7, v8 only"):
+    with pytest.raises(ParamsError, match="verifier v7, v8, v9 only"):
         Params(verifier="v6", paraphrase_trees=PARAPHRASE_TREES["v7"])

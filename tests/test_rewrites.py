@@ -311,8 +311,8 @@ TEMPLATES = Path(__file__).parent / "pairs" / "templates.jsonl"
 def test_v8_template_check_drops_templated_reports_the_copy_rule_links() -> None:
     """Real Reuters items of one template (two oil companies' crude postings, two weeks' T-bill notices, two banks'
     charter filings: read as different stories) align sentence by sentence, so the copy rule links them (v7);
-    v8 asks the first trees about such links between short texts and drops them, with the probability kept and
-    the rule named. A report filed twice word for word, or re-issued with a correction, is not asked (the trees
+    v8 (and v9) ask the first trees about such links between short texts and drop them, with the probability kept
+    and the rule named. A report filed twice word for word, or re-issued with a correction, is not asked (the trees
     never saw such pairs: their fit left them out as ambiguous)."""
     from dedup.verify import TEMPLATE_PROBABILITY, verify_pairs
 
@@ -321,8 +321,9 @@ def test_v8_template_check_drops_templated_reports_the_copy_rule_links() -> None
     pairs = [(r["pair"].split(), r["label"]) for r in rows[::2]]
     cands = pa.table({"doc_a": [p[0][0] for p in pairs], "doc_b": [p[0][1] for p in pairs],
                       "bands": pa.array([3] * len(pairs), pa.int32())})
-    v7, v8 = (verify_pairs(cands, docs, Params(verifier=v)).to_pylist() for v in ("v7", "v8"))
+    v7, v8, v9 = (verify_pairs(cands, docs, Params(verifier=v)).to_pylist() for v in ("v7", "v8", "v9"))
     assert all(o["linked"] and o["rule"] == "copy" for o in v7)
+    assert [(r["linked"], r["rule"]) for r in v9] == [(r["linked"], r["rule"]) for r in v8]
     for (_, label), o, n in zip(pairs, v7, v8):
         if label == "DIFFERENT":
             assert not n["linked"] and n["rule"] == "template" and n["rewrite_first"] < TEMPLATE_PROBABILITY
@@ -341,3 +342,28 @@ def test_v8_links_every_rewrite_v7_links_and_no_other_story(rewrites: list[dict]
     assert all(n["linked"] for o, n in zip(v7, v8) if o["linked"])
     assert all(story[r["doc_a"]] == story[r["doc_b"]] for r in v8 if r["linked"])
     assert sum(n["linked"] for n in v8) >= sum(o["linked"] for o in v7)
+
+
+SHORT = Path(__file__).parent / "rewrites" / "l2r_short.jsonl"
+
+
+def test_v9_second_trees_decide_the_copy_rule_links_the_caps_hold_down(rewrites: list[dict]) -> None:
+    """Rewrites of articles under 60 words (GPT-3.5's and GPT-4o's, real, from L2R) follow their original sentence
+    by sentence, so the copy rule would link them, but the caps for short texts hold such links down, as they do
+    for templated briefs (rule "brief"/"short"); v8 leaves them to the first trees, which link few. v9's second
+    trees, which also read the paraphrase encoder, decide them and link most, storing their signals; they link
+    every pair v8 links, and no pair of different stories here or in the larger fixture."""
+    from dedup.verify import verify_pairs
+
+    rows = [json.loads(line) for line in SHORT.read_text("utf-8").splitlines()]
+    cands, docs, story = every_pair(rows)
+    v8, v9 = (verify_pairs(cands, docs, Params(verifier=v)).to_pylist() for v in ("v8", "v9"))
+    held = [n for o, n in zip(v8, v9) if o["rule"] in ("brief", "short") and story[o["doc_a"]] == story[o["doc_b"]]]
+    linked = [n for n in held if n["linked"]]
+    assert len(held) >= 6 and len(linked) > len(held) / 2
+    assert all(n["rule"] == "rewrite" and n["para_cover"] is not None and n["rewrite_first"] < 0.7 for n in linked)
+    for fixture in (rows, rewrites):
+        cands, docs, story = every_pair(fixture)
+        v8, v9 = (verify_pairs(cands, docs, Params(verifier=v)).to_pylist() for v in ("v8", "v9"))
+        assert all(n["linked"] for o, n in zip(v8, v9) if o["linked"])
+        assert all(story[r["doc_a"]] == story[r["doc_b"]] for r in v9 if r["linked"])
