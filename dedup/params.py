@@ -33,7 +33,8 @@ VERIFIERS = ("v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9")
 # v6's trees rank near their cut, over a paraphrase encoder's sentence vectors as well (dedup.paraphrase); v8 also
 # asks the first trees about the copy rule's links of short texts, and drops those they find unlike any copy (templated
 # reports), which lets its second trees' cut admit more; v9's second trees also decide the copy rule's links that the
-# caps for short texts hold down (v8 leaves those to the first trees)
+# caps for short texts hold down (v8 leaves those to the first trees), and no pair that overlaps like a re-issue
+# (the first trees judge those)
 
 # Values of parameters an index made before they existed was made with (its manifest does not name them).
 LEGACY = {"anchor_bands": 0, "anchor_rows": 2, "common_stems": "", "rewrite_model": (), "rewrite_trees": "",
