@@ -813,9 +813,9 @@ def _grams(text: str) -> set[str]:
 
 def below_reissue(texts: pa.Array | pa.ChunkedArray, ia: np.ndarray, ib: np.ndarray,
                   links: np.ndarray) -> np.ndarray:
-    """Which of `links` (a mask over the pairs (ia, ib) of `texts`, short ones) overlap less than a re-issued
-    report (character n-gram containment and Jaccard): those the trees may judge, having been fitted on such pairs
-    of both kinds. v8's template check asks the first trees about the copy rule's links among them; v9's second
+    """Which of `links` (a mask over the pairs (ia, ib) of `texts`) overlap less than a re-issued report
+    (character n-gram containment and Jaccard): those the trees may judge, having been fitted on such pairs of both
+    kinds. v8's template check asks the first trees about the copy rule's links among them; v9's second
     trees decide only pairs among them."""
     out = np.zeros(len(ia), np.bool_)
     k = np.flatnonzero(links)
@@ -1003,9 +1003,10 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
             if p.paraphrase_trees:
                 # v7: the pairs below the copy rule the first trees rank near or above their cut are the second's;
                 # v9: and the caps' held links, but no re-issue
-                second = ask & (core < p.verify_threshold) & (rewrite >= _floor(p))
-                if p.verifier in SECOND_HELD:
-                    second = below_reissue(docs["text"], ia, ib, (second | (ask & held)) & (rewrite >= _floor(p)))
+                second_held = p.verifier in SECOND_HELD
+                second = ask & ((core < p.verify_threshold) | (held & second_held)) & (rewrite >= _floor(p))
+                if second_held:
+                    second = below_reissue(docs["text"], ia, ib, second)
                 decided, para = paraphrase_trees(p, {**signals, **own}, docs["text"], ia, ib, second)
                 columns.update(para, rewrite_first=rewrite)
                 rewrite = np.where(second, decided, rewrite)

@@ -99,7 +99,6 @@ class TrainingSet:
     held_copy: np.ndarray  # candidates the copy rule would link but the caps hold down (v6 asks the trees)
     x_held_copy: np.ndarray  # their features
     template: np.ndarray  # candidates the copy rule links that v8's template check drops (bool, by candidate)
-    held_unlike_reissue: np.ndarray  # held_copy pairs overlapping less than a re-issue (v9's second trees decide them)
 
 
 def training_set(corpora: Path, pairs_cache: Path | None, verifier: str = "v5") -> TrainingSet:
@@ -145,10 +144,8 @@ def training_set(corpora: Path, pairs_cache: Path | None, verifier: str = "v5") 
     if len(checked):
         unlike = forest(REWRITE_TREES["v8"]).probability(features_of(checked)) < verify.TEMPLATE_PROBABILITY
         template[checked] = unlike
-    unlike_reissue = verify.below_reissue(pa.array(pool.texts), a[held_copy], b[held_copy],
-                                          np.ones(len(held_copy), bool))
     return TrainingSet(pool, truth, p, a, b, copy_linked, gap, features_of(gap), features, y[gap], truth.story[a[gap]],
-                       len(pairs), held[gap], held_copy, features_of(held_copy), template, unlike_reissue)
+                       len(pairs), held[gap], held_copy, features_of(held_copy), template)
 
 
 def components(data: TrainingSet, extra: np.ndarray, extra_copy: np.ndarray, template: bool) -> np.ndarray:
@@ -314,13 +311,15 @@ def second(data: TrainingSet, oof: np.ndarray, oof_copy: np.ndarray, first_cut: 
         print(f"template check: drops {int(dropped.sum())} of the copy rule's {int(data.copy_linked.sum())} links "
               f"({int((dropped & same).sum())} same story); v7's different-story pairs in components {budget}")
         if verifier in verify.SECOND_HELD:
-            zone = pairs.zone
-            unlike = verify.below_reissue(pa.array(data.pool.texts), data.a[data.gap[zone]], data.b[data.gap[zone]],
-                                          np.ones(len(zone), bool))
+            # the gap pairs and the caps' held links from the floor, less those that overlap like a re-issue
+            zone, held = pairs.zone, np.flatnonzero(oof_copy > floor)
+            rows = np.concatenate([data.gap[zone], data.held_copy[held]])
+            unlike = verify.below_reissue(pa.array(data.pool.texts), data.a[rows], data.b[rows],
+                                          np.ones(len(rows), bool))
+            unlike, held_unlike = unlike[:len(zone)], unlike[len(zone):]
             first_gap = np.zeros(len(y), bool)
             first_gap[zone[~unlike]] = oof[zone[~unlike]] > first_cut
-            pairs = second_set(data, zone[unlike], np.flatnonzero((oof_copy > floor) & data.held_unlike_reissue),
-                               first_gap)
+            pairs = second_set(data, zone[unlike], held[held_unlike], first_gap)
             print(f"  v9: of them, {int((~unlike).sum())} overlap like a re-issue (the first trees decide them: "
                   f"{int(first_gap.sum())} linked, held out); the copy rule's links the caps hold down from the "
                   f"floor, no re-issues: {len(pairs.copy_zone)} ({int(pairs.y[len(pairs.zone):].sum())} same story)")
