@@ -249,19 +249,31 @@ def _decide(text_a: str, text_b: str, bands: int, p: Params) -> Verdict:
                                    *verify.PARAPHRASE_SIGNALS) if out.get(k) is not None}
     return Verdict(float(out["score"]), bool(out["linked"]), out["rule"], signals if "rewrite" in signals else {})
 
-def _rewrite_rule(v: Verdict, p: Params) -> str:
+def _rewrite_rule(v: Verdict, p: Params, text_a: str, text_b: str) -> str:
     """What the rewrite model (v3's regression, the trees of v4 to v9) made of the pair."""
+    from dedup.trees import forest
     parts = ", ".join(f"{k} {v.signals[k]:.2f}" for k in (*verify.REWRITE_SIGNALS, *verify.TREE_SIGNALS["v5"],
                                                           *verify.PARAPHRASE_SIGNALS) if k in v.signals)
     cmp = "≥" if v.signals["rewrite"] >= p.verify_threshold else "<"
     sits = "trees (anchors, figures, loose order, sentence vectors and where they sit, shared words and names)"
     model = {"v4": "trees (anchors, figures, loose order, sentence vectors)", "v5": sits, "v6": sits, "v7": sits,
              "v8": sits, "v9": sits}.get(p.verifier, "(anchors, figures, loose order)")
+    floor = forest(p.paraphrase_trees).floor if p.paraphrase_trees else None
+    grams = verify.gram_overlap(text_a, text_b) if p.verifier in verify.SECOND_HELD else None
     if "para_cover" in v.signals:
-        from dedup.trees import forest
-        model += (f", probability {v.signals['rewrite_first']:.2f}, at least their floor "
-                  f"{forest(p.paraphrase_trees).floor:.3f}, so second trees that also read a paraphrase encoder's "
-                  f"sentence vectors decided")
+        model += (f", probability {v.signals['rewrite_first']:.2f}, at least their floor {floor:.3f}, so second "
+                  f"trees that also read a paraphrase encoder's sentence vectors decided")
+    elif floor is not None and v.signals.get("rewrite_first", np.inf) < floor:
+        model += (f", probability {v.signals['rewrite_first']:.2f}, under the floor {floor:.3f} from which second "
+                  f"trees that also read a paraphrase encoder's sentence vectors are asked, so these trees decided")
+    elif grams is not None and grams.reissue and floor is not None and v.signals.get("rewrite_first", -1) >= floor:
+        # v9 asks its second trees about no pair that overlaps like a re-issue: say so, or the floor looks ignored
+        model += (f", probability {v.signals['rewrite_first']:.2f}, at least the second trees' floor {floor:.3f}, but "
+                  f"the texts "
+                  f"overlap like a re-issued report (character {verify.TEMPLATE_GRAMS}-grams: containment "
+                  f"{grams.containment:.2f}, Jaccard {grams.jaccard:.2f}; ≥ {verify.TEMPLATE_GRAM_CONTAINMENT} or ≥ "
+                  f"{verify.TEMPLATE_GRAM_JACCARD}), which the second trees were only ever shown as copies, so these "
+                  f"trees decided")
     return (f"rewrite model {model}: probability {v.signals['rewrite']:.2f} {cmp} "
             f"verify_threshold {p.verify_threshold} from {parts}")
 
@@ -286,9 +298,22 @@ def _in_order(best: np.ndarray, weight: np.ndarray) -> np.ndarray:
         x = int(prev[x])
     return keep
 
+def _caps(w: WholeScores, p: Params) -> str | None:
+    """How the caps for short texts hold the pair down, if they do (the copy rule's score alone from v6 on)."""
+    aligned, jaccard, shorter = w.aligned, w.jaccard, min(w.words_a, w.words_b)
+    capped = f"{'the copy rule' if p.verifier in verify.COPY_ONLY_CAPS else 'score'} capped at {verify.KEEP_SCORE}"
+    if shorter < p.brief_words and (aligned < verify.BRIEF_ALIGNED or jaccard < verify.BRIEF_JACCARD):
+        return (f"brief (shorter text {shorter} words < {p.brief_words}) that is not near-identical "
+                f"(needs aligned ≥ {verify.BRIEF_ALIGNED} and jaccard ≥ {verify.BRIEF_JACCARD}): {capped}")
+    if shorter < verify.SHORT_WORDS and (aligned < verify.SHORT_ALIGNED or jaccard < verify.SHORT_JACCARD):
+        return (f"short text ({shorter} words < {verify.SHORT_WORDS}) needs aligned ≥ {verify.SHORT_ALIGNED} "
+                f"and jaccard ≥ {verify.SHORT_JACCARD}: {capped}")
+    return None
+
+
 def _rule(verifier: str, w: WholeScores, score: float, linked: bool, p: Params) -> str:
     """Which of the verifier's rules set the score (`verifier` as `_VerifierView` reads texts)."""
-    aligned, ordered, jaccard, shorter = w.aligned, w.ordered, w.jaccard, min(w.words_a, w.words_b)
+    aligned, ordered, jaccard = w.aligned, w.ordered, w.jaccard
     cmp = "≥" if linked else "<"
     if verifier == "v2" and jaccard >= verify.REORDERED_JACCARD:
         base = f"nearly the same words (jaccard {jaccard:.2f} ≥ {verify.REORDERED_JACCARD}): order not asked, " \
@@ -299,13 +324,9 @@ def _rule(verifier: str, w: WholeScores, score: float, linked: bool, p: Params) 
             base += f" (in any order {aligned:.2f}: some passages match out of order)"
     else:
         base = f"score = aligned {aligned:.2f} (verifier v1: any order)"
-    capped = f"{'the copy rule' if p.verifier in verify.COPY_ONLY_CAPS else 'score'} capped at {verify.KEEP_SCORE}, not linked"
-    if shorter < p.brief_words and (aligned < verify.BRIEF_ALIGNED or jaccard < verify.BRIEF_JACCARD):
-        return (f"brief (shorter text {shorter} words < {p.brief_words}) that is not near-identical "
-                f"(needs aligned ≥ {verify.BRIEF_ALIGNED} and jaccard ≥ {verify.BRIEF_JACCARD}): {capped}")
-    if shorter < verify.SHORT_WORDS and (aligned < verify.SHORT_ALIGNED or jaccard < verify.SHORT_JACCARD):
-        return (f"short text ({shorter} words < {verify.SHORT_WORDS}) needs aligned ≥ {verify.SHORT_ALIGNED} "
-                f"and jaccard ≥ {verify.SHORT_JACCARD}: {capped}")
+    held = _caps(w, p)
+    if held:
+        return f"{held}, not linked"
     return f"{base}; {score:.2f} {cmp} verify_threshold {p.verify_threshold}: {'linked' if linked else 'not linked'}"
 
 
@@ -419,8 +440,10 @@ def explain_texts(a: Side, b: Side, p: Params, stored_score: float | None = None
     verdict = _decide(a.text, b.text, whole, p)
     score, linked = verdict.score, verdict.linked
     rule = _rule(view.verifier, w, score, linked, p)
-    if verdict.rule == "rewrite":
-        rule = _rewrite_rule(verdict, p) + (": linked" if linked else ": not linked")
+    if verdict.rule == "rewrite":  # the trees lifted the pair, maybe over the caps' hold on the copy rule
+        held = _caps(w, p) if p.verifier in verify.COPY_ONLY_CAPS else None
+        rule = (f"{held}; " if held else "") + _rewrite_rule(verdict, p, a.text, b.text) + \
+            (": linked" if linked else ": not linked")
     elif verdict.rule == "template":  # v8, v9
         copy = w.aligned if w.jaccard >= verify.REORDERED_JACCARD else w.ordered
         rule = (f"the copy rule would link it (share of words in passages matched in order {copy:.2f} ≥ "
@@ -431,7 +454,7 @@ def explain_texts(a: Side, b: Side, p: Params, stored_score: float | None = None
                 f"{verify.TEMPLATE_PROBABILITY}, unlike any copy (items of one template); score held at "
                 f"{verify.KEEP_SCORE}: not linked")
     elif verdict.signals:
-        rule += "; " + _rewrite_rule(verdict, p)
+        rule += "; " + _rewrite_rule(verdict, p, a.text, b.text)
     ver = VerifyStage(w.aligned, w.ordered, w.jaccard, w.containment, score, p.verify_threshold, linked,
                       rule, stored_score)
     docs = [dataclasses.replace(s.doc, words=int(w)) for s, w in ((a, sk.words[0]), (b, sk.words[1]))]

@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numba
@@ -811,6 +812,38 @@ def _grams(text: str) -> set[str]:
     return {t[k:k + TEMPLATE_GRAMS] for k in range(max(1, len(t) - TEMPLATE_GRAMS + 1))}
 
 
+@dataclass(frozen=True)
+class GramOverlap:
+    """How much two texts' character n-gram sets (`_grams`) share: counts, so the re-issue test is exact."""
+    shared: int
+    smaller: int
+    union: int
+
+    @property
+    def containment(self) -> float:
+        return self.shared / max(self.smaller, 1)
+
+    @property
+    def jaccard(self) -> float:
+        return self.shared / max(self.union, 1)
+
+    @property
+    def reissue(self) -> bool:
+        """Overlapping like a report re-issued with a correction or a paragraph more."""
+        return (self.shared >= TEMPLATE_GRAM_CONTAINMENT * self.smaller
+                or self.shared >= TEMPLATE_GRAM_JACCARD * self.union)
+
+
+def _overlap(a: set[str], b: set[str]) -> GramOverlap:
+    shared = len(a & b)
+    return GramOverlap(shared, min(len(a), len(b)), len(a) + len(b) - shared)
+
+
+def gram_overlap(text_a: str, text_b: str) -> GramOverlap:
+    """The character n-gram overlap `below_reissue` reads, of two texts (for `dedup explain`)."""
+    return _overlap(_grams(text_a), _grams(text_b))
+
+
 def below_reissue(texts: pa.Array | pa.ChunkedArray, ia: np.ndarray, ib: np.ndarray,
                   links: np.ndarray) -> np.ndarray:
     """Which of `links` (a mask over the pairs (ia, ib) of `texts`) overlap less than a re-issued report
@@ -824,10 +857,7 @@ def below_reissue(texts: pa.Array | pa.ChunkedArray, ia: np.ndarray, ib: np.ndar
     needed = np.unique(np.concatenate([ia[k], ib[k]]))
     grams = dict(zip(needed.tolist(), map(_grams, texts.take(pa.array(needed)).to_pylist())))
     for j, x, y in zip(k.tolist(), ia[k].tolist(), ib[k].tolist()):
-        a, b = grams[x], grams[y]
-        shared = len(a & b)
-        out[j] = (shared < TEMPLATE_GRAM_CONTAINMENT * min(len(a), len(b))
-                  and shared < TEMPLATE_GRAM_JACCARD * (len(a) + len(b) - shared))
+        out[j] = not _overlap(grams[x], grams[y]).reissue
     return out
 
 

@@ -161,3 +161,36 @@ def test_a_rewrite_the_second_trees_linked_is_explained_by_both_opinions(tmp_pat
     v = e.verification
     assert v.linked and v.stored_score == pytest.approx(v.score, abs=1e-6) == pytest.approx(second[0]["score"])
     assert "second trees" in v.rule and "at least their floor" in v.rule and "para_chain60" in v.rule
+
+
+def test_v9_explains_the_caps_hold_and_the_reissue_rule(tmp_path: Path) -> None:
+    """v9's two changes are visible in the explanation: for a rewrite of a short article that its second trees
+    linked over the caps' hold on the copy rule, the hold is named beside the trees' opinions; for a pair that
+    overlaps like a re-issue (real Reuters items of one template), the overlap is given as the reason the first
+    trees decided although their probability reached the second trees' floor."""
+    from dedup.params import Params
+    from dedup.trees import forest
+
+    rows_ = [json.loads(line) for line in (ROOT / "tests" / "rewrites" / "l2r_short.jsonl").read_text("utf-8").splitlines()]
+    rows_ += [json.loads(line) for line in (ROOT / "tests" / "pairs" / "reissues.jsonl").read_text("utf-8").splitlines()]
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps({"id": r["id"], "text": r["text"]}) + "\n" for r in rows_), "utf-8")
+    dedup.ingest([src], tmp_path / "idx")
+    pairs = dedup.Index(tmp_path / "idx").sql(
+        "SELECT doc_a, doc_b, rule, linked, rewrite_first, para_cover IS NOT NULL AS second FROM pairs "
+        "WHERE rewrite_first IS NOT NULL ORDER BY doc_a, doc_b").to_pylist()
+    floor = forest(Params().paraphrase_trees).floor
+    lifted = reissued = 0
+    for r in pairs:
+        v = explain(str(tmp_path / "idx"), r["doc_a"], r["doc_b"]).verification
+        held = v.rule.startswith(("brief", "short text"))
+        if r["rule"] == "rewrite" and r["second"] and held:
+            lifted += r["linked"]
+            assert "the copy rule capped at 0.2;" in v.rule and "second trees" in v.rule
+        if not r["second"] and r["rewrite_first"] >= floor:
+            reissued += 1
+            assert verify.gram_overlap(*(_texts(tmp_path / "idx")[d] for d in (r["doc_a"], r["doc_b"]))).reissue
+            assert "overlap like a re-issued report" in v.rule and f"floor {floor:.3f}" in v.rule
+        if r["rewrite_first"] < floor:
+            assert "under the floor" in v.rule
+    assert lifted >= 6 and reissued >= 3
