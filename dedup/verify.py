@@ -844,21 +844,46 @@ def gram_overlap(text_a: str, text_b: str) -> GramOverlap:
     return _overlap(_grams(text_a), _grams(text_b))
 
 
+@dataclass(frozen=True)
+class Overlaps:
+    """The character n-gram overlap of some pairs (NaN where not measured), and which of them overlap like a
+    re-issued report."""
+    containment: np.ndarray
+    jaccard: np.ndarray
+    reissue: np.ndarray
+
+
+def gram_overlaps(texts: pa.Array | pa.ChunkedArray, ia: np.ndarray, ib: np.ndarray, which: np.ndarray) -> Overlaps:
+    """The character n-gram overlap of the pairs (ia, ib) of `texts` that the mask `which` selects."""
+    containment, jaccard = np.full(len(ia), np.nan, np.float32), np.full(len(ia), np.nan, np.float32)
+    reissue = np.zeros(len(ia), np.bool_)
+    k = np.flatnonzero(which)
+    if len(k):
+        needed = np.unique(np.concatenate([ia[k], ib[k]]))
+        grams = dict(zip(needed.tolist(), map(_grams, texts.take(pa.array(needed)).to_pylist())))
+        for j, x, y in zip(k.tolist(), ia[k].tolist(), ib[k].tolist()):
+            o = _overlap(grams[x], grams[y])
+            containment[j], jaccard[j], reissue[j] = o.containment, o.jaccard, o.reissue
+    return Overlaps(containment, jaccard, reissue)
+
+
 def below_reissue(texts: pa.Array | pa.ChunkedArray, ia: np.ndarray, ib: np.ndarray,
                   links: np.ndarray) -> np.ndarray:
     """Which of `links` (a mask over the pairs (ia, ib) of `texts`) overlap less than a re-issued report
     (character n-gram containment and Jaccard): those the trees may judge, having been fitted on such pairs of both
     kinds. v8's template check asks the first trees about the copy rule's links among them; v9's second
     trees decide only pairs among them."""
-    out = np.zeros(len(ia), np.bool_)
-    k = np.flatnonzero(links)
-    if not len(k):
-        return out
-    needed = np.unique(np.concatenate([ia[k], ib[k]]))
-    grams = dict(zip(needed.tolist(), map(_grams, texts.take(pa.array(needed)).to_pylist())))
-    for j, x, y in zip(k.tolist(), ia[k].tolist(), ib[k].tolist()):
-        out[j] = not _overlap(grams[x], grams[y]).reissue
-    return out
+    return links & ~gram_overlaps(texts, ia, ib, links).reissue
+
+
+def _measure_overlaps(columns: dict[str, np.ndarray], texts: pa.Array | pa.ChunkedArray, ia: np.ndarray,
+                      ib: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """Which of the pairs `which` selects overlap like a re-issue; their overlap goes to `columns` (`pairs` keeps
+    it: it decides which trees judge the pair)."""
+    o = gram_overlaps(texts, ia, ib, which)
+    columns["char_containment"] = np.fmax(columns["char_containment"], o.containment)
+    columns["char_jaccard"] = np.fmax(columns["char_jaccard"], o.jaccard)
+    return o.reissue
 
 
 def tree_inputs(texts: list[str], ia: np.ndarray, ib: np.ndarray, signals: dict[str, np.ndarray], verifier: str,
@@ -1003,7 +1028,7 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
     nothing = np.full(len(ia), np.nan, np.float32)
     columns = {"ordered": ordered, "anchors": nothing, "figures": nothing, "loose": nothing, "rewrite": nothing,
                **dict.fromkeys(TREE_SIGNALS["v5"], nothing), "rewrite_first": nothing,
-               **dict.fromkeys(PARAPHRASE_SIGNALS, nothing)}
+               **dict.fromkeys(PARAPHRASE_SIGNALS, nothing), "char_containment": nothing, "char_jaccard": nothing}
     rule = np.where(both, "copy", "estimate").astype(object)
     shorter = np.minimum(prof.words[ia], prof.words[ib])  # whitespace words of each pair's shorter text
     brief, held = short_caps(shorter, aligned, jac, p.brief_words)
@@ -1023,8 +1048,8 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
             # pair shares >= 0.2 of them), so the trees are not asked
             ask = both & ((core < p.verify_threshold) | (held & copy_only)) & (anchors >= REWRITE_MIN_ANCHORS)
             if p.verifier in TEMPLATE_CHECK:  # v8: the copy rule's links of short texts, unless re-issues
-                template = below_reissue(docs["text"], ia, ib, both & (core >= p.verify_threshold) & ~held
-                                         & (shorter < TEMPLATE_WORDS))
+                checked = both & (core >= p.verify_threshold) & ~held & (shorter < TEMPLATE_WORDS)
+                template = checked & ~_measure_overlaps(columns, docs["text"], ia, ib, checked)
             rewrite, own = rewrite_trees(p, signals, docs["text"], ia, ib, ask | template)
             columns.update(own)
             unlike = template & (rewrite < TEMPLATE_PROBABILITY)
@@ -1036,7 +1061,7 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
                 second_held = p.verifier in SECOND_HELD
                 second = ask & ((core < p.verify_threshold) | (held & second_held)) & (rewrite >= _floor(p))
                 if second_held:
-                    second = below_reissue(docs["text"], ia, ib, second)
+                    second &= ~_measure_overlaps(columns, docs["text"], ia, ib, second)
                 decided, para = paraphrase_trees(p, {**signals, **own}, docs["text"], ia, ib, second)
                 columns.update(para, rewrite_first=rewrite)
                 rewrite = np.where(second, decided, rewrite)
