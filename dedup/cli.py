@@ -160,7 +160,8 @@ _index_opt = click.option("--index", "index", required=True, type=click.Path(fil
 @click.option("--rows", type=int, help="[new index] explicit rows per band (with --bands).")
 @click.option("--anchor-bands", type=int, help="[new index] bands over the MinHash of the anchors (0 = none).")
 @click.option("--verifier", type=click.Choice(VERIFIERS),
-              help="[new index] v9 (default: v8, whose second trees also decide the copy rule's links that the "
+              help="[new index] v10 (default: v9, whose caps for short texts do not hold down a verbatim excerpt "
+                   "of the other text), v9 (v8, whose second trees also decide the copy rule's links that the "
                    "caps for short texts hold down), v8 (v7, whose copy-rule links of short texts the first trees "
                    "find unlike any copy are dropped as templated reports, and whose second trees' cut admits "
                    "more), v7 (v6, whose pairs near the trees' cut second trees decide that also read a "

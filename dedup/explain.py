@@ -138,6 +138,7 @@ class Verdict(NamedTuple):
     linked: bool
     rule: str                  # the verifier's `rule` column: copy, rewrite, brief, short
     signals: dict[str, float]  # the rewrite model's signals and probability (v3 to v6; empty before v3)
+    excerpt: str | None = None  # v10: why the caps for short texts do not hold the pair down, if they would have
 
 
 class PassageScores(NamedTuple):
@@ -247,17 +248,33 @@ def _decide(text_a: str, text_b: str, bands: int, p: Params) -> Verdict:
     out = verify.verify_pairs(cands, pa.table({"doc_id": ["a", "b"], "text": [text_a, text_b]}), p).to_pylist()[0]
     signals = {k: out[k] for k in ("rewrite", *verify.REWRITE_SIGNALS, *verify.TREE_SIGNALS["v5"], "rewrite_first",
                                    *verify.PARAPHRASE_SIGNALS) if out.get(k) is not None}
-    return Verdict(float(out["score"]), bool(out["linked"]), out["rule"], signals if "rewrite" in signals else {})
+    return Verdict(float(out["score"]), bool(out["linked"]), out["rule"], signals if "rewrite" in signals else {},
+                   _excerpt(out, text_a, text_b, p))
+
+
+def _excerpt(out: dict, text_a: str, text_b: str, p: Params) -> str | None:
+    """v10: why the caps do not hold the pair down (its shorter text a verbatim excerpt of the other), if so."""
+    if p.verifier not in verify.EXCERPTS or out.get("figures") is None:
+        return None
+    one = lambda k: np.array([out[k]], np.float32)  # noqa: E731
+    if not verify.excerpt_candidates(np.ones(1, bool), one("aligned"), one("figures"))[0]:
+        return None
+    containment = verify.gram_overlap(text_a, text_b).containment
+    if containment < verify.EXCERPT_CONTAINMENT:
+        return None
+    return (f"but the shorter text is a verbatim excerpt of the other (aligned {out['aligned']:.2f} ≥ "
+            f"{verify.EXCERPT_ALIGNED}, every figure shared, character {verify.TEMPLATE_GRAMS}-gram containment "
+            f"{containment:.2f} ≥ {verify.EXCERPT_CONTAINMENT}), which the caps do not hold down")
 
 def _rewrite_rule(v: Verdict, p: Params, text_a: str, text_b: str) -> str:
-    """What the rewrite model (v3's regression, the trees of v4 to v9) made of the pair."""
+    """What the rewrite model (v3's regression, the trees of v4 to v10) made of the pair."""
     from dedup.trees import forest
     parts = ", ".join(f"{k} {v.signals[k]:.2f}" for k in (*verify.REWRITE_SIGNALS, *verify.TREE_SIGNALS["v5"],
                                                           *verify.PARAPHRASE_SIGNALS) if k in v.signals)
     cmp = "≥" if v.signals["rewrite"] >= p.verify_threshold else "<"
     sits = "trees (anchors, figures, loose order, sentence vectors and where they sit, shared words and names)"
     model = {"v4": "trees (anchors, figures, loose order, sentence vectors)", "v5": sits, "v6": sits, "v7": sits,
-             "v8": sits, "v9": sits}.get(p.verifier, "(anchors, figures, loose order)")
+             "v8": sits, "v9": sits, "v10": sits}.get(p.verifier, "(anchors, figures, loose order)")
     floor = forest(p.paraphrase_trees).floor if p.paraphrase_trees else None
     grams = verify.gram_overlap(text_a, text_b) if p.verifier in verify.SECOND_HELD else None
     if "para_cover" in v.signals:
@@ -267,7 +284,7 @@ def _rewrite_rule(v: Verdict, p: Params, text_a: str, text_b: str) -> str:
         model += (f", probability {v.signals['rewrite_first']:.2f}, under the floor {floor:.3f} from which second "
                   f"trees that also read a paraphrase encoder's sentence vectors are asked, so these trees decided")
     elif grams is not None and grams.reissue and floor is not None and v.signals.get("rewrite_first", -1) >= floor:
-        # v9 asks its second trees about no pair that overlaps like a re-issue: say so, or the floor looks ignored
+        # v9, v10 ask their second trees about no pair that overlaps like a re-issue: say so, or the floor looks ignored
         model += (f", probability {v.signals['rewrite_first']:.2f}, at least the second trees' floor {floor:.3f}, but "
                   f"the texts "
                   f"overlap like a re-issued report (character {verify.TEMPLATE_GRAMS}-grams: containment "
@@ -311,7 +328,7 @@ def _caps(w: WholeScores, p: Params) -> str | None:
     return None
 
 
-def _rule(verifier: str, w: WholeScores, score: float, linked: bool, p: Params) -> str:
+def _rule(verifier: str, w: WholeScores, score: float, linked: bool, p: Params, excerpt: str | None = None) -> str:
     """Which of the verifier's rules set the score (`verifier` as `_VerifierView` reads texts)."""
     aligned, ordered, jaccard = w.aligned, w.ordered, w.jaccard
     cmp = "≥" if linked else "<"
@@ -325,8 +342,10 @@ def _rule(verifier: str, w: WholeScores, score: float, linked: bool, p: Params) 
     else:
         base = f"score = aligned {aligned:.2f} (verifier v1: any order)"
     held = _caps(w, p)
-    if held:
+    if held and not excerpt:
         return f"{held}, not linked"
+    if held:
+        base = f"{held.split(': ')[0]}, {excerpt}: {base}"
     return f"{base}; {score:.2f} {cmp} verify_threshold {p.verify_threshold}: {'linked' if linked else 'not linked'}"
 
 
@@ -439,12 +458,12 @@ def explain_texts(a: Side, b: Side, p: Params, stored_score: float | None = None
     w = view.scores(a.text, b.text)
     verdict = _decide(a.text, b.text, whole, p)
     score, linked = verdict.score, verdict.linked
-    rule = _rule(view.verifier, w, score, linked, p)
+    rule = _rule(view.verifier, w, score, linked, p, verdict.excerpt)
     if verdict.rule == "rewrite":  # the trees lifted the pair, maybe over the caps' hold on the copy rule
-        held = _caps(w, p) if p.verifier in verify.COPY_ONLY_CAPS else None
+        held = _caps(w, p) if p.verifier in verify.COPY_ONLY_CAPS and not verdict.excerpt else None
         rule = (f"{held}; " if held else "") + _rewrite_rule(verdict, p, a.text, b.text) + \
             (": linked" if linked else ": not linked")
-    elif verdict.rule == "template":  # v8, v9
+    elif verdict.rule == "template":  # v8 to v10
         copy = w.aligned if w.jaccard >= verify.REORDERED_JACCARD else w.ordered
         rule = (f"the copy rule would link it (share of words in passages matched in order {copy:.2f} ≥ "
                 f"verify_threshold {p.verify_threshold}), but its texts are short (under {verify.TEMPLATE_WORDS} "

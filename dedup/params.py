@@ -24,7 +24,7 @@ FORMAT_VERSION = 2
 
 SHINGLE_KINDS = ("pair", "stem", "char", "word")
 SHINGLERS = ("v1",)  # see dedup.shingle: its stop words and pair window decide every shingle, hence the buckets
-VERIFIERS = ("v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9")
+VERIFIERS = ("v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10")
 # see dedup.verify: v2 reads OCR look-alikes alike and wants sentences in order; v3 adds the rewrite model (anchors,
 # figures, a looser in-order alignment); v4 replaces v3's regression by gradient-boosted trees (`rewrite_trees`) over
 # the same signals and sentence-vector ones (dedup.embed); v5's trees also read where the counterpart sentences sit
@@ -34,7 +34,8 @@ VERIFIERS = ("v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9")
 # asks the first trees about the copy rule's links of short texts, and drops those they find unlike any copy (templated
 # reports), which lets its second trees' cut admit more; v9's second trees also decide the copy rule's links that the
 # caps for short texts hold down (v8 leaves those to the first trees), and no pair that overlaps like a re-issue
-# (the first trees judge those)
+# (the first trees judge those); v10 is v9 whose caps for short texts do not hold down a verbatim excerpt of the other
+# text (a brief re-issued from a longer report, a teaser of an article)
 
 # Values of parameters an index made before they existed was made with (its manifest does not name them).
 LEGACY = {"anchor_bands": 0, "anchor_rows": 2, "common_stems": "", "rewrite_model": (), "rewrite_trees": "",
@@ -51,11 +52,11 @@ REWRITE_MODEL = (-10.3819, 7.2248, -1.3328, 2.7644, 3.6038, -0.7686, 3.3507)
 # The trees each verifier reads unless told otherwise (dedup/data/rewrite_trees-<version>.npz, written by
 # scripts/fit_rewrite_trees.py); an index records the ones it was made with.
 REWRITE_TREES = {"v4": "l2r-dev-v1", "v5": "l2r-dev-v2", "v6": "l2r-dev-v2", "v7": "l2r-dev-v2", "v8": "l2r-dev-v2",
-                 "v9": "l2r-dev-v2"}
-# v7's to v9's second trees (the same kind of file; it also names the encoder and the first trees' floor it was
+                 "v9": "l2r-dev-v2", "v10": "l2r-dev-v2"}
+# v7's to v10's second trees (the same kind of file; it also names the encoder and the first trees' floor it was
 # fitted above): v7 and v8 one fit, v8's cut lower by the different-story links its template check drops; v9's fitted
-# on the caps' held links as well
-PARAPHRASE_TREES = {"v7": "l2r-dev-v3", "v8": "l2r-dev-v4", "v9": "l2r-dev-v5"}
+# on the caps' held links as well, and read by v10 (the excerpts it releases from the caps go to the copy rule)
+PARAPHRASE_TREES = {"v7": "l2r-dev-v3", "v8": "l2r-dev-v4", "v9": "l2r-dev-v5", "v10": "l2r-dev-v5"}
 
 
 class ParamsError(DedupError, ValueError):
@@ -109,10 +110,10 @@ class Params:
     brief_words: int = 60
     verify_threshold: float = 0.7
     cluster_threshold: float = 0.3
-    verifier: str = "v9"
+    verifier: str = "v10"
     rewrite_model: tuple[float, ...] = REWRITE_MODEL
-    rewrite_trees: str = ""  # v4 to v9: the verifier's own (REWRITE_TREES) unless set
-    paraphrase_trees: str = ""  # v7 to v9: the verifier's own (PARAPHRASE_TREES) unless set
+    rewrite_trees: str = ""  # v4 to v10: the verifier's own (REWRITE_TREES) unless set
+    paraphrase_trees: str = ""  # v7 to v10: the verifier's own (PARAPHRASE_TREES) unless set
     # Time window (dedup.windows): pairs only of documents dated at most `window_days` apart (0 = no window), and
     # bucket files cut into periods of `period_days` (the window's length unless set) so a night reads few of them.
     window_days: int = 0

@@ -783,12 +783,13 @@ TREE_FEATURES["v6"], TREE_SIGNALS["v6"] = TREE_FEATURES["v5"], TREE_SIGNALS["v5"
 TREE_FEATURES["v7"], TREE_SIGNALS["v7"] = TREE_FEATURES["v5"], TREE_SIGNALS["v5"]
 TREE_FEATURES["v8"], TREE_SIGNALS["v8"] = TREE_FEATURES["v5"], TREE_SIGNALS["v5"]
 TREE_FEATURES["v9"], TREE_SIGNALS["v9"] = TREE_FEATURES["v5"], TREE_SIGNALS["v5"]
+TREE_FEATURES["v10"], TREE_SIGNALS["v10"] = TREE_FEATURES["v5"], TREE_SIGNALS["v5"]
 # v7's second trees may read the first's inputs and the paraphrase encoder's sentence signals
 PARAPHRASE_FEATURES = (*TREE_FEATURES["v7"], *PARAPHRASE_SIGNALS)
 # the verifiers with a rewrite model beside the copy rule (their profiles mark anchors), and those whose caps for
 # short texts hold down only the copy rule's score
 REWRITE_VERIFIERS = ("v3", *TREE_SIGNALS)
-COPY_ONLY_CAPS = ("v6", "v7", "v8", "v9")
+COPY_ONLY_CAPS = ("v6", "v7", "v8", "v9", "v10")
 # v8's template check: the copy rule's links between texts this short (whitespace words, the shorter) are also
 # asked to the first trees, and dropped below this probability. Items of one template (crude postings of two oil
 # companies, two weeks' T-bill notices) align sentence by sentence, but nothing else about them looks like a copy.
@@ -797,13 +798,19 @@ COPY_ONLY_CAPS = ("v6", "v7", "v8", "v9")
 # one; a re-issue's corrected headline can take it just under 0.8 (0.79 read), templates read stay under 0.74.
 TEMPLATE_WORDS, TEMPLATE_PROBABILITY = 200, 0.01
 TEMPLATE_GRAMS, TEMPLATE_GRAM_CONTAINMENT, TEMPLATE_GRAM_JACCARD = 5, 0.75, 0.5
-TEMPLATE_CHECK = ("v8", "v9")
+TEMPLATE_CHECK = ("v8", "v9", "v10")
 # v9: the second trees also decide the copy rule's links the caps hold down (short texts: a summary, a rewrite of a
 # brief), and decide no pair that overlaps like a re-issue (`below_reissue`), which the first trees judge as up to
 # v6. The trees' fits left out the different-story pairs that overlap that much (ambiguous) but kept the same-story
 # ones, so they take any such pair for a copy: v8's second trees link USDA's daily tables of two days, and v9's,
 # asked, would link the Fed's customer-repurchase notices of two days (one billion dlrs or two).
-SECOND_HELD = ("v9",)
+SECOND_HELD = ("v9", "v10")
+# v10: the caps for short texts do not hold down a pair whose shorter text is a verbatim excerpt of the other: nearly
+# every sentence aligned, every figure of the one with fewer shared, and nearly all its character n-grams in the
+# other. Items of one template differ in their figures or dates; a brief cut from a longer report (re-issued on a
+# wire, a teaser of an article) does not. Read on Reuters-21578 and NewsArticles 2017: docs/rewrites.md, "Verifier v10".
+EXCERPT_ALIGNED, EXCERPT_CONTAINMENT = 0.95, 0.95
+EXCERPTS = ("v10",)
 
 
 def _grams(text: str) -> set[str]:
@@ -855,7 +862,7 @@ class Overlaps:
 
 def gram_overlaps(texts: pa.Array | pa.ChunkedArray, ia: np.ndarray, ib: np.ndarray, which: np.ndarray) -> Overlaps:
     """The character n-gram overlap of the pairs (ia, ib) of `texts` that the mask `which` selects."""
-    containment, jaccard = np.full(len(ia), np.nan, np.float32), np.full(len(ia), np.nan, np.float32)
+    containment, jaccard = np.full(len(ia), np.nan), np.full(len(ia), np.nan)  # float64: a share on a bound stays on it
     reissue = np.zeros(len(ia), np.bool_)
     k = np.flatnonzero(which)
     if len(k):
@@ -877,13 +884,19 @@ def below_reissue(texts: pa.Array | pa.ChunkedArray, ia: np.ndarray, ib: np.ndar
 
 
 def _measure_overlaps(columns: dict[str, np.ndarray], texts: pa.Array | pa.ChunkedArray, ia: np.ndarray,
-                      ib: np.ndarray, which: np.ndarray) -> np.ndarray:
-    """Which of the pairs `which` selects overlap like a re-issue; their overlap goes to `columns` (`pairs` keeps
-    it: it decides which trees judge the pair)."""
+                      ib: np.ndarray, which: np.ndarray) -> Overlaps:
+    """The character n-gram overlap of the pairs `which` selects, also put in `columns` (`pairs` keeps it: it
+    decides which trees judge a pair, and whether the caps hold it)."""
     o = gram_overlaps(texts, ia, ib, which)
     columns["char_containment"] = np.fmax(columns["char_containment"], o.containment)
     columns["char_jaccard"] = np.fmax(columns["char_jaccard"], o.jaccard)
-    return o.reissue
+    return o
+
+
+def excerpt_candidates(held: np.ndarray, aligned: np.ndarray, figures: np.ndarray) -> np.ndarray:
+    """v10: the pairs the caps hold whose shorter text may be a verbatim excerpt of the other (its sentences aligned,
+    every figure of the text with fewer shared, at least one): their character n-grams decide."""
+    return held & (aligned >= EXCERPT_ALIGNED) & (figures >= 1.0)
 
 
 def tree_inputs(texts: list[str], ia: np.ndarray, ib: np.ndarray, signals: dict[str, np.ndarray], verifier: str,
@@ -1013,7 +1026,9 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
     down scored above it). v8 also asks the first trees about the copy rule's links between short texts that are not
     re-issues of one report (`below_reissue`) and unlinks those they give under TEMPLATE_PROBABILITY (rule
     "template"): items of one template align sentence by sentence like copies. v9's second trees also decide the
-    links the caps held down that the first trees rank from the floor, and no pair that overlaps like a re-issue."""
+    links the caps held down that the first trees rank from the floor, and no pair that overlaps like a re-issue.
+    v10's caps release a pair whose shorter text is a verbatim excerpt of the other (`excerpt_candidates`, then
+    character n-gram containment ≥ EXCERPT_CONTAINMENT): the copy rule decides it."""
     ia, ib = positions(cands["doc_a"], docs["doc_id"]), positions(cands["doc_b"], docs["doc_id"])
     has_text = docs["text"].is_valid().to_numpy(zero_copy_only=False)
     prof = Profiles(docs["text"], p.verifier, p.common_stems)
@@ -1042,6 +1057,11 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
         signals = {"ordered": core, "loose": loose, "anchors": anchors, "figures": figures, "containment": con,
                    "jaccard": jac}
         columns.update(anchors=anchors, figures=figures, loose=loose)
+        if p.verifier in EXCERPTS:  # v10: a verbatim excerpt is no templated brief; the copy rule decides it
+            maybe = excerpt_candidates(held, aligned, figures)
+            excerpt = maybe & (_measure_overlaps(columns, docs["text"], ia, ib, maybe).containment
+                               >= EXCERPT_CONTAINMENT)
+            brief, held = brief & ~excerpt, held & ~excerpt
         if p.verifier in TREE_SIGNALS:
             signals["aligned"] = aligned
             # the copy rule decides the others; a pair sharing few anchors is no rewrite (every development rewrite
@@ -1049,7 +1069,7 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
             ask = both & ((core < p.verify_threshold) | (held & copy_only)) & (anchors >= REWRITE_MIN_ANCHORS)
             if p.verifier in TEMPLATE_CHECK:  # v8: the copy rule's links of short texts, unless re-issues
                 checked = both & (core >= p.verify_threshold) & ~held & (shorter < TEMPLATE_WORDS)
-                template = checked & ~_measure_overlaps(columns, docs["text"], ia, ib, checked)
+                template = checked & ~_measure_overlaps(columns, docs["text"], ia, ib, checked).reissue
             rewrite, own = rewrite_trees(p, signals, docs["text"], ia, ib, ask | template)
             columns.update(own)
             unlike = template & (rewrite < TEMPLATE_PROBABILITY)
@@ -1061,7 +1081,7 @@ def verify_pairs(cands: pa.Table, docs: pa.Table, p: Params, stored_only: bool =
                 second_held = p.verifier in SECOND_HELD
                 second = ask & ((core < p.verify_threshold) | (held & second_held)) & (rewrite >= _floor(p))
                 if second_held:
-                    second &= ~_measure_overlaps(columns, docs["text"], ia, ib, second)
+                    second &= ~_measure_overlaps(columns, docs["text"], ia, ib, second).reissue
                 decided, para = paraphrase_trees(p, {**signals, **own}, docs["text"], ia, ib, second)
                 columns.update(para, rewrite_first=rewrite)
                 rewrite = np.where(second, decided, rewrite)

@@ -53,6 +53,9 @@ PINNED_TOO["verifier v8"] = {**PINNED_TOO["verifier v7"], "dedup.verify": [
     "TEMPLATE_GRAM_CONTAINMENT", "TEMPLATE_GRAM_JACCARD"]}
 # v9: v8's (which pairs its second trees decide is its own code; its trees are pinned by their file)
 PINNED_TOO["verifier v9"] = PINNED_TOO["verifier v8"]
+# v10: v9's, and which excerpts its caps for short texts release
+PINNED_TOO["verifier v10"] = {**PINNED_TOO["verifier v9"], "dedup.verify": [
+    *PINNED_TOO["verifier v9"]["dedup.verify"], "EXCERPT_ALIGNED", "EXCERPT_CONTAINMENT"]}
 
 
 def digest(kind: str, version: str | None = None) -> str:
@@ -65,7 +68,7 @@ def digest(kind: str, version: str | None = None) -> str:
 @pytest.mark.parametrize("kind, version", [("shingler", "v1"), ("verifier", "v2"), ("verifier", "v3"),
                                            ("verifier", "v4"), ("verifier", "v5"),
                                            ("verifier", "v6"), ("verifier", "v7"), ("verifier", "v8"),
-                                           ("verifier", "v9")])
+                                           ("verifier", "v9"), ("verifier", "v10")])
 def test_pinned_constants_change_only_with_their_version(kind: str, version: str) -> None:
     key, now = f"{kind} {version}", digest(kind, version)
     recorded = json.loads(RECORDED.read_text("utf-8"))
@@ -138,16 +141,17 @@ def test_each_verifier_reads_its_own_trees_unless_told() -> None:
         Params(verifier="v4", rewrite_trees=REWRITE_TREES["v5"])
 
 
-def test_v7_to_v9_read_their_second_trees_and_no_other_verifier_does() -> None:
-    """v7 to v9 record the second trees they read (they name the paraphrase encoder); first trees are no second ones,
+def test_v7_to_v10_read_their_second_trees_and_no_other_verifier_does() -> None:
+    """v7 to v10 record the second trees they read (they name the paraphrase encoder); first trees are no second ones,
     and a verifier without second trees refuses them."""
     from dedup.params import PARAPHRASE_TREES
 
     assert Params(verifier="v7").paraphrase_trees == PARAPHRASE_TREES["v7"]
     assert Params(verifier="v8").paraphrase_trees == PARAPHRASE_TREES["v8"] != PARAPHRASE_TREES["v7"]
     assert Params(verifier="v9").paraphrase_trees == PARAPHRASE_TREES["v9"] != PARAPHRASE_TREES["v8"]
+    assert Params(verifier="v10").paraphrase_trees == PARAPHRASE_TREES["v9"]
     assert Params(verifier="v6").paraphrase_trees == ""
     with pytest.raises(ParamsError, match="not second trees"):
         Params(verifier="v7", paraphrase_trees=Params(verifier="v7").rewrite_trees)
-    with pytest.raises(ParamsError, match="verifier v7, v8, v9 only"):
+    with pytest.raises(ParamsError, match="verifier v7, v8, v9, v10 only"):
         Params(verifier="v6", paraphrase_trees=PARAPHRASE_TREES["v7"])

@@ -42,7 +42,7 @@ def pairs() -> tuple[pa.Table, pa.Table]:
                             "text": [r["text"] for r in articles + rewrites]})
 
 
-@pytest.mark.parametrize("verifier", ["v2", "v3", "v5", "v6", "v7", "v8", "v9"])
+@pytest.mark.parametrize("verifier", ["v2", "v3", "v5", "v6", "v7", "v8", "v9", "v10"])
 def test_stored_only_gives_the_stored_pairs_of_a_full_scoring(pairs: tuple[pa.Table, pa.Table], verifier: str
                                                              ) -> None:
     cands, docs = pairs
