@@ -276,18 +276,18 @@ def _rewrite_rule(v: Verdict, p: Params, text_a: str, text_b: str) -> str:
     model = {"v4": "trees (anchors, figures, loose order, sentence vectors)", "v5": sits, "v6": sits, "v7": sits,
              "v8": sits, "v9": sits, "v10": sits}.get(p.verifier, "(anchors, figures, loose order)")
     floor = forest(p.paraphrase_trees).floor if p.paraphrase_trees else None
-    grams = verify.gram_overlap(text_a, text_b) if p.verifier in verify.SECOND_HELD else None
     if "para_cover" in v.signals:
         model += (f", probability {v.signals['rewrite_first']:.2f}, at least their floor {floor:.3f}, so second "
                   f"trees that also read a paraphrase encoder's sentence vectors decided")
     elif floor is not None and v.signals.get("rewrite_first", np.inf) < floor:
         model += (f", probability {v.signals['rewrite_first']:.2f}, under the floor {floor:.3f} from which second "
                   f"trees that also read a paraphrase encoder's sentence vectors are asked, so these trees decided")
-    elif grams is not None and grams.reissue and floor is not None and v.signals.get("rewrite_first", -1) >= floor:
-        # v9, v10 ask their second trees about no pair that overlaps like a re-issue: say so, or the floor looks ignored
+    elif (p.verifier in verify.SECOND_HELD and floor is not None and "rewrite_first" in v.signals
+          and (grams := verify.gram_overlap(text_a, text_b)).reissue):
+        # at least the floor, yet v9, v10 ask their second trees about no pair that overlaps like a re-issue: say so,
+        # or the floor looks ignored
         model += (f", probability {v.signals['rewrite_first']:.2f}, at least the second trees' floor {floor:.3f}, but "
-                  f"the texts "
-                  f"overlap like a re-issued report (character {verify.TEMPLATE_GRAMS}-grams: containment "
+                  f"the texts overlap like a re-issued report (character {verify.TEMPLATE_GRAMS}-grams: containment "
                   f"{grams.containment:.2f}, Jaccard {grams.jaccard:.2f}; ≥ {verify.TEMPLATE_GRAM_CONTAINMENT} or ≥ "
                   f"{verify.TEMPLATE_GRAM_JACCARD}), which the second trees were only ever shown as copies, so these "
                   f"trees decided")
@@ -316,16 +316,20 @@ def _in_order(best: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return keep
 
 def _caps(w: WholeScores, p: Params) -> str | None:
-    """How the caps for short texts hold the pair down, if they do (the copy rule's score alone from v6 on)."""
+    """Why the caps for short texts would hold the pair down, if they would."""
     aligned, jaccard, shorter = w.aligned, w.jaccard, min(w.words_a, w.words_b)
-    capped = f"{'the copy rule' if p.verifier in verify.COPY_ONLY_CAPS else 'score'} capped at {verify.KEEP_SCORE}"
     if shorter < p.brief_words and (aligned < verify.BRIEF_ALIGNED or jaccard < verify.BRIEF_JACCARD):
         return (f"brief (shorter text {shorter} words < {p.brief_words}) that is not near-identical "
-                f"(needs aligned ≥ {verify.BRIEF_ALIGNED} and jaccard ≥ {verify.BRIEF_JACCARD}): {capped}")
+                f"(needs aligned ≥ {verify.BRIEF_ALIGNED} and jaccard ≥ {verify.BRIEF_JACCARD})")
     if shorter < verify.SHORT_WORDS and (aligned < verify.SHORT_ALIGNED or jaccard < verify.SHORT_JACCARD):
         return (f"short text ({shorter} words < {verify.SHORT_WORDS}) needs aligned ≥ {verify.SHORT_ALIGNED} "
-                f"and jaccard ≥ {verify.SHORT_JACCARD}: {capped}")
+                f"and jaccard ≥ {verify.SHORT_JACCARD}")
     return None
+
+
+def _capped(p: Params) -> str:
+    """What the caps hold down: the copy rule's score alone from v6 on."""
+    return f"{'the copy rule' if p.verifier in verify.COPY_ONLY_CAPS else 'score'} capped at {verify.KEEP_SCORE}"
 
 
 def _rule(verifier: str, w: WholeScores, score: float, linked: bool, p: Params, excerpt: str | None = None) -> str:
@@ -343,9 +347,9 @@ def _rule(verifier: str, w: WholeScores, score: float, linked: bool, p: Params, 
         base = f"score = aligned {aligned:.2f} (verifier v1: any order)"
     held = _caps(w, p)
     if held and not excerpt:
-        return f"{held}, not linked"
+        return f"{held}: {_capped(p)}, not linked"
     if held:
-        base = f"{held.split(': ')[0]}, {excerpt}: {base}"
+        base = f"{held}, {excerpt}: {base}"
     return f"{base}; {score:.2f} {cmp} verify_threshold {p.verify_threshold}: {'linked' if linked else 'not linked'}"
 
 
@@ -461,7 +465,7 @@ def explain_texts(a: Side, b: Side, p: Params, stored_score: float | None = None
     rule = _rule(view.verifier, w, score, linked, p, verdict.excerpt)
     if verdict.rule == "rewrite":  # the trees lifted the pair, maybe over the caps' hold on the copy rule
         held = _caps(w, p) if p.verifier in verify.COPY_ONLY_CAPS and not verdict.excerpt else None
-        rule = (f"{held}; " if held else "") + _rewrite_rule(verdict, p, a.text, b.text) + \
+        rule = (f"{held}: {_capped(p)}; " if held else "") + _rewrite_rule(verdict, p, a.text, b.text) + \
             (": linked" if linked else ": not linked")
     elif verdict.rule == "template":  # v8 to v10
         copy = w.aligned if w.jaccard >= verify.REORDERED_JACCARD else w.ordered

@@ -42,7 +42,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         # verifier v7: the first trees' probability, and the paraphrase encoder's sentence signals its second trees
         # read (dedup.embed), for the pairs the second trees decide
         ("rewrite_first", pa.float32()), *((name, pa.float32()) for name in PARAPHRASE_SIGNALS),
-        # verifiers v8, v9: the character n-gram overlap of the pairs whose re-issue test decided which trees judge
+        # verifiers v8 to v10: the character n-gram overlap of the pairs whose re-issue test decided which trees judge
+        # them (v8's template check, v9's second trees) or whose excerpt test decided if the caps hold them (v10)
         ("char_containment", pa.float32()), ("char_jaccard", pa.float32()),
     ]),
     "clusters": pa.schema([
